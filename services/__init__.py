@@ -1,0 +1,1 @@
+"""UpCoach LLM gRPC services: router, generation, embedding and model-registry."""

@@ -1,0 +1,141 @@
+"""The one gRPC server bootstrap every service runs on.
+
+    class GenerationService(GrpcService): ...
+    if __name__ == "__main__":
+        run(GenerationService.from_env, name="generation", default_port=50051)
+
+Order of events: bind the port and answer health probes with NOT_SERVING, load the engine
+(``start``), flip health to SERVING, serve; on SIGTERM or SIGINT flip health to NOT_SERVING, stop
+accepting calls and give in-flight ones ``GRPC_GRACE_SECONDS`` to finish, then ``stop`` the engine.
+A start-up failure (bad config, model that does not load) exits non-zero with the reason logged.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio
+from grpc_reflection.v1alpha import reflection
+
+from services.common.config import env_float, env_int, env_str
+from services.common.errors import ConfigError
+from services.common.interceptor import ErrorInterceptor, ReadinessGate
+from services.common.logging import configure_logging, get_logger
+
+log = get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
+
+
+class GrpcService(abc.ABC):
+    """What a service hands the bootstrap: its servicers and its engine's life cycle."""
+
+    @abc.abstractmethod
+    def service_names(self) -> list[str]:
+        """Full names of the gRPC services it registers, from their DESCRIPTORs."""
+
+    @abc.abstractmethod
+    def register(self, server: grpc.aio.Server) -> None:
+        """Adds its servicers to the server."""
+
+    async def start(self) -> None:  # noqa: B027 - services without an engine have nothing to load
+        """Loads and warms up the engine; raising aborts start-up."""
+
+    async def stop(self) -> None:  # noqa: B027
+        """Releases the engine after the server has drained."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where and how a service listens: <NAME>_PORT, GRPC_HOST, GRPC_GRACE_SECONDS."""
+
+    host: str
+    port: int
+    grace_seconds: float
+
+    @classmethod
+    def from_env(cls, name: str, default_port: int) -> ServerSettings:
+        prefix = name.upper().replace("-", "_")
+        return cls(
+            host=env_str("GRPC_HOST", "0.0.0.0"),
+            port=env_int(f"{prefix}_PORT", default_port, minimum=0, maximum=65535),
+            grace_seconds=env_float("GRPC_GRACE_SECONDS", 10.0, minimum=0.0),
+        )
+
+
+async def serve(service: GrpcService, settings: ServerSettings, name: str) -> None:
+    """Runs the service until SIGTERM/SIGINT, then drains gracefully."""
+    gate = ReadinessGate()
+    server = grpc.aio.server(interceptors=[ErrorInterceptor(gate)], options=SERVER_OPTIONS)
+    service.register(server)
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = service.service_names()
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME], server)
+    for service_name in ("", *names):
+        await health.set(service_name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    await server.start()
+    log.info("listening", extra={"fields": {"host": settings.host, "port": port}})
+
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+
+    starting = asyncio.create_task(service.start())
+    stopping = asyncio.create_task(stop_requested.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if starting.done() and starting.exception() is None:
+        gate.ready = True
+        for service_name in ("", *names):
+            await health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving", extra={"fields": {"port": port, "services": names}})
+        await stopping
+    elif starting.done():
+        stopping.cancel()
+        await server.stop(None)
+        raise starting.exception()  # type: ignore[misc]
+    else:
+        starting.cancel()
+
+    log.info("draining", extra={"fields": {"grace_seconds": settings.grace_seconds}})
+    await health.enter_graceful_shutdown()
+    await server.stop(settings.grace_seconds)
+    await service.stop()
+    log.info("stopped")
+
+
+def run(factory: Callable[[], GrpcService], *, name: str, default_port: int) -> None:
+    """Entry point of a service process: config, logging, serve; exits 2 on a config error."""
+    try:
+        configure_logging(name)
+        settings = ServerSettings.from_env(name, default_port)
+        service = factory()
+    except ConfigError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        asyncio.run(serve(service, settings, name))
+    except ConfigError as exc:
+        log.error("configuration error", extra={"fields": {"error": str(exc)}})
+        sys.exit(2)
+    except Exception:
+        log.exception("start-up failed")
+        sys.exit(1)

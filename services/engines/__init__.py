@@ -1,0 +1,1 @@
+"""Engines: the things that run models (embedded llama.cpp and ONNX Runtime, Ollama, vLLM)."""

@@ -1,0 +1,209 @@
+"""Starts the whole stack as separate processes on the embedded defaults (``make run``).
+
+    python -m services.stack [--only generation,router] [--no-gateway]
+
+Each service runs as its own ``python -m`` process on its own port; the launcher waits until
+each answers its health probe, prints where it listens, and on Ctrl-C or SIGTERM sends SIGTERM
+to all of them and waits for their graceful drain. The tests use the same code (``Stack``) to
+start real processes on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from services.common.health_probe import check
+
+
+@dataclass
+class ProcessSpec:
+    """One service process: its module, port variable and port."""
+
+    name: str
+    module: str
+    port_env: str
+    port: int
+    http: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def default_specs(ports: dict[str, int] | None = None) -> list[ProcessSpec]:
+    """The stack's processes in start order, on the default ports unless given."""
+    ports = ports or {}
+    specs = [
+        ProcessSpec("generation", "services.generation", "GENERATION_PORT",
+                    ports.get("generation", 50051)),
+        ProcessSpec("embedding", "services.embedding", "EMBEDDING_PORT",
+                    ports.get("embedding", 50052)),
+        ProcessSpec("model-registry", "services.registry", "MODEL_REGISTRY_PORT",
+                    ports.get("model-registry", 50053)),
+        ProcessSpec("router", "services.router", "ROUTER_PORT", ports.get("router", 50054)),
+    ]
+    if importlib.util.find_spec("gateway.__main__") is not None:
+        specs.append(ProcessSpec("gateway", "gateway", "GATEWAY_PORT",
+                                 ports.get("gateway", 3100), http=True))
+    return specs
+
+
+def wiring_env(specs: list[ProcessSpec]) -> dict[str, str]:
+    """The variables that tell each process its own port and where the others listen."""
+    env = {spec.port_env: str(spec.port) for spec in specs}
+    addresses = {"generation": "GENERATION_ADDR", "embedding": "EMBEDDING_ADDR",
+                 "model-registry": "MODEL_REGISTRY_ADDR", "router": "ROUTER_ADDR"}
+    for spec in specs:
+        if spec.name in addresses:
+            env[addresses[spec.name]] = spec.address
+    return env
+
+
+@dataclass
+class Stack:
+    """A set of running service processes."""
+
+    specs: list[ProcessSpec]
+    env: dict[str, str] = field(default_factory=dict)
+    log_dir: str | None = None
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start(self, names: list[str] | None = None) -> None:
+        """Starts the named processes (default all) without waiting for them."""
+        env = {**os.environ, **wiring_env(self.specs), **self.env}
+        for spec in self.specs:
+            if names is not None and spec.name not in names:
+                continue
+            out = None
+            if self.log_dir:
+                out = open(os.path.join(self.log_dir, f"{spec.name}.log"), "ab")  # noqa: SIM115
+            self.processes[spec.name] = subprocess.Popen(
+                [sys.executable, "-m", spec.module], env=env, stdout=out, stderr=out)
+
+    def spec(self, name: str) -> ProcessSpec:
+        return next(s for s in self.specs if s.name == name)
+
+    def is_ready(self, spec: ProcessSpec) -> bool:
+        if spec.http:
+            try:
+                return httpx.get(f"http://{spec.address}/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+        return check(spec.address, timeout=1.0) == "SERVING"
+
+    def wait_ready(self, timeout: float = 120.0, names: list[str] | None = None) -> dict[str, float]:
+        """Waits until every started process is healthy; returns seconds each took."""
+        started = time.monotonic()
+        pending = [s for s in self.specs if s.name in self.processes
+                   and (names is None or s.name in names)]
+        ready: dict[str, float] = {}
+        while pending:
+            for spec in list(pending):
+                code = self.processes[spec.name].poll()
+                if code is not None:
+                    raise RuntimeError(f"{spec.name} exited with code {code} before it was ready")
+                if self.is_ready(spec):
+                    ready[spec.name] = time.monotonic() - started
+                    pending.remove(spec)
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"not ready after {timeout:.0f}s: "
+                                   + ", ".join(s.name for s in pending))
+            if pending:
+                time.sleep(0.1)
+        return ready
+
+    def stop(self, names: list[str] | None = None, timeout: float = 20.0) -> dict[str, int]:
+        """Sends SIGTERM, waits for the drain, kills what is left; returns exit codes."""
+        chosen = {n: p for n, p in self.processes.items() if names is None or n in names}
+        for process in chosen.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        codes = {}
+        deadline = time.monotonic() + timeout
+        for name, process in chosen.items():
+            try:
+                codes[name] = process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[name] = process.wait()
+            del self.processes[name]
+        return codes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Start the UpCoach LLM stack (each service a separate process) on the "
+                    "embedded engines. Ports come from GENERATION_PORT, EMBEDDING_PORT, "
+                    "MODEL_REGISTRY_PORT, ROUTER_PORT and GATEWAY_PORT.")
+    parser.add_argument("--only", help="comma-separated services to start (default: all)")
+    parser.add_argument("--no-gateway", action="store_true", help="do not start the gateway")
+    parser.add_argument("--timeout", type=float, default=180.0,
+                        help="seconds to wait for every service to become healthy")
+    args = parser.parse_args()
+
+    ports = {}
+    for spec in default_specs():
+        value = os.environ.get(spec.port_env)
+        if value:
+            ports[spec.name] = int(value)
+    specs = default_specs(ports)
+    names = [s.name for s in specs]
+    if args.only:
+        names = [n.strip() for n in args.only.split(",")]
+    if args.no_gateway:
+        names = [n for n in names if n != "gateway"]
+
+    stack = Stack(specs)
+    stopping = False
+
+    def shut_down(*_: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        print("\n==> stopping the stack (graceful drain)...", flush=True)
+        codes = stack.stop()
+        print("==> stopped: " + ", ".join(f"{n} exit {c}" for n, c in codes.items()), flush=True)
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, shut_down)
+    signal.signal(signal.SIGTERM, shut_down)
+    print(f"==> starting {', '.join(names)} (logs below, JSON lines)", flush=True)
+    stack.start(names)
+    try:
+        took = stack.wait_ready(args.timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"==> start-up failed: {exc}", file=sys.stderr, flush=True)
+        stack.stop()
+        sys.exit(1)
+    print("\n==> the stack is up:", flush=True)
+    for spec in specs:
+        if spec.name in took:
+            kind = "http" if spec.http else "grpc"
+            print(f"    {spec.name:<15} {kind}://{spec.address:<18} ready in {took[spec.name]:.1f}s",
+                  flush=True)
+    if "gateway" in took:
+        print(f"\n    try: curl http://localhost:{stack.spec('gateway').port}/health", flush=True)
+    print("    Ctrl-C stops everything.\n", flush=True)
+    while True:
+        pid, status = os.wait()
+        name = next((n for n, p in stack.processes.items() if p.pid == pid), None)
+        if name is not None and not stopping:
+            stack.processes[name].returncode = os.waitstatus_to_exitcode(status)
+            print(f"==> {name} exited with code {stack.processes[name].returncode}; "
+                  "stopping the rest", file=sys.stderr, flush=True)
+            del stack.processes[name]
+            stack.stop()
+            sys.exit(1)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tests: unit tests mirror the source tree; tests/integration starts real processes."""

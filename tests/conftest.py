@@ -1,0 +1,50 @@
+"""Shared fixtures: free ports, the repository's config folder, and real stacks of processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from services.stack import Stack, default_specs
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stack_factory() -> Iterator:
+    """Starts real service processes on free ports: ``stack_factory(["generation"], env={...})``.
+
+    Every stack started through it is stopped at the end of the session; logs go to a temp folder
+    whose path is printed when a process fails to start.
+    """
+    stacks: list[Stack] = []
+
+    def start(names: list[str] | None = None, env: dict[str, str] | None = None,
+              timeout: float = 180.0) -> Stack:
+        specs = default_specs({s.name: free_port() for s in default_specs()})
+        log_dir = tempfile.mkdtemp(prefix="upcoach-stack-")
+        stack = Stack(specs, env={"LOG_LEVEL": "info", "GRPC_GRACE_SECONDS": "5", **(env or {})},
+                      log_dir=log_dir)
+        stacks.append(stack)
+        stack.start(names)
+        try:
+            stack.wait_ready(timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            logs = {n: open(os.path.join(log_dir, f"{n}.log")).read()[-3000:]  # noqa: SIM115
+                    for n in stack.processes}
+            stack.stop()
+            raise RuntimeError(f"{exc}\n" + "\n".join(f"--- {n}\n{t}" for n, t in logs.items()))
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.stop()
