@@ -100,7 +100,8 @@ class Stack:
                 return False
         return check(spec.address, timeout=1.0) == "SERVING"
 
-    def wait_ready(self, timeout: float = 120.0, names: list[str] | None = None) -> dict[str, float]:
+    def wait_ready(self, timeout: float = 120.0,
+                   names: list[str] | None = None) -> dict[str, float]:
         """Waits until every started process is healthy; returns seconds each took."""
         started = time.monotonic()
         pending = [s for s in self.specs if s.name in self.processes
@@ -189,8 +190,8 @@ def main() -> None:
     for spec in specs:
         if spec.name in took:
             kind = "http" if spec.http else "grpc"
-            print(f"    {spec.name:<15} {kind}://{spec.address:<18} ready in {took[spec.name]:.1f}s",
-                  flush=True)
+            print(f"    {spec.name:<15} {kind}://{spec.address:<18} "
+                  f"ready in {took[spec.name]:.1f}s", flush=True)
     if "gateway" in took:
         print(f"\n    try: curl http://localhost:{stack.spec('gateway').port}/health", flush=True)
     print("    Ctrl-C stops everything.\n", flush=True)

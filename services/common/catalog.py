@@ -77,7 +77,8 @@ class ModelsFile(_Strict):
         known = set(names)
         checks = [("routing.default_model", self.routing.default_model),
                   ("routing.default_embedding_model", self.routing.default_embedding_model)]
-        checks += [(f"routing.routes.{i}.model", r.model) for i, r in enumerate(self.routing.routes)]
+        checks += [(f"routing.routes.{i}.model", r.model)
+                   for i, r in enumerate(self.routing.routes)]
         for source, chain in self.routing.fallbacks.items():
             checks.append((f"routing.fallbacks.{source}", source))
             checks += [(f"routing.fallbacks.{source}.{i}", m) for i, m in enumerate(chain)]

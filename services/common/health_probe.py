@@ -26,7 +26,8 @@ def check(address: str, service: str = "", timeout: float = 2.0) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Exit 0 when the gRPC service at ADDRESS is SERVING.")
+    parser = argparse.ArgumentParser(
+        description="Exit 0 when the gRPC service at ADDRESS is SERVING.")
     parser.add_argument("address", help="host:port of the service")
     parser.add_argument("--service", default="", help="service name to check (default: the server)")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")

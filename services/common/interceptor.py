@@ -103,7 +103,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, gate: ReadinessGate) -> None:
         self._gate = gate
 
-    async def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001
+    async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         method = handler_call_details.method
         if handler is None or method.startswith(_ALWAYS_OPEN):

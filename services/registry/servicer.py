@@ -66,7 +66,8 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
             availability=availability, served=any(a.available for a in availability))
 
     async def ListModels(self, request: model_registry_pb2.ListModelsRequest,
-                         context: grpc.aio.ServicerContext) -> model_registry_pb2.ListModelsResponse:
+                         context: grpc.aio.ServicerContext,
+                         ) -> model_registry_pb2.ListModelsResponse:
         health = await self._probe_all()
         wanted = {v: k for k, v in KINDS.items()}.get(request.kind)
         models = [self._model_proto(m, health) for m in self._catalog.models
@@ -131,7 +132,7 @@ def _hosts(backend: BackendConfig, entry: ModelEntry) -> bool:
     return backend.type == "ollama" or entry.name in backend.models
 
 
-def _edge_proto(entry) -> model_registry_pb2.EdgeModel:  # noqa: ANN001 - EdgeModelEntry
+def _edge_proto(entry) -> model_registry_pb2.EdgeModel:
     return model_registry_pb2.EdgeModel(
         id=entry.id, name=entry.name, description=entry.description, platforms=entry.platforms,
         formats=[model_registry_pb2.EdgeModelFormat(
