@@ -1,0 +1,124 @@
+"""RouterService handlers: route a chat, stream it from generation, answer hybrid decisions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+
+from services.common.chat import messages_from_proto, messages_to_proto
+from services.common.errors import InvalidArgument
+from services.common.logging import get_logger
+from services.router.backend_pool import BackendPool
+from services.router.executor import GenerationExecutor, Job
+from services.router.hybrid import decide
+from services.router.policy import RouterPolicy
+from services.router.routing import choose_model, with_coaching_prompt
+from upcoach.llm.v1 import common_pb2, router_pb2, router_pb2_grpc
+
+log = get_logger(__name__)
+
+MODES = {
+    router_pb2.INFERENCE_MODE_UNSPECIFIED: "auto",
+    router_pb2.INFERENCE_MODE_SERVER_ONLY: "serverOnly",
+    router_pb2.INFERENCE_MODE_ON_DEVICE_ONLY: "onDeviceOnly",
+    router_pb2.INFERENCE_MODE_ON_DEVICE_PREFERRED: "onDevicePreferred",
+    router_pb2.INFERENCE_MODE_SERVER_PREFERRED: "serverPreferred",
+    router_pb2.INFERENCE_MODE_AUTO: "auto",
+}
+BACKEND_TYPES = {"embedded": common_pb2.BACKEND_TYPE_EMBEDDED,
+                 "ollama": common_pb2.BACKEND_TYPE_OLLAMA,
+                 "openai": common_pb2.BACKEND_TYPE_OPENAI}
+
+
+class RouterServicer(router_pb2_grpc.RouterServiceServicer):
+    """Plans each chat (model, fallbacks, backends) and runs it through the executor."""
+
+    def __init__(self, policy: RouterPolicy, pool: BackendPool,
+                 executor: GenerationExecutor) -> None:
+        self._policy = policy
+        self._pool = pool
+        self._executor = executor
+
+    def _plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
+              ) -> tuple[Job, router_pb2.RouteDecision]:
+        messages = messages_from_proto(request.messages)
+        choice = choose_model(self._policy, model=request.model, feature=request.feature,
+                              coaching_context=request.coaching_context, messages=messages)
+        if request.coaching_context:
+            messages = with_coaching_prompt(self._policy, request.coaching_context, messages)
+        resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model))
+        route = router_pb2.RouteDecision(
+            requested_model=choice.model, model=resolution.model, reason=choice.reason,
+            fallbacks_skipped=resolution.skipped)
+        job = Job(request_id=request.request_id or uuid.uuid4().hex, resolution=resolution,
+                  messages=messages_to_proto(messages), sampling=request.sampling)
+        log.info("routed", extra={"fields": {
+            "request_id": job.request_id, "requested": choice.model, "model": resolution.model,
+            "reason": choice.reason, "skipped": resolution.skipped,
+            "candidates": [s.name for s in resolution.candidates]}})
+        return job, route
+
+    async def ChatStream(self, request: router_pb2.ChatStreamRequest,
+                         context: grpc.aio.ServicerContext,
+                         ) -> AsyncIterator[router_pb2.ChatStreamResponse]:
+        job, route = self._plan(request)
+        first = True
+        async for backend, chunk in self._executor.stream(job, context.time_remaining()):
+            reply = router_pb2.ChatStreamResponse(text=chunk.text,
+                                                  finish_reason=chunk.finish_reason)
+            if chunk.HasField("usage"):
+                reply.usage.CopyFrom(chunk.usage)
+            if first:
+                route.backend = backend
+                reply.route.CopyFrom(route)
+                first = False
+            yield reply
+
+    async def Chat(self, request: router_pb2.ChatRequest,
+                   context: grpc.aio.ServicerContext) -> router_pb2.ChatResponse:
+        job, route = self._plan(request)
+        reply, backend = await self._executor.generate(job, context.time_remaining())
+        route.backend = backend
+        return router_pb2.ChatResponse(route=route, text=reply.text,
+                                       finish_reason=reply.finish_reason, usage=reply.usage)
+
+    async def Route(self, request: router_pb2.RouteRequest,
+                    context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
+        messages = messages_from_proto(request.messages) if request.messages else []
+        choice = choose_model(self._policy, model=request.model, feature=request.feature,
+                              coaching_context=request.coaching_context, messages=messages)
+        resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model))
+        return router_pb2.RouteResponse(route=router_pb2.RouteDecision(
+            requested_model=choice.model, model=resolution.model,
+            backend=resolution.candidates[0].name, reason=choice.reason,
+            fallbacks_skipped=resolution.skipped))
+
+    async def DecideInference(self, request: router_pb2.DecideInferenceRequest,
+                              context: grpc.aio.ServicerContext,
+                              ) -> router_pb2.DecideInferenceResponse:
+        mode = MODES.get(request.mode)
+        if mode is None:
+            raise InvalidArgument(f"mode: unknown inference mode {request.mode}")
+        limit = None
+        if request.HasField("on_device_max_prompt_length"):
+            if request.on_device_max_prompt_length <= 0:
+                raise InvalidArgument("on_device_max_prompt_length: must be positive")
+            limit = request.on_device_max_prompt_length
+        decision = decide(mode, prompt=request.prompt, server_available=request.server_available,
+                          on_device_available=request.on_device_available,
+                          policy=self._policy.hybrid, max_prompt_length=limit)
+        target = (router_pb2.INFERENCE_TARGET_ON_DEVICE if decision.on_device
+                  else router_pb2.INFERENCE_TARGET_SERVER)
+        return router_pb2.DecideInferenceResponse(target=target, reason=decision.reason,
+                                                  simple_query=decision.simple_query)
+
+    async def ListBackends(self, request: router_pb2.ListBackendsRequest,
+                           context: grpc.aio.ServicerContext) -> router_pb2.ListBackendsResponse:
+        return router_pb2.ListBackendsResponse(backends=[
+            router_pb2.Backend(name=s.name, type=BACKEND_TYPES[s.config.type],
+                               url=s.config.url or "",
+                               models=sorted(set(s.config.models) | s.installed),
+                               healthy=s.healthy, outstanding=s.outstanding, detail=s.detail)
+            for s in self._pool.states])
