@@ -11,6 +11,8 @@ import pytest
 
 from services.stack import Stack, default_specs
 
+pytest_plugins = ["tests.support.config_copy"]
+
 
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
@@ -42,7 +44,8 @@ def stack_factory() -> Iterator:
             logs = {n: open(os.path.join(log_dir, f"{n}.log")).read()[-3000:]  # noqa: SIM115
                     for n in stack.processes}
             stack.stop()
-            raise RuntimeError(f"{exc}\n" + "\n".join(f"--- {n}\n{t}" for n, t in logs.items()))
+            details = "\n".join(f"--- {n}\n{t}" for n, t in logs.items())
+            raise RuntimeError(f"{exc}\n{details}") from exc
         return stack
 
     yield start

@@ -76,8 +76,30 @@ class ServerSettings:
         )
 
 
-async def serve(service: GrpcService, settings: ServerSettings, name: str) -> None:
-    """Runs the service until SIGTERM/SIGINT, then drains gracefully."""
+@dataclass
+class RunningServer:
+    """A started server: bound, answering health, not yet SERVING until mark_serving()."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health_aio.HealthServicer
+    gate: ReadinessGate
+    names: list[str]
+
+    async def mark_serving(self) -> None:
+        """Opens the service's RPCs and flips every health status to SERVING."""
+        self.gate.ready = True
+        for service_name in ("", *self.names):
+            await self.health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def drain(self, grace: float) -> None:
+        """Health NOT_SERVING, refuse new calls, give in-flight ones grace seconds."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+
+async def open_server(service: GrpcService, host: str, port: int) -> RunningServer:
+    """Registers the service with health, reflection and the error interceptor; binds; starts."""
     gate = ReadinessGate()
     server = grpc.aio.server(interceptors=[ErrorInterceptor(gate)], options=SERVER_OPTIONS)
     service.register(server)
@@ -89,10 +111,15 @@ async def serve(service: GrpcService, settings: ServerSettings, name: str) -> No
          reflection.SERVICE_NAME], server)
     for service_name in ("", *names):
         await health.set(service_name, health_pb2.HealthCheckResponse.NOT_SERVING)
-
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    log.info("listening", extra={"fields": {"host": settings.host, "port": port}})
+    return RunningServer(server=server, port=bound, health=health, gate=gate, names=names)
+
+
+async def serve(service: GrpcService, settings: ServerSettings) -> None:
+    """Runs the service until SIGTERM/SIGINT, then drains gracefully."""
+    running = await open_server(service, settings.host, settings.port)
+    log.info("listening", extra={"fields": {"host": settings.host, "port": running.port}})
 
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -103,21 +130,18 @@ async def serve(service: GrpcService, settings: ServerSettings, name: str) -> No
     stopping = asyncio.create_task(stop_requested.wait())
     await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     if starting.done() and starting.exception() is None:
-        gate.ready = True
-        for service_name in ("", *names):
-            await health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving", extra={"fields": {"port": port, "services": names}})
+        await running.mark_serving()
+        log.info("serving", extra={"fields": {"port": running.port, "services": running.names}})
         await stopping
     elif starting.done():
         stopping.cancel()
-        await server.stop(None)
+        await running.server.stop(None)
         raise starting.exception()  # type: ignore[misc]
     else:
         starting.cancel()
 
     log.info("draining", extra={"fields": {"grace_seconds": settings.grace_seconds}})
-    await health.enter_graceful_shutdown()
-    await server.stop(settings.grace_seconds)
+    await running.drain(settings.grace_seconds)
     await service.stop()
     log.info("stopped")
 
@@ -132,7 +156,7 @@ def run(factory: Callable[[], GrpcService], *, name: str, default_port: int) -> 
         print(f"{name}: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
     try:
-        asyncio.run(serve(service, settings, name))
+        asyncio.run(serve(service, settings))
     except ConfigError as exc:
         log.error("configuration error", extra={"fields": {"error": str(exc)}})
         sys.exit(2)
