@@ -25,13 +25,9 @@ $(VENV)/.installed: requirements.txt requirements-models.txt requirements-dev.tx
 
 install: $(VENV)/.installed ## Create the virtualenv and install everything (idempotent)
 
-$(STUBS)/.stamp: $(PROTOS) $(VENV)/.installed
+$(STUBS)/.stamp: $(PROTOS) scripts/generate-stubs.sh $(VENV)/.installed
 	@echo "==> generating gRPC and Connect stubs into $(STUBS)"
-	@rm -rf $(STUBS) && mkdir -p $(STUBS)
-	$(PY) -m grpc_tools.protoc -I protos \
-		--python_out=$(STUBS) --pyi_out=$(STUBS) --grpc_python_out=$(STUBS) \
-		--plugin=protoc-gen-connectrpc=$(VENV)/bin/protoc-gen-connectrpc \
-		--connectrpc_out=$(STUBS) --connectrpc_opt=protobuf=google $(PROTOS)
+	scripts/generate-stubs.sh $(CURDIR)/$(PY) $(STUBS)
 	@touch $@
 
 proto: $(STUBS)/.stamp ## Generate the Python stubs from protos/
