@@ -1,0 +1,81 @@
+"""The EmbeddingService RPCs: Embed, IndexContent and SearchContent.
+
+Handlers validate, call the engine and translate to protobuf; they raise services.common.errors
+types and the error interceptor turns those into status codes. The content index always uses one
+model (``index_model``), so stored and query vectors are comparable.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import grpc
+
+from services.common.logging import get_logger
+from services.embedding.content import ContentItem
+from services.embedding.index import ContentIndex
+from services.embedding.models import ModelResolver, ServedModel
+from services.embedding.validation import check_items, check_query, check_texts, check_top_k
+from services.engines.base import EmbeddingResult
+from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
+
+log = get_logger(__name__)
+
+
+def item_to_proto(item: ContentItem) -> embedding_pb2.ContentItem:
+    return embedding_pb2.ContentItem(id=item.id, category=item.category, title=item.title,
+                                     text=item.text, tags=list(item.tags))
+
+
+async def embed_with(served: ServedModel, texts: list[str]) -> EmbeddingResult:
+    """Embeds texts with a served model under the engine's own name for it."""
+    return await served.engine.embed(served.engine_model, texts)
+
+
+class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
+    """Implements upcoach.llm.v1.EmbeddingService."""
+
+    def __init__(self, resolver: ModelResolver, index: ContentIndex,
+                 index_model: ServedModel) -> None:
+        self._resolver = resolver
+        self._index = index
+        self._index_model = index_model
+
+    async def Embed(self, request: embedding_pb2.EmbedRequest,
+                    context: grpc.aio.ServicerContext) -> embedding_pb2.EmbedResponse:
+        request_id = request.request_id or uuid.uuid4().hex
+        texts = check_texts(request.texts)
+        served = self._resolver.resolve(request.model)
+        result = await embed_with(served, texts)
+        log.debug("embedded", extra={"fields": {
+            "request_id": request_id, "requested": request.model, "model": served.name,
+            "texts": len(texts), "prompt_tokens": result.prompt_tokens}})
+        return embedding_pb2.EmbedResponse(
+            model=served.name, prompt_tokens=result.prompt_tokens, dimensions=result.dimensions,
+            embeddings=[embedding_pb2.Embedding(values=v) for v in result.vectors])
+
+    async def IndexContent(self, request: embedding_pb2.IndexContentRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> embedding_pb2.IndexContentResponse:
+        items = check_items(request.items)
+        result = await embed_with(self._index_model, [item.text for item in items])
+        indexed = self._index.upsert(items, result.vectors)
+        log.info("content indexed", extra={"fields": {
+            "indexed": indexed, "total": len(self._index), "model": self._index_model.name}})
+        return embedding_pb2.IndexContentResponse(indexed=indexed, total=len(self._index))
+
+    async def SearchContent(self, request: embedding_pb2.SearchContentRequest,
+                            context: grpc.aio.ServicerContext
+                            ) -> embedding_pb2.SearchContentResponse:
+        request_id = request.request_id or uuid.uuid4().hex
+        query = check_query(request.query)
+        top_k = check_top_k(request.top_k)
+        result = await embed_with(self._index_model, [query])
+        hits = self._index.search(result.vectors[0], top_k, request.category)
+        log.debug("searched", extra={"fields": {
+            "request_id": request_id, "category": request.category, "hits": len(hits),
+            "best": hits[0].item.id if hits else None}})
+        return embedding_pb2.SearchContentResponse(
+            model=self._index_model.name,
+            hits=[embedding_pb2.SearchHit(item=item_to_proto(h.item), score=h.score)
+                  for h in hits])

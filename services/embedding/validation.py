@@ -1,0 +1,60 @@
+"""Request checks for the embedding service; each failure is INVALID_ARGUMENT naming the field."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.common.errors import InvalidArgument
+from services.embedding.content import ContentItem
+from upcoach.llm.v1 import embedding_pb2
+
+MAX_TEXTS = 256
+MAX_ITEMS = 256
+DEFAULT_TOP_K = 5
+MAX_TOP_K = 50
+
+
+def check_texts(texts: Sequence[str]) -> list[str]:
+    """The texts of an EmbedRequest: at least one, at most MAX_TEXTS, none blank."""
+    if not texts:
+        raise InvalidArgument("texts: at least one text is required")
+    if len(texts) > MAX_TEXTS:
+        raise InvalidArgument(f"texts: at most {MAX_TEXTS} texts per request, got {len(texts)}")
+    for index, text in enumerate(texts):
+        if not text.strip():
+            raise InvalidArgument(f"texts[{index}]: must not be empty")
+    return list(texts)
+
+
+def check_query(query: str) -> str:
+    if not query.strip():
+        raise InvalidArgument("query: must not be empty")
+    return query
+
+
+def check_top_k(top_k: int) -> int:
+    """top_k in [0, MAX_TOP_K]; 0 means DEFAULT_TOP_K."""
+    if top_k < 0 or top_k > MAX_TOP_K:
+        raise InvalidArgument(f"top_k: must be between 0 and {MAX_TOP_K} (0 means "
+                              f"{DEFAULT_TOP_K}), got {top_k}")
+    return top_k or DEFAULT_TOP_K
+
+
+def check_items(items: Sequence[embedding_pb2.ContentItem]) -> list[ContentItem]:
+    """The items of an IndexContentRequest: 1..MAX_ITEMS, each with id, category and text."""
+    if not items:
+        raise InvalidArgument("items: at least one item is required")
+    if len(items) > MAX_ITEMS:
+        raise InvalidArgument(f"items: at most {MAX_ITEMS} items per request, got {len(items)}")
+    checked: list[ContentItem] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        for field in ("id", "category", "text"):
+            if not getattr(item, field).strip():
+                raise InvalidArgument(f"items[{index}].{field}: must not be empty")
+        if item.id in seen:
+            raise InvalidArgument(f"items[{index}].id: {item.id!r} appears twice in the request")
+        seen.add(item.id)
+        checked.append(ContentItem(id=item.id, category=item.category, title=item.title,
+                                   text=item.text, tags=tuple(item.tags)))
+    return checked

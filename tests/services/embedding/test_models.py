@@ -1,0 +1,79 @@
+"""Embedding model resolution and the backend → engine factory, on the real catalog."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from services.common.backends import BackendsFile
+from services.common.catalog import ModelsFile, load_models
+from services.common.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
+from services.embedding.engines import build_served_models
+from services.embedding.models import ModelResolver
+from services.embedding.service import EmbeddingService
+from services.engines.onnx_embedding_engine import OnnxEmbeddingEngine
+
+
+@pytest.fixture(scope="module")
+def catalog() -> ModelsFile:
+    return load_models()
+
+
+def backends(*entries: dict) -> BackendsFile:
+    return BackendsFile.model_validate({"backends": list(entries)})
+
+
+EMBEDDED = {"name": "embedded", "type": "embedded",
+            "models": ["smollm2-135m-instruct", "all-minilm-l6-v2"]}
+OLLAMA = {"name": "ollama", "type": "ollama", "url": "http://127.0.0.1:11434",
+          "models": ["mistral", "nomic-embed-text"]}
+
+
+def test_the_embedded_backend_serves_minilm_only(catalog: ModelsFile) -> None:
+    served = build_served_models(catalog, backends(EMBEDDED))
+    assert list(served) == ["all-minilm-l6-v2"]
+    assert served["all-minilm-l6-v2"].backend == "embedded"
+    assert isinstance(served["all-minilm-l6-v2"].engine, OnnxEmbeddingEngine)
+
+
+def test_backend_types_without_an_engine_are_skipped_with_a_warning(
+        catalog: ModelsFile, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        served = build_served_models(catalog, backends(OLLAMA, EMBEDDED))
+    assert list(served) == ["all-minilm-l6-v2"]
+    warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
+    assert warning.fields["backend"] == "ollama"  # type: ignore[attr-defined]
+    assert warning.fields["models"] == ["nomic-embed-text"]  # type: ignore[attr-defined]
+
+
+def test_the_embedded_engine_refuses_other_embedding_models(catalog: ModelsFile) -> None:
+    wrong = {**EMBEDDED, "models": ["nomic-embed-text"]}
+    with pytest.raises(ConfigError, match="nomic-embed-text"):
+        build_served_models(catalog, backends(wrong))
+
+
+@pytest.mark.parametrize("requested", ["", "nomic-embed-text", "all-minilm-l6-v2", " "])
+def test_resolution_walks_the_fallback_chain(catalog: ModelsFile, requested: str) -> None:
+    resolver = ModelResolver(catalog, build_served_models(catalog, backends(EMBEDDED)))
+    assert resolver.resolve(requested).name == "all-minilm-l6-v2"
+
+
+def test_resolution_errors_name_the_model(catalog: ModelsFile) -> None:
+    resolver = ModelResolver(catalog, build_served_models(catalog, backends(EMBEDDED)))
+    with pytest.raises(NotFound, match="'ada-002'"):
+        resolver.resolve("ada-002")
+    with pytest.raises(InvalidArgument, match="^model: 'llama3.2:3b' is a chat model"):
+        resolver.resolve("llama3.2:3b")
+
+
+def test_a_chain_nobody_serves_is_a_failed_precondition(catalog: ModelsFile) -> None:
+    resolver = ModelResolver(catalog, {})
+    with pytest.raises(FailedPrecondition, match="nomic-embed-text.*all-minilm-l6-v2"):
+        resolver.resolve("")
+
+
+def test_a_service_without_an_embedding_model_fails_at_construction(
+        catalog: ModelsFile) -> None:
+    with pytest.raises(ConfigError, match="routing.default_embedding_model"):
+        EmbeddingService(ModelResolver(catalog, {}), [])
