@@ -3,7 +3,9 @@
     log = get_logger(__name__)
     log.info("model loaded", extra={"fields": {"model": name, "seconds": 0.1}})
 
-Every line carries the time, level, service, logger and message, plus the ``fields`` given.
+Every line carries the time, level, service, logger and message, plus the ``fields`` given,
+plus ``request_id`` while one is set for the current request (``REQUEST_ID.set(...)`` in a
+handler: asyncio tasks and their callbacks carry it).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import logging
 import os
 import sys
 import time
+from contextvars import ContextVar
 
 _SERVICE = "upcoach"
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
            "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -31,6 +35,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        request_id = REQUEST_ID.get()
+        if request_id:
+            entry["request_id"] = request_id
         fields = getattr(record, "fields", None)
         if fields:
             entry.update(fields)
