@@ -1,0 +1,67 @@
+"""Turns a request's model and backend into the engine that runs it.
+
+An unknown model or backend is NOT_FOUND naming it; an empty backend picks the first configured
+backend that lists the model and has an engine here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.backends import BackendsFile
+from services.common.catalog import ModelsFile
+from services.common.errors import InvalidArgument, NotFound, Unavailable
+from services.engines.base import ChatEngine
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a request runs: the backend, the engine and the engine's name for the model."""
+
+    backend: str
+    model: str
+    engine_model: str
+    engine: ChatEngine
+
+
+class Resolver:
+    """Resolves (model, backend) against the catalog, the backend config and the engines built."""
+
+    def __init__(self, catalog: ModelsFile, backends: BackendsFile,
+                 engines: dict[str, ChatEngine]) -> None:
+        self.catalog = catalog
+        self.backends = backends
+        self.engines = engines
+
+    def resolve(self, model: str, backend: str = "") -> Target:
+        if not model:
+            raise InvalidArgument("model: required (a chat model from config/models.yaml)")
+        entry = self.catalog.get(model)
+        if entry is None:
+            raise NotFound(f"model: {model!r} is not in the model catalog")
+        if entry.kind != "chat":
+            raise InvalidArgument(f"model: {model!r} is an {entry.kind} model, not a chat model")
+        if backend:
+            return self._on(model, backend)
+        for config in self.backends.serving(model):
+            if config.name in self.engines:
+                return Target(config.name, model, config.engine_model(model),
+                              self.engines[config.name])
+        raise NotFound(f"model: {model!r} is not served here: no backend with an engine in this "
+                       "generation service lists it")
+
+    def _on(self, model: str, backend: str) -> Target:
+        config = self.backends.get(backend)
+        if config is None:
+            raise NotFound(f"backend: {backend!r} is not configured")
+        if model not in config.models:
+            raise NotFound(f"backend: {backend!r} does not serve model {model!r}")
+        engine = self.engines.get(backend)
+        if engine is None:
+            raise Unavailable(f"backend: {backend!r} (type {config.type}) has no engine in this "
+                              "generation service")
+        return Target(backend, model, config.engine_model(model), engine)
+
+    def unique_engines(self) -> list[ChatEngine]:
+        """Every engine once, in backend order."""
+        return list(self.engines.values())

@@ -1,0 +1,52 @@
+"""The generation service's life cycle: config and engines at construction, model load at start.
+
+``from_env`` reads config/models.yaml and config/backends.yaml once and builds the engines, so a
+bad setup fails before the port is bound; ``start`` loads and warms every engine, and only then
+does health say SERVING; ``stop`` releases them after the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from services.common.backends import load_backends
+from services.common.catalog import load_models
+from services.common.errors import ConfigError
+from services.common.server import GrpcService
+from services.generation.engines import build_engines
+from services.generation.resolver import Resolver
+from services.generation.servicer import GenerationServicer
+from services.generation.settings import GenerationSettings
+from upcoach.llm.v1 import generation_pb2, generation_pb2_grpc
+
+
+class GenerationService(GrpcService):
+    """Serves upcoach.llm.v1.GenerationService."""
+
+    def __init__(self, resolver: Resolver, settings: GenerationSettings) -> None:
+        self.resolver = resolver
+        self.servicer = GenerationServicer(resolver, settings.sampling)
+
+    @classmethod
+    def from_env(cls) -> GenerationService:
+        catalog = load_models()
+        backends = load_backends(catalog)
+        engines = build_engines(catalog, backends)
+        if not engines:
+            raise ConfigError("backends.yaml: no backend lists a chat model with an engine type "
+                              "this generation service can run")
+        return cls(Resolver(catalog, backends, engines), GenerationSettings.from_env())
+
+    def service_names(self) -> list[str]:
+        return [generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name]
+
+    def register(self, server: grpc.aio.Server) -> None:
+        generation_pb2_grpc.add_GenerationServiceServicer_to_server(self.servicer, server)
+
+    async def start(self) -> None:
+        await asyncio.gather(*(engine.load() for engine in self.resolver.unique_engines()))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(engine.close() for engine in self.resolver.unique_engines()))
