@@ -1,0 +1,53 @@
+"""The typed container of everything the gateway's handlers use, built once at start-up.
+
+``Dependencies.build(settings)`` must run inside the event loop that serves (the gRPC channels
+and the Redis pool bind to it); ``close()`` releases them at shutdown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.metrics.registry import GatewayMetrics
+from gateway.security.auth import ApiKeyAuth
+from gateway.security.gate import Gate
+from gateway.security.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+from gateway.store.cache import ResponseCache
+from gateway.store.link import RedisLink
+from gateway.upstream import Upstream
+
+
+@dataclass
+class Dependencies:
+    """Settings, upstream stubs, Redis, cache, rate limit, auth and metrics."""
+
+    settings: GatewaySettings
+    upstream: Upstream
+    redis: RedisLink
+    cache: ResponseCache
+    limiter: RateLimiter
+    gate: Gate
+    metrics: GatewayMetrics
+
+    @classmethod
+    def build(cls, settings: GatewaySettings) -> Dependencies:
+        metrics = GatewayMetrics()
+        redis = RedisLink(settings.redis_url, settings.redis_timeout_s)
+        limiter = RateLimiter(redis, settings.rate_limit_rpm, settings.redis_prefix)
+        gate = Gate(ApiKeyAuth(settings.api_keys), limiter, metrics,
+                    fail_open=settings.rate_limit_fail_open)
+        return cls(
+            settings=settings,
+            upstream=Upstream.connect(settings.upstreams),
+            redis=redis,
+            cache=ResponseCache(redis, settings.cache_ttl, settings.cache_mode,
+                                settings.redis_prefix),
+            limiter=limiter,
+            gate=gate,
+            metrics=metrics,
+        )
+
+    async def close(self) -> None:
+        await self.upstream.close()
+        await self.redis.close()

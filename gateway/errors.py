@@ -1,0 +1,172 @@
+"""The one REST error shape, ``{"error": {"message", "type", "param", "code"}}``, and its sources.
+
+APIError is raised anywhere in the gateway; gRPC failures from the services become APIError with
+the HTTP status of their code; FastAPI's validation errors become 400 naming the field. The
+handlers installed by ``install_handlers`` render all of them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+
+HTTP_OF_GRPC = {
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+
+TYPE_OF_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    499: "cancelled_error",
+    501: "not_implemented_error",
+    503: "service_unavailable_error",
+    504: "timeout_error",
+}
+
+# "sampling.max_tokens: must be positive" -> param sampling.max_tokens
+_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*|\[\d+\])*): ")
+
+
+class APIError(Exception):
+    """An error the client sees as ``{"error": {...}}`` with an HTTP status."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None,
+                 code: str | None = None, error_type: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = error_type or TYPE_OF_STATUS.get(status, "server_error")
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param,
+                          "code": self.code}}
+
+    def to_response(self) -> Response:
+        return Response(json.dumps(self.body()), status_code=self.status,
+                        media_type="application/json", headers=self.headers)
+
+
+def from_grpc(exc: grpc.aio.AioRpcError, renames: Mapping[str, str] | None = None) -> APIError:
+    """The APIError for a failed gRPC call: status from the code, param from the message.
+
+    renames maps the service's field names to the REST request's (``coaching_context`` ->
+    ``context_type``); ``sampling.`` prefixes are dropped since REST sampling fields are top-level.
+    """
+    code = exc.code()
+    message = exc.details() or code.name
+    status = HTTP_OF_GRPC.get(code, 500)
+    param = None
+    match = _FIELD_PREFIX.match(message)
+    if match:
+        param = match.group(1).removeprefix("sampling.")
+    elif code == grpc.StatusCode.NOT_FOUND and message.startswith("model "):
+        param = "model"
+    for old, new in (renames or {}).items():
+        if param is not None and (param == old or param.startswith((f"{old}.", f"{old}["))):
+            param = new + param[len(old):]
+            break
+    error_code = code.name.lower()
+    if code == grpc.StatusCode.NOT_FOUND and param == "model":
+        error_code = "model_not_found"
+    if status == 503:
+        error_code = "upstream_unavailable"
+    return APIError(status, message, param=param, code=error_code)
+
+
+def param_of(loc: tuple[Any, ...]) -> str | None:
+    """A pydantic error location as the client wrote it: ("body", "messages", 0, "role") ->
+    ``messages[0].role``."""
+    parts = [p for p in loc if p != "body"]
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in {"str", "list[str]", "list[ContentPart]", "function-after"}:
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text or None
+
+
+def from_validation(exc: RequestValidationError) -> APIError:
+    """400 for malformed JSON or a schema violation, naming the first bad field."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"msg": "invalid request", "loc": (), "type": ""}
+    if first.get("type") == "json_invalid":
+        detail = first.get("ctx", {}).get("error", "")
+        return APIError(400, f"malformed JSON body: {detail}".rstrip(": "), code="invalid_json")
+    param = param_of(tuple(first.get("loc", ())))
+    message = first.get("msg", "invalid value")
+    if first.get("type") == "missing":
+        message = "field required"
+    if param:
+        message = f"{param}: {message}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return APIError(400, message, param=param, code="invalid_value")
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Renders APIError, validation errors, HTTP errors and bugs in the one shape."""
+
+    async def on_api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, APIError)
+        return exc.to_response()
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return from_validation(exc).to_response()
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return APIError(exc.status_code, str(exc.detail), code=code,
+                        headers=exc.headers).to_response()
+
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc,
+                  extra={"fields": {"path": request.url.path}})
+        return APIError(500, f"internal error: {type(exc).__name__}",
+                        code="internal").to_response()
+
+    app.add_exception_handler(APIError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_bug)

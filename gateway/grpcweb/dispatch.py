@@ -1,0 +1,32 @@
+"""Sends ``/upcoach.llm.v1.<Service>/<Method>`` requests to that service's Connect app.
+
+Everything else (and the lifespan) goes to the REST app. A request for a known RPC path records
+the path in ``scope["state"]["rpc"]`` so metrics label it by method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+PATH_PREFIX = "/upcoach.llm.v1."
+
+
+class Dispatcher:
+    """Path-prefix dispatch between the REST app and the Connect apps."""
+
+    def __init__(self, rest: ASGIApp, services: Mapping[str, ASGIApp]) -> None:
+        self.rest = rest
+        self.services = dict(services)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(PATH_PREFIX):
+            service, _, _method = path[1:].partition("/")
+            app = self.services.get("/" + service)
+            if app is not None:
+                scope.setdefault("state", {})["rpc"] = path
+                await app(scope, receive, send)
+                return
+        await self.rest(scope, receive, send)

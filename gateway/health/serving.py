@@ -1,0 +1,53 @@
+"""Runs the health checks concurrently, each bounded by HEALTH_TIMEOUT_S."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import grpc
+
+from gateway.deps import Dependencies
+from gateway.health.protocol import HealthResponse
+from upcoach.llm.v1 import router_pb2
+
+SERVICES = ("router", "generation", "embedding", "model-registry")
+
+
+def iso_now() -> str:
+    """Current UTC time as 2024-12-05T10:30:00.000Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def check_health(deps: Dependencies) -> HealthResponse:
+    timeout = deps.settings.health_timeout_s
+    checks = [deps.upstream.health(name, timeout) for name in SERVICES]
+    results = await asyncio.gather(*checks, _redis(deps, timeout), _backends(deps, timeout))
+    states: dict[str, tuple[bool, str]] = dict(zip(SERVICES, results[:len(SERVICES)],
+                                                   strict=True))
+    states["redis"] = results[len(SERVICES)]
+    for name, state in results[-1].items():
+        states[f"backend:{name}" if name in states else name] = state
+    healthy = all(ok for ok, _ in states.values())
+    details = {name: detail or "unhealthy" for name, (ok, detail) in states.items() if not ok}
+    return HealthResponse(
+        status="ok" if healthy else "degraded", timestamp=iso_now(),
+        services={name: "healthy" if ok else "unhealthy" for name, (ok, _) in states.items()},
+        details=details or None)
+
+
+async def _redis(deps: Dependencies, timeout: float) -> tuple[bool, str]:
+    try:
+        return await asyncio.wait_for(deps.redis.ping(), timeout)
+    except TimeoutError:
+        return False, f"no answer in {timeout:g}s"
+
+
+async def _backends(deps: Dependencies, timeout: float) -> dict[str, tuple[bool, str]]:
+    """Each backend the router knows, with its circuit state; empty when the router is down."""
+    try:
+        reply = await deps.upstream.router.ListBackends(router_pb2.ListBackendsRequest(),
+                                                        timeout=timeout)
+    except grpc.aio.AioRpcError:
+        return {}
+    return {b.name: (b.healthy, b.detail) for b in reply.backends}

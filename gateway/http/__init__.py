@@ -1,0 +1,1 @@
+"""ASGI middleware around every request: body limit, admission, metrics, path dispatch."""

@@ -1,0 +1,87 @@
+"""Admission and accounting for every HTTP request.
+
+For REST paths that need it, the Gate authenticates and spends rate-limit budget before the app
+runs (refusals are answered here in the one error shape) and the X-RateLimit-* headers are added
+to the response. Every request, grpc-web included, is counted: in-flight gauge, status, latency,
+and the model the handler reports in ``scope["state"]["model"]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import APIError
+from gateway.metrics.registry import GatewayMetrics
+from gateway.security.gate import Gate
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+MODEL_KEY = "model"
+
+
+class AccessMiddleware:
+    """Gate for protected REST paths; metrics and access logging for all."""
+
+    def __init__(self, app: ASGIApp, gate: Gate, metrics: GatewayMetrics,
+                 gated: Callable[[str], bool]) -> None:
+        self.app = app
+        self.gate = gate
+        self.metrics = metrics
+        self.gated = gated
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        status = 500
+        self.metrics.started()
+        try:
+            extra: list[tuple[bytes, bytes]] = []
+            if self.gated(scope["path"]):
+                client = scope.get("client")
+                try:
+                    admission = await self.gate.admit(Headers(scope=scope),
+                                                      client[0] if client else None)
+                except APIError as refusal:
+                    status = refusal.status
+                    await refusal.to_response()(scope, receive, send)
+                    return
+                extra = [(k.lower().encode(), v.encode())
+                         for k, v in admission.headers().items()]
+
+            async def send_with_headers(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    if extra:
+                        message["headers"] = [*message.get("headers", ()), *extra]
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            seconds = time.perf_counter() - started
+            route = _route_of(scope)
+            self.metrics.finished(route, scope["method"], status, state.get(MODEL_KEY, ""),
+                                  seconds)
+            if status >= 400:
+                log.log(30 if status >= 500 else 20, "request failed",
+                        extra={"fields": {"method": scope["method"], "path": scope["path"],
+                                          "status": status, "ms": round(seconds * 1000, 2)}})
+
+
+def _route_of(scope: Scope) -> str:
+    """The matched route template (bounded label values), the RPC path, or "unmatched"."""
+    rpc = scope.get("state", {}).get("rpc")
+    if rpc:
+        return rpc
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return path
+    return "unmatched"

@@ -1,0 +1,1 @@
+"""Gateway metrics: Prometheus text at /metrics and the guide's JSON at /api/metrics."""

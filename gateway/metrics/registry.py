@@ -1,0 +1,97 @@
+"""The gateway's counters, histograms and gauges, in a registry of their own.
+
+Prometheus series carry route, status and model labels; the guide's five JSON numbers are kept as
+plain integers beside them so /api/metrics needs no registry walk.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class GatewayMetrics:
+    """Everything the gateway counts, per process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            "gateway_requests_total", "Requests answered, by route, method, status and model.",
+            ["route", "method", "status", "model"], registry=self.registry)
+        self._latency = Histogram(
+            "gateway_request_duration_seconds",
+            "Time from request to the end of the response (whole stream for SSE), by route.",
+            ["route"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self._ttft = Histogram(
+            "gateway_time_to_first_token_seconds",
+            "Time from request to the first generated text leaving the gateway, by model.",
+            ["model"], buckets=_TTFT_BUCKETS, registry=self.registry)
+        self._tokens = Counter(
+            "gateway_tokens_generated_total", "Completion tokens generated, by model.",
+            ["model"], registry=self.registry)
+        self._cache = Counter(
+            "gateway_cache_requests_total", "Response cache lookups, by result (hit or miss).",
+            ["result"], registry=self.registry)
+        self._rate_limited = Counter(
+            "gateway_rate_limited_total", "Requests refused with 429 by the rate limit.",
+            registry=self.registry)
+        self._errors = Counter(
+            "gateway_errors_total",
+            "Responses with status 400 or above, and errors sent inside a started stream.",
+            registry=self.registry)
+        self._active = Gauge(
+            "gateway_active_connections", "Requests in progress (open streams included).",
+            registry=self.registry)
+        self._hit, self._miss = self._cache.labels("hit"), self._cache.labels("miss")
+        self.requests_total = 0
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.errors_total = 0
+        self.active_connections = 0
+
+    def started(self) -> None:
+        self.active_connections += 1
+        self._active.inc()
+
+    def finished(self, route: str, method: str, status: int, model: str,
+                 seconds: float) -> None:
+        self.active_connections -= 1
+        self._active.dec()
+        self.requests_total += 1
+        self._requests.labels(route, method, str(status), model).inc()
+        self._latency.labels(route).observe(seconds)
+        if status >= 400:
+            self.error()
+
+    def error(self) -> None:
+        self.errors_total += 1
+        self._errors.inc()
+
+    def cache_hit(self) -> None:
+        self.cache_hits += 1
+        self._hit.inc()
+
+    def cache_miss(self) -> None:
+        self.cache_misses += 1
+        self._miss.inc()
+
+    def rate_limited(self) -> None:
+        self._rate_limited.inc()
+
+    def first_token(self, model: str, seconds: float) -> None:
+        self._ttft.labels(model).observe(seconds)
+
+    def tokens(self, model: str, count: int) -> None:
+        if count > 0:
+            self._tokens.labels(model).inc(count)
+
+    def summary(self) -> dict[str, int]:
+        """The guide's /api/metrics JSON."""
+        return {"requests_total": self.requests_total, "cache_hits": self.cache_hits,
+                "cache_misses": self.cache_misses, "errors_total": self.errors_total,
+                "active_connections": self.active_connections}

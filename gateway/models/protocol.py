@@ -1,0 +1,31 @@
+"""Response shapes of the model endpoints."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class CatalogModel(BaseModel):
+    """One model as the guide lists it; size in bytes (0 when unknown)."""
+
+    id: str
+    name: str
+    size: int
+
+
+class CatalogResponse(BaseModel):
+    models: list[CatalogModel]
+
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "upcoach"
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]

@@ -1,0 +1,29 @@
+"""GET /api/models, GET /v1/models and GET /v1/models/{model}."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gateway.deps import Dependencies
+from gateway.models import serving
+from gateway.models.protocol import CatalogResponse, OpenAIModel, OpenAIModelList
+
+
+def build_router(deps: Dependencies) -> APIRouter:
+    router = APIRouter(tags=["models"])
+
+    @router.get("/api/models", response_model=CatalogResponse,
+                summary="The server model catalog (the guide's shape)")
+    async def api_models() -> CatalogResponse:
+        return await serving.catalog(deps)
+
+    @router.get("/v1/models", response_model=OpenAIModelList, summary="Models (OpenAI shape)")
+    async def v1_models() -> OpenAIModelList:
+        return await serving.openai_models(deps)
+
+    @router.get("/v1/models/{model:path}", response_model=OpenAIModel,
+                summary="One model (OpenAI shape); 404 names an unknown one")
+    async def v1_model(model: str) -> OpenAIModel:
+        return await serving.openai_model(deps, model)
+
+    return router

@@ -1,0 +1,28 @@
+"""Reads the catalog from the model-registry service."""
+
+from __future__ import annotations
+
+from gateway.deps import Dependencies
+from gateway.models.protocol import CatalogModel, CatalogResponse, OpenAIModel, OpenAIModelList
+from gateway.upstream import call_unary
+from upcoach.llm.v1 import model_registry_pb2
+
+
+async def catalog(deps: Dependencies) -> CatalogResponse:
+    reply = await call_unary(deps.upstream.registry.ListModels(
+        model_registry_pb2.ListModelsRequest(), timeout=deps.settings.health_timeout_s * 5))
+    return CatalogResponse(models=[CatalogModel(id=m.name, name=m.name, size=m.size_bytes)
+                                   for m in reply.models])
+
+
+async def openai_models(deps: Dependencies) -> OpenAIModelList:
+    listing = await catalog(deps)
+    return OpenAIModelList(data=[OpenAIModel(id=m.id) for m in listing.models])
+
+
+async def openai_model(deps: Dependencies, name: str) -> OpenAIModel:
+    reply = await call_unary(
+        deps.upstream.registry.GetModel(model_registry_pb2.GetModelRequest(name=name),
+                                        timeout=deps.settings.health_timeout_s * 5),
+        renames={"name": "model"})
+    return OpenAIModel(id=reply.model.name)

@@ -1,0 +1,166 @@
+"""Gateway settings: read once from the environment into a typed object at start-up.
+
+Every bad value raises ConfigError naming the variable. In production (ENVIRONMENT or APP_ENV =
+production) the gateway refuses to start without a real API key or without TLS.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from services.common.config import env_bool, env_float, env_int, env_list, env_str
+from services.common.errors import ConfigError
+from services.common.logging import parse_level
+
+DEV_KEYS = frozenset({"dev-key-local-only", "changeme", "change-me", "secret", "test"})
+
+
+class CacheMode(StrEnum):
+    """Which chat replies the response cache stores."""
+
+    REPRODUCIBLE = "reproducible"  # temperature 0 or a seed: the same request gives the same reply
+    ALL = "all"
+    OFF = "off"
+
+
+@dataclass(frozen=True)
+class Upstreams:
+    """host:port of each gRPC service the gateway calls or watches."""
+
+    router: str
+    embedding: str
+    registry: str
+    generation: str
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Everything the gateway reads from the environment."""
+
+    host: str
+    port: int
+    environment: str
+    api_keys: tuple[str, ...]
+    rate_limit_rpm: int
+    rate_limit_fail_open: bool
+    cache_ttl: int
+    cache_mode: CacheMode
+    redis_url: str
+    redis_timeout_s: float
+    redis_prefix: str
+    max_body_bytes: int
+    cors_origins: tuple[str, ...]
+    tls_enabled: bool
+    tls_cert_file: str | None
+    tls_key_file: str | None
+    log_level: str
+    upstreams: Upstreams
+    upstream_timeout_s: float
+    health_timeout_s: float
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls) -> GatewaySettings:
+        """Reads and checks every variable; ConfigError names the first bad one."""
+        environment = (os.environ.get("ENVIRONMENT") or os.environ.get("APP_ENV")
+                       or "development").strip().lower()
+        log_level = env_str("LOG_LEVEL", "info")
+        parse_level(log_level)
+        mode = env_str("CACHE_MODE", CacheMode.REPRODUCIBLE.value).lower()
+        if mode not in {m.value for m in CacheMode}:
+            raise ConfigError(f"CACHE_MODE: {mode!r} is not one of "
+                              f"{', '.join(m.value for m in CacheMode)}")
+        tls_enabled = env_bool("TLS_ENABLED", False)
+        api_keys = tuple(env_list("LLM_API_KEY"))
+        if environment == "production":
+            check_production(api_keys, tls_enabled)
+        cert, key = _tls_files(tls_enabled)
+        settings = cls(
+            host=env_str("GATEWAY_HOST", "0.0.0.0"),
+            port=env_int("GATEWAY_PORT", 3100, minimum=1, maximum=65535),
+            environment=environment,
+            api_keys=api_keys,
+            rate_limit_rpm=env_int("RATE_LIMIT_RPM", 120, minimum=0),
+            rate_limit_fail_open=env_bool("RATE_LIMIT_FAIL_OPEN", True),
+            cache_ttl=env_int("CACHE_TTL", 300, minimum=0),
+            cache_mode=CacheMode(mode),
+            redis_url=_redis_url(),
+            redis_timeout_s=env_float("REDIS_TIMEOUT_MS", 250.0, minimum=1.0) / 1000,
+            redis_prefix=env_str("REDIS_KEY_PREFIX", "upcoach:gw:"),
+            max_body_bytes=env_int("MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            cors_origins=tuple(env_list("CORS_ORIGINS")),
+            tls_enabled=tls_enabled,
+            tls_cert_file=cert,
+            tls_key_file=key,
+            log_level=log_level,
+            upstreams=Upstreams(
+                router=_address("ROUTER_ADDR", "ROUTER_PORT", 50054),
+                embedding=_address("EMBEDDING_ADDR", "EMBEDDING_PORT", 50052),
+                registry=_address("MODEL_REGISTRY_ADDR", "MODEL_REGISTRY_PORT", 50053),
+                generation=_address("GENERATION_ADDR", "GENERATION_PORT", 50051),
+            ),
+            upstream_timeout_s=env_float("UPSTREAM_TIMEOUT_S", 300.0, minimum=0.1),
+            health_timeout_s=env_float("HEALTH_TIMEOUT_S", 1.0, minimum=0.05),
+        )
+        return settings
+
+
+def check_production(api_keys: tuple[str, ...], tls_enabled: bool) -> None:
+    """The deployment rule: a real key and TLS, or no start."""
+    if not api_keys:
+        raise ConfigError("LLM_API_KEY: must be set in production (auth would be off)")
+    if any(is_dev_key(key) for key in api_keys):
+        raise ConfigError("LLM_API_KEY: a development key is not allowed in production")
+    if not tls_enabled:
+        raise ConfigError("TLS_ENABLED: must be true in production")
+
+
+def is_dev_key(key: str) -> bool:
+    """True for the guide's development key, a dev- prefixed key, or an obvious placeholder."""
+    lowered = key.lower()
+    return lowered in DEV_KEYS or lowered.startswith("dev-") or lowered.startswith("${")
+
+
+def _tls_files(enabled: bool) -> tuple[str | None, str | None]:
+    if not enabled:
+        return None, None
+    paths = []
+    for name in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
+        value = os.environ.get(name, "").strip()
+        if not value:
+            raise ConfigError(f"{name}: must be set when TLS_ENABLED is true")
+        if not Path(value).is_file():
+            raise ConfigError(f"{name}: {value} is not a readable file")
+        paths.append(value)
+    return paths[0], paths[1]
+
+
+def _redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "").strip()
+    if url:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"REDIS_URL: {url!r} must start with redis://, rediss:// or unix://")
+        return url
+    host = env_str("REDIS_HOST", "127.0.0.1")
+    port = env_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
+    return f"redis://{host}:{port}/0"
+
+
+def _address(addr_var: str, port_var: str, default_port: int) -> str:
+    value = os.environ.get(addr_var, "").strip()
+    if value:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ConfigError(f"{addr_var}: {value!r} is not host:port")
+        return value
+    return f"127.0.0.1:{env_int(port_var, default_port, minimum=1, maximum=65535)}"

@@ -1,0 +1,1 @@
+"""Redis: the shared connection (with its down/up tracking) and the chat response cache."""

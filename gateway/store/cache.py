@@ -1,0 +1,70 @@
+"""The chat response cache: a reply stored under a hash of the canonical request.
+
+The canonical request is the model, coaching context, feature, messages and sampling parameters
+serialised with sorted keys, so neither JSON key order nor whitespace changes the key. By default
+only reproducible requests (temperature 0 or a seed) are stored (CACHE_MODE).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from gateway.settings import CacheMode
+from gateway.store.link import RedisLink
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    """Enough of a finished reply to answer again, whole or as an SSE replay."""
+
+    model: str
+    content: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+    def dumps(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def loads(cls, raw: bytes) -> CachedReply:
+        return cls(**json.loads(raw))
+
+
+def canonical_hash(request: dict[str, Any]) -> str:
+    """sha256 of the request's sorted-key, whitespace-free JSON."""
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ResponseCache:
+    """get/put of CachedReply in Redis with a TTL; RedisDown propagates to the caller."""
+
+    def __init__(self, link: RedisLink, ttl_s: int, mode: CacheMode, prefix: str) -> None:
+        self._link = link
+        self._prefix = prefix + "cache:v1:"
+        self.ttl_s = ttl_s
+        self.mode = mode
+
+    def applies(self, *, temperature: float | None, seed: int | None) -> bool:
+        """Whether a request with these sampling values may be answered from the cache."""
+        if self.mode is CacheMode.OFF or self.ttl_s == 0:
+            return False
+        if self.mode is CacheMode.ALL:
+            return True
+        return temperature == 0 or seed is not None
+
+    def key(self, request: dict[str, Any]) -> str:
+        """The Redis key of a canonical request."""
+        return self._prefix + canonical_hash(request)
+
+    async def get(self, key: str) -> CachedReply | None:
+        raw = await self._link.call("cache get", lambda: self._link.client.get(key))
+        return CachedReply.loads(raw) if raw else None
+
+    async def put(self, key: str, reply: CachedReply) -> None:
+        await self._link.call(
+            "cache set", lambda: self._link.client.set(key, reply.dumps(), ex=self.ttl_s))

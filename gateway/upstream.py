@@ -1,0 +1,78 @@
+"""The gRPC clients of the services the gateway fronts: router, embedding, model-registry.
+
+One channel per service for the life of the process. The gateway passes requests through as
+protobuf messages, so the REST layer and the grpc-web proxy share these stubs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gateway.errors import from_grpc
+from gateway.settings import Upstreams
+from upcoach.llm.v1 import (
+    embedding_pb2_grpc,
+    model_registry_pb2_grpc,
+    router_pb2_grpc,
+)
+
+T = TypeVar("T")
+
+_OPTIONS = [
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+]
+
+
+@dataclass
+class Upstream:
+    """Channels and stubs, plus a health probe per service."""
+
+    addresses: Upstreams
+    channels: dict[str, grpc.aio.Channel]
+    router: router_pb2_grpc.RouterServiceStub
+    embedding: embedding_pb2_grpc.EmbeddingServiceStub
+    registry: model_registry_pb2_grpc.ModelRegistryServiceStub
+
+    @classmethod
+    def connect(cls, addresses: Upstreams) -> Upstream:
+        """Opens the channels (lazily: nothing is dialled until the first call)."""
+        by_name = {"router": addresses.router, "generation": addresses.generation,
+                   "embedding": addresses.embedding, "model-registry": addresses.registry}
+        channels = {name: grpc.aio.insecure_channel(address, options=_OPTIONS)
+                    for name, address in by_name.items()}
+        return cls(
+            addresses=addresses,
+            channels=channels,
+            router=router_pb2_grpc.RouterServiceStub(channels["router"]),
+            embedding=embedding_pb2_grpc.EmbeddingServiceStub(channels["embedding"]),
+            registry=model_registry_pb2_grpc.ModelRegistryServiceStub(channels["model-registry"]),
+        )
+
+    async def health(self, name: str, timeout: float) -> tuple[bool, str]:
+        """Whether the named service answers its grpc.health.v1 check with SERVING."""
+        stub = health_pb2_grpc.HealthStub(self.channels[name])
+        try:
+            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            return False, f"{exc.code().name}: {exc.details() or ''}".rstrip(": ")
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return status == "SERVING", "" if status == "SERVING" else status
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+
+
+async def call_unary(call: Awaitable[T], renames: Mapping[str, str] | None = None) -> T:
+    """Awaits a unary gRPC call; a failure becomes the APIError of its status code."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        raise from_grpc(exc, renames) from None

@@ -1,0 +1,89 @@
+"""Fixtures for the gateway's own tests: the upstream double and an in-process gateway.
+
+``gateway(env)`` builds the gateway from settings read from the environment (env overrides on top
+of a per-test Redis key prefix, so tests never share rate-limit budgets or cache entries), serves
+it with uvicorn on a free port in the test's event loop, and returns a handle with its base URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import uvicorn
+
+from gateway.app import create_app
+from gateway.deps import Dependencies
+from gateway.settings import GatewaySettings
+from tests.conftest import free_port
+from tests.gateway.doubles import UpstreamDouble, start_double
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    deps: Dependencies
+    double: UpstreamDouble
+
+    def client(self, **kwargs: object) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def double() -> AsyncIterator[UpstreamDouble]:
+    running = await start_double()
+    yield running
+    await running.server.stop(None)
+
+
+@pytest.fixture
+async def gateway(double: UpstreamDouble, monkeypatch: pytest.MonkeyPatch
+                  ) -> AsyncIterator[Callable[..., Awaitable[RunningGateway]]]:
+    servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
+    prefix = f"upcoach:test:{uuid.uuid4().hex[:12]}:"
+
+    async def start(env: dict[str, str] | None = None) -> RunningGateway:
+        values = {"ROUTER_ADDR": double.address, "EMBEDDING_ADDR": double.address,
+                  "MODEL_REGISTRY_ADDR": double.address, "GENERATION_ADDR": double.address,
+                  "REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info", **(env or {})}
+        for name in ("LLM_API_KEY", "RATE_LIMIT_RPM", "CACHE_MODE", "CORS_ORIGINS",
+                     "ENVIRONMENT", "APP_ENV", "TLS_ENABLED", "REDIS_URL"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        deps = Dependencies.build(GatewaySettings.from_env())
+        port = free_port()
+        config = uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, loop="none",
+                                lifespan="on", log_config=None, access_log=False)
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        servers.append((server, task))
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        return RunningGateway(f"http://127.0.0.1:{port}", deps, double)
+
+    yield start
+    for server, task in servers:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+    await delete_keys(prefix)
+
+
+async def delete_keys(prefix: str) -> None:
+    """Removes the keys a test left in the shared Redis."""
+    client = aioredis.Redis()
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()

@@ -1,0 +1,221 @@
+"""A scripted stand-in for the router, embedding and model-registry services, on a real socket.
+
+The gateway's own layers are tested against this double over real gRPC; the integration tests
+run the real services. The router's reply is driven by the last user message:
+
+- ``FAIL_AFTER n``: n text chunks, then UNAVAILABLE (an error after the stream started);
+- ``UNAVAILABLE``: UNAVAILABLE before any chunk;
+- ``SLOW``: a chunk every 20 ms for 10 s, recording whether the caller cancelled;
+- anything else: ``echo: <text>`` word by word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from upcoach.llm.v1 import (
+    common_pb2,
+    embedding_pb2,
+    embedding_pb2_grpc,
+    model_registry_pb2,
+    model_registry_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+)
+
+CHAT_MODELS = ("mistral", "llama3.2:3b", "smollm2-135m-instruct")
+CONTEXTS = ("general", "habits", "goals", "motivation", "wellness", "mood")
+SERVED = "smollm2-135m-instruct"
+
+
+@dataclass
+class Calls:
+    """What the double saw, for assertions."""
+
+    chat: list[router_pb2.ChatRequest | router_pb2.ChatStreamRequest] = field(default_factory=list)
+    embed: list[embedding_pb2.EmbedRequest] = field(default_factory=list)
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+
+def _route(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest
+           ) -> router_pb2.RouteDecision:
+    if request.model and request.model not in CHAT_MODELS:
+        raise LookupError(request.model)
+    if request.coaching_context and request.coaching_context not in CONTEXTS:
+        raise ValueError(request.coaching_context)
+    requested = request.model or "mistral"
+    return router_pb2.RouteDecision(requested_model=requested, model=SERVED, backend="embedded",
+                                    reason="double")
+
+
+async def _check(request, context: grpc.aio.ServicerContext) -> router_pb2.RouteDecision:
+    try:
+        return _route(request)
+    except LookupError as exc:
+        await context.abort(grpc.StatusCode.NOT_FOUND,
+                            f"model {exc.args[0]!r} is not in the catalog")
+    except ValueError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            f"coaching_context: {exc.args[0]!r} is not one of "
+                            f"{', '.join(CONTEXTS)}")
+    if request.sampling.HasField("max_tokens") and request.sampling.max_tokens > 4096:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                            "sampling.max_tokens: 5000 is above the limit of 4096")
+    raise AssertionError("unreachable")
+
+
+def _words(request) -> list[str]:
+    text = request.messages[-1].content
+    words = f"echo: {text}".split(" ")
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def _usage(request, completion: int) -> common_pb2.Usage:
+    prompt = sum(len(m.content.split()) for m in request.messages)
+    return common_pb2.Usage(prompt_tokens=prompt, completion_tokens=completion,
+                            total_tokens=prompt + completion, time_to_first_token_ms=1.0,
+                            generation_ms=2.0)
+
+
+class RouterDouble(router_pb2_grpc.RouterServiceServicer):
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    async def ChatStream(self, request, context):
+        self.calls.chat.append(request)
+        self.calls.headers.append(dict(context.invocation_metadata()))
+        try:
+            route = _route(request)
+        except (LookupError, ValueError):
+            await _check(request, context)
+        text = request.messages[-1].content
+        if text == "UNAVAILABLE":
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "no backend can serve smollm2")
+        yield router_pb2.ChatStreamResponse(route=route)
+        if text.startswith("FAIL_AFTER"):
+            for i in range(int(text.split()[1])):
+                yield router_pb2.ChatStreamResponse(text=f"part{i} ")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "backend went away")
+        if text == "SLOW":
+            try:
+                for _ in range(500):
+                    yield router_pb2.ChatStreamResponse(text="tick ")
+                    await asyncio.sleep(0.02)
+            except asyncio.CancelledError:
+                self.calls.cancelled.set()
+                raise
+            return
+        words = _words(request)
+        for word in words:
+            yield router_pb2.ChatStreamResponse(text=word)
+        yield router_pb2.ChatStreamResponse(finish_reason=common_pb2.FINISH_REASON_STOP,
+                                            usage=_usage(request, len(words)))
+
+    async def Chat(self, request, context):
+        self.calls.chat.append(request)
+        self.calls.headers.append(dict(context.invocation_metadata()))
+        try:
+            route = _route(request)
+        except (LookupError, ValueError):
+            await _check(request, context)
+        text = request.messages[-1].content
+        if text == "UNAVAILABLE" or text.startswith("FAIL_AFTER"):
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "no backend can serve smollm2")
+        if request.sampling.HasField("max_tokens") and request.sampling.max_tokens > 4096:
+            await _check(request, context)
+        words = _words(request)
+        return router_pb2.ChatResponse(route=route, text="".join(words),
+                                       finish_reason=common_pb2.FINISH_REASON_STOP,
+                                       usage=_usage(request, len(words)))
+
+    async def DecideInference(self, request, context):
+        target = (router_pb2.INFERENCE_TARGET_ON_DEVICE if len(request.prompt) < 20
+                  else router_pb2.INFERENCE_TARGET_SERVER)
+        return router_pb2.DecideInferenceResponse(target=target, reason="double")
+
+    async def ListBackends(self, request, context):
+        return router_pb2.ListBackendsResponse(backends=[router_pb2.Backend(
+            name="embedded", type=common_pb2.BACKEND_TYPE_EMBEDDED, models=[SERVED],
+            healthy=True)])
+
+
+class EmbeddingDouble(embedding_pb2_grpc.EmbeddingServiceServicer):
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    async def Embed(self, request, context):
+        self.calls.embed.append(request)
+        if not request.texts:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "texts: at least one text")
+        if request.model and request.model not in ("nomic-embed-text", "all-minilm-l6-v2"):
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"model {request.model!r} is not in the catalog")
+        vectors = [embedding_pb2.Embedding(values=[float(len(t)), 0.5, -0.25, 1.0])
+                   for t in request.texts]
+        return embedding_pb2.EmbedResponse(model="all-minilm-l6-v2", embeddings=vectors,
+                                           prompt_tokens=sum(len(t.split()) for t in request.texts),
+                                           dimensions=4)
+
+    async def SearchContent(self, request, context):
+        item = embedding_pb2.ContentItem(id="tip-1", category="habits", title="Start small",
+                                         text=f"About {request.query}", tags=["habits"])
+        return embedding_pb2.SearchContentResponse(
+            hits=[embedding_pb2.SearchHit(item=item, score=0.75)][: request.top_k or 5],
+            model="all-minilm-l6-v2")
+
+
+class RegistryDouble(model_registry_pb2_grpc.ModelRegistryServiceServicer):
+    async def ListModels(self, request, context):
+        return model_registry_pb2.ListModelsResponse(models=[
+            model_registry_pb2.Model(name="mistral", size_bytes=4100000000,
+                                     kind=model_registry_pb2.MODEL_KIND_CHAT),
+            model_registry_pb2.Model(name="nomic-embed-text", size_bytes=274000000,
+                                     kind=model_registry_pb2.MODEL_KIND_EMBEDDING),
+        ])
+
+    async def GetModel(self, request, context):
+        if request.name != "mistral":
+            await context.abort(grpc.StatusCode.NOT_FOUND,
+                                f"model {request.name!r} is not in the catalog")
+        return model_registry_pb2.GetModelResponse(model=model_registry_pb2.Model(name="mistral"))
+
+    async def ListEdgeModels(self, request, context):
+        if request.platform == model_registry_pb2.PLATFORM_UNSPECIFIED:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "platform: required")
+        return model_registry_pb2.ListEdgeModelsResponse(
+            models=[model_registry_pb2.EdgeModel(id="smollm-360m", name="SmolLM 360M")],
+            default_model_id="smollm-360m")
+
+
+@dataclass
+class UpstreamDouble:
+    """The running double: one server hosting the three services and grpc.health.v1."""
+
+    server: grpc.aio.Server
+    address: str
+    calls: Calls
+    health: health.aio.HealthServicer
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set("", status)
+
+
+async def start_double() -> UpstreamDouble:
+    calls = Calls()
+    server = grpc.aio.server()
+    router_pb2_grpc.add_RouterServiceServicer_to_server(RouterDouble(calls), server)
+    embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingDouble(calls), server)
+    model_registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server(RegistryDouble(), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    return UpstreamDouble(server, f"127.0.0.1:{port}", calls, health_servicer)
