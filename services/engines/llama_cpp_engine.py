@@ -5,6 +5,11 @@ context from its first token to its last, because a context is not thread-safe. 
 token by token in a worker thread that hands each piece of text to the event loop as soon as it
 is decoded; closing the stream sets a flag the worker checks after every token, so it stops
 within a token and its context goes back to the pool.
+
+A context keeps the KV cache of its last request, and a new request that shares its prefix
+(the same conversation, one turn longer) evaluates only the rest. Reproducible requests
+(temperature 0, or a seed) evaluate their whole prompt instead: the same request then gives the
+same reply whatever ran on the context before.
 """
 
 from __future__ import annotations
@@ -169,6 +174,10 @@ class LlamaCppEngine(ChatEngine):
         sampling = job.sampling
         seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
         llama.set_seed(seed & 0xFFFFFFFF)
+        if sampling.reproducible:
+            # A reused KV prefix changes how the rest of the prompt is batched, and with it the
+            # logits in their last bits: enough to flip a greedy choice. Evaluate it afresh.
+            llama.reset()
         vocab = llama_cpp.llama_model_get_vocab(llama.model)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopScanner(sampling.stop)

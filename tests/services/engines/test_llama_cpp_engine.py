@@ -112,11 +112,15 @@ async def test_stop_sequence_ends_the_reply_before_it(engine: LlamaCppEngine) ->
     assert finished.completion_tokens < 40
 
 
-async def test_greedy_with_a_seed_is_reproducible(engine: LlamaCppEngine) -> None:
-    sampling = Sampling(max_tokens=32, temperature=0.0, top_p=1.0, seed=42)
-    first, _ = await collect(engine, STORY, sampling)
-    second, _ = await collect(engine, STORY, sampling)
-    assert "".join(first) == "".join(second)
+@pytest.mark.parametrize("seed", [None, 42])
+async def test_greedy_is_reproducible_back_to_back(engine: LlamaCppEngine,
+                                                  seed: int | None) -> None:
+    # Back to back, the second request finds its whole prompt in the context's KV cache.
+    sampling = Sampling(max_tokens=24, temperature=0.0, top_p=1.0, seed=seed)
+    for messages in ([Message("user", "Write a long story about a runner.")], STORY):
+        first, _ = await collect(engine, messages, sampling)
+        second, _ = await collect(engine, messages, sampling)
+        assert "".join(first) == "".join(second)
 
 
 async def test_sampling_with_the_same_seed_is_reproducible(engine: LlamaCppEngine) -> None:
