@@ -17,6 +17,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from gateway import grpcweb
+from gateway.chat.router import build_router as chat_routes
+from gateway.coaching.router import build_router as coaching_routes
 from gateway.deps import Dependencies
 from gateway.errors import install_handlers
 from gateway.health.router import build_router as health_routes
@@ -73,10 +75,12 @@ def create_app(deps: Dependencies) -> ASGIApp:
             await deps.close()
 
     rest = FastAPI(title="UpCoach LLM gateway", version="1.0.0", description=DESCRIPTION,
-                   lifespan=lifespan)
+                   lifespan=lifespan, strict_content_type=False)
     install_handlers(rest)
     rest.include_router(health_routes(deps))
     rest.include_router(models_routes(deps))
+    rest.include_router(chat_routes(deps))
+    rest.include_router(coaching_routes(deps))
     rest.include_router(metrics_routes(deps.metrics))
 
     app: ASGIApp = grpcweb.Dispatcher(rest, grpcweb.build_apps(deps))

@@ -49,6 +49,7 @@ TYPE_OF_STATUS = {
     405: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
     429: "rate_limit_error",
     499: "cancelled_error",
     501: "not_implemented_error",
@@ -150,8 +151,13 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, APIError)
         return exc.to_response()
 
-    async def on_validation(_: Request, exc: Exception) -> Response:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        content_type = request.headers.get("content-type", "application/json")
+        if "json" not in content_type and any(e.get("loc") == ("body",) for e in exc.errors()):
+            return APIError(415, f"the body must be JSON, sent as Content-Type: application/json "
+                                 f"(got {content_type})", code="unsupported_media_type",
+                            ).to_response()
         return from_validation(exc).to_response()
 
     async def on_http(_: Request, exc: Exception) -> Response:

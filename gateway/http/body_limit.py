@@ -2,7 +2,9 @@
 
 A declared Content-Length over the limit is refused before a byte of the body is read. A body
 without one (chunked) is counted as it arrives and refused as soon as it passes the limit; the
-part read so far is handed on to the app as it was received.
+part read so far is handed on to the app as it was received. The server discards the rest of
+a refused body as it arrives (closing at once would reset the connection before the client reads
+the 413).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class BodyLimitMiddleware:
 
     def _too_large(self) -> APIError:
         return APIError(413, f"request body is larger than the limit of {self.max_bytes} bytes",
-                        code="request_too_large", headers={"Connection": "close"})
+                        code="request_too_large")
 
 
 async def _refuse(error: APIError, scope: Scope, send: Send) -> None:

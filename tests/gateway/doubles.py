@@ -42,31 +42,22 @@ class Calls:
     headers: list[dict[str, str]] = field(default_factory=list)
 
 
-def _route(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest
-           ) -> router_pb2.RouteDecision:
+async def _route(request, context: grpc.aio.ServicerContext
+                 ) -> router_pb2.RouteDecision:
+    """The route, or an abort with the status the real router gives for a bad request."""
     if request.model and request.model not in CHAT_MODELS:
-        raise LookupError(request.model)
-    if request.coaching_context and request.coaching_context not in CONTEXTS:
-        raise ValueError(request.coaching_context)
-    requested = request.model or "mistral"
-    return router_pb2.RouteDecision(requested_model=requested, model=SERVED, backend="embedded",
-                                    reason="double")
-
-
-async def _check(request, context: grpc.aio.ServicerContext) -> router_pb2.RouteDecision:
-    try:
-        return _route(request)
-    except LookupError as exc:
         await context.abort(grpc.StatusCode.NOT_FOUND,
-                            f"model {exc.args[0]!r} is not in the catalog")
-    except ValueError as exc:
+                            f"model {request.model!r} is not in the catalog")
+    if request.coaching_context and request.coaching_context not in CONTEXTS:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                            f"coaching_context: {exc.args[0]!r} is not one of "
+                            f"coaching_context: {request.coaching_context!r} is not one of "
                             f"{', '.join(CONTEXTS)}")
     if request.sampling.HasField("max_tokens") and request.sampling.max_tokens > 4096:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                            "sampling.max_tokens: 5000 is above the limit of 4096")
-    raise AssertionError("unreachable")
+                            f"sampling.max_tokens: {request.sampling.max_tokens} is above the "
+                            "limit of 4096")
+    return router_pb2.RouteDecision(requested_model=request.model or "mistral", model=SERVED,
+                                    backend="embedded", reason="double")
 
 
 def _words(request) -> list[str]:
@@ -89,10 +80,7 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
     async def ChatStream(self, request, context):
         self.calls.chat.append(request)
         self.calls.headers.append(dict(context.invocation_metadata()))
-        try:
-            route = _route(request)
-        except (LookupError, ValueError):
-            await _check(request, context)
+        route = await _route(request, context)
         text = request.messages[-1].content
         if text == "UNAVAILABLE":
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no backend can serve smollm2")
@@ -119,15 +107,10 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
     async def Chat(self, request, context):
         self.calls.chat.append(request)
         self.calls.headers.append(dict(context.invocation_metadata()))
-        try:
-            route = _route(request)
-        except (LookupError, ValueError):
-            await _check(request, context)
+        route = await _route(request, context)
         text = request.messages[-1].content
         if text == "UNAVAILABLE" or text.startswith("FAIL_AFTER"):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no backend can serve smollm2")
-        if request.sampling.HasField("max_tokens") and request.sampling.max_tokens > 4096:
-            await _check(request, context)
         words = _words(request)
         return router_pb2.ChatResponse(route=route, text="".join(words),
                                        finish_reason=common_pb2.FINISH_REASON_STOP,

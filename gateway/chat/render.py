@@ -1,0 +1,80 @@
+"""Builds the OpenAI response bodies and SSE events as bytes, without a pydantic round trip.
+
+The shapes are the ones declared in protocol.py (ChatCompletionResponse, ChatCompletionChunk).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from typing import Any
+
+from upcoach.llm.v1 import common_pb2
+
+DONE = b"data: [DONE]\n\n"
+FINISH = {common_pb2.FINISH_REASON_STOP: "stop", common_pb2.FINISH_REASON_LENGTH: "length"}
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def completion(cid: str, model: str, content: str, finish_reason: str | None,
+               use: dict[str, int], extra: dict[str, Any] | None = None) -> bytes:
+    body = {"id": cid, "object": "chat.completion", "created": now(), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": finish_reason, "logprobs": None}],
+            "usage": use}
+    if extra:
+        body.update(extra)
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class ChunkWriter:
+    """Formats the chunks of one stream (same id, created and model on each)."""
+
+    def __init__(self, cid: str, model: str) -> None:
+        self._head = {"id": cid, "object": "chat.completion.chunk", "created": now(),
+                      "model": model}
+
+    def role(self) -> bytes:
+        return self._event([{"index": 0, "delta": {"role": "assistant", "content": ""},
+                             "finish_reason": None}])
+
+    def text(self, text: str) -> bytes:
+        return self._event([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
+
+    def finish(self, reason: str, use: dict[str, int]) -> bytes:
+        return self._event([{"index": 0, "delta": {}, "finish_reason": reason}], use)
+
+    def usage_only(self, use: dict[str, int]) -> bytes:
+        """The extra chunk of ``stream_options.include_usage`` (no choices)."""
+        return self._event([], use)
+
+    def _event(self, choices: list[dict[str, Any]], use: dict[str, int] | None = None) -> bytes:
+        chunk = {**self._head, "choices": choices}
+        if use is not None:
+            chunk["usage"] = use
+        return event(chunk)
+
+
+def event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False,
+                                  separators=(",", ":")).encode() + b"\n\n"
+
+
+def replay_pieces(content: str) -> list[str]:
+    """A cached reply cut into word-sized deltas for an SSE replay."""
+    return _WORDS.findall(content) or [content]

@@ -1,0 +1,180 @@
+"""Chat completions through the router: cache lookup, then a whole reply or an SSE stream.
+
+A cache hit is answered without calling the router, whole or replayed as SSE. A streamed request
+waits for the router's first message before answering, so routing failures (unknown model or
+context) are real HTTP errors; a failure after that is an error event inside the stream followed
+by ``[DONE]``. When the client goes away the router call is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+
+import grpc
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from gateway.chat import convert, render
+from gateway.chat.protocol import ChatCompletionRequest
+from gateway.deps import Dependencies
+from gateway.errors import APIError, from_grpc
+from gateway.http.access import MODEL_KEY
+from gateway.store.cache import CachedReply
+from gateway.store.link import RedisDown
+from gateway.upstream import call_unary
+from services.common.logging import get_logger
+from upcoach.llm.v1 import router_pb2
+
+log = get_logger(__name__)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class ChatServing:
+    """Serves chat completions and coaching chats."""
+
+    def __init__(self, deps: Dependencies) -> None:
+        self._deps = deps
+
+    async def create(self, request: Request, body: ChatCompletionRequest, *,
+                     coaching_context: str = "", renames: Mapping[str, str] | None = None,
+                     extra: dict[str, str] | None = None) -> Response:
+        started = time.perf_counter()
+        deps = self._deps
+        cid = render.completion_id()
+        request_id = request.headers.get("x-request-id", "")
+        if not _REQUEST_ID.match(request_id):
+            request_id = cid
+        headers = {"X-Request-ID": request_id, "X-Cache": "MISS"}
+        cache_key = None
+        if deps.cache.applies(temperature=body.temperature, seed=body.seed):
+            cache_key = deps.cache.key(convert.canonical(body, coaching_context))
+            if "no-cache" not in request.headers.get("cache-control", ""):
+                hit = await self._lookup(cache_key)
+                if hit is not None:
+                    request.scope["state"][MODEL_KEY] = hit.model
+                    headers["X-Cache"] = "HIT"
+                    return _replay(hit, body, cid, headers, extra)
+        fields = {"request_id": request_id, "model": body.model or "",
+                  "feature": body.feature or "", "coaching_context": coaching_context,
+                  "messages": convert.messages(body), "sampling": convert.sampling(body)}
+        if body.stream:
+            return await self._stream(request, body, fields, cid, headers, cache_key, started,
+                                      renames)
+        reply = await call_unary(deps.upstream.router.Chat(
+            router_pb2.ChatRequest(**fields), timeout=deps.settings.upstream_timeout_s), renames)
+        model = reply.route.model
+        request.scope["state"][MODEL_KEY] = model
+        finish = render.FINISH.get(reply.finish_reason)
+        deps.metrics.tokens(model, reply.usage.completion_tokens)
+        if cache_key and finish:
+            await self._store(cache_key, CachedReply(model, reply.text, finish,
+                                                     reply.usage.prompt_tokens,
+                                                     reply.usage.completion_tokens))
+        content = render.completion(cid, model, reply.text, finish,
+                                    render.usage(reply.usage.prompt_tokens,
+                                                 reply.usage.completion_tokens), extra)
+        return Response(content, media_type="application/json", headers=headers)
+
+    async def _stream(self, request: Request, body: ChatCompletionRequest, fields: dict,
+                      cid: str, headers: dict[str, str], cache_key: str | None,
+                      started: float, renames: Mapping[str, str] | None) -> Response:
+        deps = self._deps
+        call = deps.upstream.router.ChatStream(router_pb2.ChatStreamRequest(**fields),
+                                               timeout=deps.settings.upstream_timeout_s)
+        try:
+            first = await call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise from_grpc(exc, renames) from None
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        if first is grpc.aio.EOF:
+            raise APIError(502, "the router ended the stream without a reply",
+                           code="upstream_protocol_error")
+        model = first.route.model or body.model or ""
+        request.scope["state"][MODEL_KEY] = model
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = self._events(call, first, model, cid, include_usage, cache_key, started,
+                              renames)
+        return StreamingResponse(events, media_type="text/event-stream",
+                                 headers={**headers, **SSE_HEADERS})
+
+    async def _events(self, call: grpc.aio.UnaryStreamCall, first: router_pb2.ChatStreamResponse,
+                      model: str, cid: str, include_usage: bool, cache_key: str | None,
+                      started: float, renames: Mapping[str, str] | None) -> AsyncIterator[bytes]:
+        metrics = self._deps.metrics
+        writer = render.ChunkWriter(cid, model)
+        parts: list[str] = []
+        message = first
+        finished = False
+        try:
+            yield writer.role()
+            while message is not grpc.aio.EOF:
+                if message.text:
+                    if not parts:
+                        metrics.first_token(model, time.perf_counter() - started)
+                    parts.append(message.text)
+                    yield writer.text(message.text)
+                if message.finish_reason:
+                    finished = True
+                    reason = render.FINISH.get(message.finish_reason, "stop")
+                    use = render.usage(message.usage.prompt_tokens,
+                                       message.usage.completion_tokens)
+                    metrics.tokens(model, message.usage.completion_tokens)
+                    yield writer.finish(reason, use)
+                    if include_usage:
+                        yield writer.usage_only(use)
+                    if cache_key:
+                        await self._store(cache_key, CachedReply(
+                            model, "".join(parts), reason, use["prompt_tokens"],
+                            use["completion_tokens"]))
+                message = await call.read()
+            if not finished:
+                raise APIError(502, "the router ended the stream before the reply finished",
+                               code="upstream_protocol_error")
+        except grpc.aio.AioRpcError as exc:
+            metrics.error()
+            yield render.event(from_grpc(exc, renames).body())
+        except APIError as exc:
+            metrics.error()
+            yield render.event(exc.body())
+        finally:
+            call.cancel()
+        yield render.DONE
+
+    async def _lookup(self, key: str) -> CachedReply | None:
+        try:
+            hit = await self._deps.cache.get(key)
+        except RedisDown:
+            return None
+        if hit is None:
+            self._deps.metrics.cache_miss()
+        else:
+            self._deps.metrics.cache_hit()
+        return hit
+
+    async def _store(self, key: str, reply: CachedReply) -> None:
+        with contextlib.suppress(RedisDown):
+            await self._deps.cache.put(key, reply)
+
+
+def _replay(hit: CachedReply, body: ChatCompletionRequest, cid: str, headers: dict[str, str],
+            extra: dict[str, str] | None) -> Response:
+    use = render.usage(hit.prompt_tokens, hit.completion_tokens)
+    if not body.stream:
+        return Response(render.completion(cid, hit.model, hit.content, hit.finish_reason, use,
+                                          extra),
+                        media_type="application/json", headers=headers)
+    writer = render.ChunkWriter(cid, hit.model)
+    events = [writer.role(), *(writer.text(p) for p in render.replay_pieces(hit.content)),
+              writer.finish(hit.finish_reason, use)]
+    if body.stream_options and body.stream_options.include_usage:
+        events.append(writer.usage_only(use))
+    events.append(render.DONE)
+    return Response(b"".join(events), media_type="text/event-stream",
+                    headers={**headers, **SSE_HEADERS})

@@ -1,0 +1,29 @@
+"""POST /api/coaching/chat: the chat completion handler with the coaching context forwarded."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.chat.protocol import ChatCompletionResponse
+from gateway.chat.router import STREAM_DOC
+from gateway.chat.serving import ChatServing
+from gateway.coaching.protocol import CoachingChatRequest
+from gateway.deps import Dependencies
+
+RENAMES = {"coaching_context": "context_type"}
+
+
+def build_router(deps: Dependencies) -> APIRouter:
+    router = APIRouter(tags=["coaching"])
+    serving = ChatServing(deps)
+
+    @router.post("/api/coaching/chat", response_model=ChatCompletionResponse,
+                 responses=STREAM_DOC,
+                 summary="Coaching chat in a context (habits, goals, motivation, ...)")
+    async def coaching_chat(request: Request, body: CoachingChatRequest) -> Response:
+        return await serving.create(request, body, coaching_context=body.context_type,
+                                    renames=RENAMES, extra={"context_type": body.context_type})
+
+    return router
