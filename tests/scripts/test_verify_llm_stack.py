@@ -1,0 +1,79 @@
+"""scripts/verify-llm-stack.sh against the real stack (the processes ``make run`` starts).
+
+Green while every part runs; red, naming the part, once a service is stopped.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from services.common.config import REPO_ROOT
+from services.stack import Stack
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.integration
+CHECKS = ["availability: gateway", "availability: generation", "availability: embedding",
+          "availability: router", "availability: model-registry", "availability: redis",
+          "models: catalog", "api: chat completions", "api: coaching chat", "api: embeddings",
+          "api: metrics", "quality: chat reply", "quality: embeddings", "latency: chat p95"]
+
+
+def verify(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "scripts/verify-llm-stack.sh", "--url", url, *args],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+def rows(stdout: str) -> dict[str, str]:
+    """check name -> PASS / FAIL / SKIP."""
+    found = {}
+    for line in stdout.splitlines():
+        for check in CHECKS:
+            rest = line.strip()[len(check):].split()
+            if line.strip().startswith(check) and rest and rest[0] in ("PASS", "FAIL", "SKIP"):
+                found[check] = rest[0]
+    return found
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory) -> Stack:
+    return stack_factory()
+
+
+def gateway_url(stack: Stack) -> str:
+    return f"http://{stack.spec('gateway').address}"
+
+
+def test_green_against_the_running_stack(stack: Stack) -> None:
+    result = verify(gateway_url(stack), "--runs", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert rows(result.stdout) == dict.fromkeys(CHECKS, "PASS")
+    assert "OK: " in result.stdout.splitlines()[-1]
+
+
+def test_red_and_naming_the_service_when_one_is_stopped(stack: Stack) -> None:
+    stack.stop(["embedding"])
+    result = verify(gateway_url(stack), "--runs", "1")
+    assert result.returncode == 1
+    assert rows(result.stdout)["availability: embedding"] == "FAIL"
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("FAILED:") and "availability: embedding" in last
+
+
+def test_red_when_the_gateway_is_unreachable() -> None:
+    result = verify(f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    found = rows(result.stdout)
+    assert found["availability: gateway"] == "FAIL"
+    assert found["api: chat completions"] == "SKIP"
+    assert "unreachable" in result.stdout
+
+
+def test_help_and_bad_usage() -> None:
+    usage = subprocess.run(["bash", "scripts/verify-llm-stack.sh", "--help"], cwd=REPO_ROOT,
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert usage.returncode == 0 and "--max-latency-ms" in usage.stdout
+    bad = subprocess.run(["bash", "scripts/verify-llm-stack.sh", "--runs", "zero"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=30, check=False)
+    assert bad.returncode == 2 and "--runs" in bad.stderr
