@@ -20,6 +20,7 @@ from gateway import grpcweb
 from gateway.chat.router import build_router as chat_routes
 from gateway.coaching.router import build_router as coaching_routes
 from gateway.deps import Dependencies
+from gateway.embeddings.router import build_router as embeddings_routes
 from gateway.errors import install_handlers
 from gateway.health.router import build_router as health_routes
 from gateway.http.access import AccessMiddleware
@@ -81,6 +82,7 @@ def create_app(deps: Dependencies) -> ASGIApp:
     rest.include_router(models_routes(deps))
     rest.include_router(chat_routes(deps))
     rest.include_router(coaching_routes(deps))
+    rest.include_router(embeddings_routes(deps))
     rest.include_router(metrics_routes(deps.metrics))
 
     app: ASGIApp = grpcweb.Dispatcher(rest, grpcweb.build_apps(deps))

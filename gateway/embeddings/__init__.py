@@ -1,0 +1,1 @@
+"""Embeddings (OpenAI shape) at /v1/embeddings and /api/embeddings; search at /api/search."""

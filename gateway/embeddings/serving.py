@@ -1,0 +1,60 @@
+"""Embeddings and content search through the embedding service."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.deps import Dependencies
+from gateway.embeddings.protocol import (
+    EmbeddingRequest,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+)
+from gateway.errors import APIError
+from gateway.http.access import MODEL_KEY
+from gateway.upstream import call_unary
+from upcoach.llm.v1 import embedding_pb2
+
+RENAMES = {"texts": "input"}
+
+
+async def embed(deps: Dependencies, request: Request, body: EmbeddingRequest) -> Response:
+    reply = await call_unary(deps.upstream.embedding.Embed(
+        embedding_pb2.EmbedRequest(model=body.model or "", texts=body.texts()),
+        timeout=deps.settings.upstream_timeout_s), RENAMES)
+    if body.dimensions is not None and body.dimensions != reply.dimensions:
+        raise APIError(400, f"dimensions: {reply.model} produces {reply.dimensions} dimensions "
+                            f"and cannot shorten them to {body.dimensions}", param="dimensions",
+                       code="invalid_value")
+    request.scope["state"][MODEL_KEY] = reply.model
+    if body.encoding_format == "base64":
+        vectors: list = [
+            base64.b64encode(struct.pack(f"<{len(e.values)}f", *e.values)).decode()
+            for e in reply.embeddings]
+    else:
+        vectors = [list(e.values) for e in reply.embeddings]
+    payload = {"object": "list",
+               "data": [{"object": "embedding", "index": i, "embedding": v}
+                        for i, v in enumerate(vectors)],
+               "model": reply.model,
+               "usage": {"prompt_tokens": reply.prompt_tokens,
+                         "total_tokens": reply.prompt_tokens}}
+    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+
+
+async def search(deps: Dependencies, request: Request, body: SearchRequest) -> SearchResponse:
+    reply = await call_unary(deps.upstream.embedding.SearchContent(
+        embedding_pb2.SearchContentRequest(query=body.query, top_k=body.top_k,
+                                           category=body.category or ""),
+        timeout=deps.settings.upstream_timeout_s))
+    request.scope["state"][MODEL_KEY] = reply.model
+    return SearchResponse(model=reply.model, results=[
+        SearchResult(id=h.item.id, category=h.item.category, title=h.item.title,
+                     text=h.item.text, tags=list(h.item.tags), score=round(h.score, 6))
+        for h in reply.hits])
