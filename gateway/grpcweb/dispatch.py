@@ -1,13 +1,15 @@
 """Sends ``/upcoach.llm.v1.<Service>/<Method>`` requests to that service's Connect app.
 
-Everything else (and the lifespan) goes to the REST app. A request for a known RPC path records
-the path in ``scope["state"]["rpc"]`` so metrics label it by method.
+Everything else (and the lifespan) goes to the REST app. A request for a method the proto
+declares records its path in ``scope["state"]["rpc"]`` so metrics label it by method (unknown
+paths share one label).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from google.protobuf import descriptor_pool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PATH_PREFIX = "/upcoach.llm.v1."
@@ -19,6 +21,9 @@ class Dispatcher:
     def __init__(self, rest: ASGIApp, services: Mapping[str, ASGIApp]) -> None:
         self.rest = rest
         self.services = dict(services)
+        self.methods = {f"{prefix}/{method.name}" for prefix in self.services
+                        for method in descriptor_pool.Default().FindServiceByName(
+                            prefix.lstrip("/")).methods}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -26,7 +31,8 @@ class Dispatcher:
             service, _, _method = path[1:].partition("/")
             app = self.services.get("/" + service)
             if app is not None:
-                scope.setdefault("state", {})["rpc"] = path
+                if path in self.methods:
+                    scope.setdefault("state", {})["rpc"] = path
                 await app(scope, receive, send)
                 return
         await self.rest(scope, receive, send)
