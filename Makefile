@@ -9,7 +9,11 @@ PROTOS := $(wildcard protos/upcoach/llm/v1/*.proto)
 SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto run test lint bench up verify clean
+.PHONY: help install proto run test lint bench up down deploy verify clean
+# Deployment environment for up / down / deploy: development, staging or production.
+ENV ?= development
+COMPOSE ?= docker compose
+COMPOSE_ARGS = $(strip --env-file .env.$(ENV) $(if $(filter production,$(ENV)),--profile production))
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,11 +47,27 @@ run: proto ## Start the whole stack on the embedded engines (Ctrl-C stops it)
 test: proto node_modules/.installed ## Install what is needed and run every test
 	$(PY) -m pytest
 
-lint: proto node_modules/.installed ## ruff and buf lint (and buf breaking against main)
+lint: proto node_modules/.installed ## ruff, shellcheck and buf lint (and buf breaking against main)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/shellcheck .ci/run scripts/*.sh tests/scripts/fakes/*.sh
 	npx --no-install buf lint
 	@if git rev-parse --verify -q main >/dev/null; then \
 		npx --no-install buf breaking --against '.git#branch=main,subdir=protos'; fi
+
+bench: proto ## Run every bench/bench_*.py and print one table (figure, baseline, target)
+	$(PY) -m bench.run_all
+
+up: ## docker compose up the stack for ENV=development|staging|production (.env.<ENV>)
+	$(COMPOSE) $(COMPOSE_ARGS) up -d --build --wait
+
+down: ## docker compose down the stack for ENV
+	$(COMPOSE) $(COMPOSE_ARGS) down
+
+deploy: ## Full deploy for ENV with health checks and rollback (scripts/deploy-llm-stack.sh)
+	scripts/deploy-llm-stack.sh --env $(ENV)
+
+verify: ## Check a running stack through its gateway: URL=http://localhost:3100 by default
+	scripts/verify-llm-stack.sh $(if $(URL),--url $(URL))
 
 clean: ## Remove the virtualenv, stubs and node_modules
 	rm -rf $(VENV) build node_modules

@@ -1,0 +1,1 @@
+"""Benchmarks: every ``bench/bench_*.py`` script, run together by ``make bench`` (bench.run_all)."""
