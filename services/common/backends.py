@@ -3,19 +3,35 @@
 A backend is one engine instance: the embedded engines inside this stack's own processes, an
 Ollama server, or an OpenAI-compatible server such as vLLM. Each maps catalog model names to the
 engine's own model names (``mistral`` → ``mistralai/Mistral-7B-Instruct-v0.2`` on vLLM).
+
+The environment adds remote backends in front of the file's (several instances each):
+
+    OLLAMA_URL          comma-separated Ollama URLs → backends ollama, ollama-2, ...
+    OLLAMA_PORT         without OLLAMA_URL: one Ollama at http://OLLAMA_HOST:OLLAMA_PORT
+    OLLAMA_HOST         host name for OLLAMA_PORT (default localhost)
+    OLLAMA_MODELS       catalog models the Ollama backends serve, ``name`` or ``name=ollama-name``
+                        (default: the guide's mistral, llama3.2:3b, nomic-embed-text)
+    VLLM_URL            comma-separated OpenAI-compatible URLs (``/v1`` optional) → vllm, vllm-2
+    VLLM_MODEL          the model those servers load (required with VLLM_URL)
+    VLLM_CATALOG_MODEL  the catalog name it is served as (default mistral)
+    EMBEDDED_BACKEND    false drops the embedded backend; by default it stays, last, as the
+                        fallback of last resort
 """
 
 from __future__ import annotations
 
+import os
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.common.catalog import ModelsFile
-from services.common.config import config_dir, load_yaml, validate
+from services.common.config import config_dir, env_bool, env_list, env_str, load_yaml, validate
 from services.common.errors import ConfigError
 
 BackendTypeName = Literal["embedded", "ollama", "openai"]
+DEFAULT_OLLAMA_MODELS = ["mistral", "llama3.2:3b", "nomic-embed-text"]
 
 
 class BackendConfig(BaseModel):
@@ -70,13 +86,107 @@ class BackendsFile(BaseModel):
 
 
 def load_backends(catalog: ModelsFile | None = None) -> BackendsFile:
-    """Reads config/backends.yaml; with a catalog, checks every model it names is in it."""
+    """Reads config/backends.yaml and the environment; with a catalog, checks every model name."""
     path = config_dir() / "backends.yaml"
-    backends = validate(BackendsFile, load_yaml(path), str(path))
+    from_file = validate(BackendsFile, load_yaml(path), str(path))
     if catalog is not None:
-        for index, backend in enumerate(backends.backends):
+        for index, backend in enumerate(from_file.backends):
             for model in backend.models:
                 if catalog.get(model) is None:
                     raise ConfigError(
                         f"{path}: backends.{index}.models: {model!r} is not in models.yaml")
-    return backends
+    remote = env_backends(catalog)
+    taken = {b.name for b in from_file.backends}
+    for backend in remote:
+        if backend.name in taken:
+            variable = "OLLAMA_URL" if backend.type == "ollama" else "VLLM_URL"
+            raise ConfigError(f"{variable}: backend name {backend.name!r} is already used in "
+                              f"{path}; remove it there or unset {variable}")
+    kept = list(from_file.backends)
+    if not env_bool("EMBEDDED_BACKEND", True):
+        kept = [b for b in kept if b.type != "embedded"]
+        if not kept and not remote:
+            raise ConfigError("EMBEDDED_BACKEND: false, but no other backend is configured "
+                              f"(set OLLAMA_URL or VLLM_URL, or add one to {path})")
+    embedded = [b for b in kept if b.type == "embedded"]
+    others = [b for b in kept if b.type != "embedded"]
+    return BackendsFile(backends=[*others, *remote, *embedded])
+
+
+def env_backends(catalog: ModelsFile | None = None) -> list[BackendConfig]:
+    """The Ollama and OpenAI-compatible backends the environment configures."""
+    return _ollama_backends(catalog) + _vllm_backends(catalog)
+
+
+def _url(variable: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{variable}: {raw!r} is not an http(s) URL like http://host:port")
+    try:
+        parts.port  # noqa: B018 - parsing the port validates it
+    except ValueError:
+        raise ConfigError(f"{variable}: {raw!r} has an invalid port") from None
+    return raw.rstrip("/")
+
+
+def _numbered(prefix: str, urls: list[str]) -> list[tuple[str, str]]:
+    return [(prefix if i == 0 else f"{prefix}-{i + 1}", url) for i, url in enumerate(urls)]
+
+
+def _ollama_urls() -> list[str]:
+    urls = env_list("OLLAMA_URL")
+    if urls:
+        return [_url("OLLAMA_URL", url) for url in urls]
+    port = env_str("OLLAMA_PORT", "")
+    if not port:
+        return []
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"OLLAMA_PORT: {port!r} is not a port number")
+    host = env_str("OLLAMA_HOST", "localhost")
+    if any(c in host for c in ":/ "):
+        raise ConfigError(f"OLLAMA_HOST: {host!r} must be a host name; set OLLAMA_URL for a "
+                          "full address")
+    return [f"http://{host}:{port}"]
+
+
+def _ollama_models(catalog: ModelsFile | None) -> dict[str, str]:
+    entries = env_list("OLLAMA_MODELS", DEFAULT_OLLAMA_MODELS)
+    if not entries:
+        raise ConfigError("OLLAMA_MODELS: empty; name at least one catalog model")
+    models: dict[str, str] = {}
+    for entry in entries:
+        name, _, engine_name = entry.partition("=")
+        name, engine_name = name.strip(), engine_name.strip() or name.strip()
+        if catalog is not None and catalog.get(name) is None:
+            raise ConfigError(f"OLLAMA_MODELS: {name!r} is not in models.yaml")
+        models[name] = engine_name
+    return models
+
+
+def _ollama_backends(catalog: ModelsFile | None) -> list[BackendConfig]:
+    urls = _ollama_urls()
+    if not urls:
+        return []
+    models = _ollama_models(catalog)
+    return [BackendConfig(name=name, type="ollama", url=url, models=models)
+            for name, url in _numbered("ollama", urls)]
+
+
+def _vllm_backends(catalog: ModelsFile | None) -> list[BackendConfig]:
+    urls = [_url("VLLM_URL", url) for url in env_list("VLLM_URL")]
+    if not urls:
+        return []
+    engine_model = os.environ.get("VLLM_MODEL", "").strip()
+    if not engine_model:
+        raise ConfigError("VLLM_MODEL: required when VLLM_URL is set (the model the server "
+                          "loads, e.g. mistralai/Mistral-7B-Instruct-v0.2)")
+    name = env_str("VLLM_CATALOG_MODEL", "mistral")
+    if catalog is not None:
+        entry = catalog.get(name)
+        if entry is None:
+            raise ConfigError(f"VLLM_CATALOG_MODEL: {name!r} is not in models.yaml")
+        if entry.kind != "chat":
+            raise ConfigError(f"VLLM_CATALOG_MODEL: {name!r} is an {entry.kind} model; vLLM "
+                              "backends serve a chat model")
+    return [BackendConfig(name=backend, type="openai", url=url, models={name: engine_model})
+            for backend, url in _numbered("vllm", urls)]

@@ -12,7 +12,10 @@ from collections.abc import Awaitable, Callable
 
 from services.common.backends import BackendConfig
 from services.engines.base import EngineHealth
+from services.engines.ollama import OllamaEngine
+from services.engines.openai_compat import OpenAICompatEngine
 from services.engines.packaged_models import EMBEDDED_MODEL_FILES
+from services.engines.remote_settings import RemoteSettings
 
 Probe = Callable[[BackendConfig, float], Awaitable[EngineHealth]]
 
@@ -30,11 +33,31 @@ async def probe_embedded(backend: BackendConfig, timeout: float) -> EngineHealth
     return EngineHealth(healthy=not missing, models=tuple(installed), detail="; ".join(missing))
 
 
+async def probe_ollama(backend: BackendConfig, timeout: float) -> EngineHealth:
+    """Ollama's /api/tags: up when it answers, with the configured models it has pulled."""
+    return await _probe_remote(OllamaEngine, backend, timeout)
+
+
+async def probe_openai(backend: BackendConfig, timeout: float) -> EngineHealth:
+    """/v1/models: up when it answers and lists a configured model."""
+    return await _probe_remote(OpenAICompatEngine, backend, timeout)
+
+
+async def _probe_remote(engine_class: type[OllamaEngine | OpenAICompatEngine],
+                        backend: BackendConfig, timeout: float) -> EngineHealth:
+    engine = engine_class(backend, RemoteSettings(connect_timeout=timeout, read_timeout=timeout))
+    try:
+        return await engine.health()
+    finally:
+        await engine.close()
+
+
 async def _unsupported(backend: BackendConfig, timeout: float) -> EngineHealth:
     return EngineHealth(healthy=False, detail=f"no probe for backend type {backend.type}")
 
 
-PROBES: dict[str, Probe] = {"embedded": probe_embedded}
+PROBES: dict[str, Probe] = {"embedded": probe_embedded, "ollama": probe_ollama,
+                            "openai": probe_openai}
 
 
 async def probe_backend(backend: BackendConfig, timeout: float = 2.0) -> EngineHealth:

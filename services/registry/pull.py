@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from services.common.backends import BackendConfig
 from services.common.errors import FailedPrecondition
+from services.engines.ollama import OllamaEngine
 from services.engines.packaged_models import EMBEDDED_MODEL_FILES
+from services.engines.remote_settings import RemoteSettings
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,17 @@ async def pull_embedded(backend: BackendConfig, model: str) -> AsyncIterator[Pul
     yield PullProgress(status="success", completed=total, total=total, done=True)
 
 
+async def pull_ollama(backend: BackendConfig, model: str) -> AsyncIterator[PullProgress]:
+    """Streams Ollama's /api/pull progress for the backend's name of the model."""
+    engine = OllamaEngine(backend, RemoteSettings.from_env())
+    try:
+        async for step in engine.pull(backend.engine_model(model)):
+            yield PullProgress(status=step.status, digest=step.digest, completed=step.completed,
+                               total=step.total, done=step.done)
+    finally:
+        await engine.close()
+
+
 async def pull_unsupported(backend: BackendConfig, model: str) -> AsyncIterator[PullProgress]:
     """Backends that load their model at start-up cannot pull."""
     raise FailedPrecondition(
@@ -57,7 +70,8 @@ async def pull_unsupported(backend: BackendConfig, model: str) -> AsyncIterator[
     yield  # pragma: no cover - makes this an async generator
 
 
-PULLERS: dict[str, Puller] = {"embedded": pull_embedded, "openai": pull_unsupported}
+PULLERS: dict[str, Puller] = {"embedded": pull_embedded, "ollama": pull_ollama,
+                              "openai": pull_unsupported}
 
 
 def can_pull(backend: BackendConfig, model: str) -> bool:

@@ -34,9 +34,13 @@ Knobs for failure tests (all thread-safe, each fault used once unless said other
   without the final chunk (a crashed server).
 - ``malformed_next_stream(after=N)``: the next streamed reply writes a line that is not JSON
   after N lines, then goes on.
+- ``error_next_stream(after=N, error="...")``: the next streamed reply writes ``{"error": ...}``
+  after N lines and ends there (how Ollama reports a failure once a stream has begun).
 - ``chunk_delay``: seconds between streamed lines (all streams); ``response_delay``: seconds
   before any reply (all requests).
 - ``requests``: every request received, as ``RecordedRequest(method, path, body)``.
+- ``aborted_streams``: streamed replies the client hung up on before their last line (a client
+  that stops reading, e.g. a cancelled call, shows up here once the double's next write fails).
 """
 
 from __future__ import annotations
@@ -161,11 +165,13 @@ class OllamaDouble:
         self.chunk_delay = 0.0
         self.response_delay = 0.0
         self.requests: list[RecordedRequest] = []
+        self.aborted_streams = 0
         self.models: dict[str, InstalledModel] = {}
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
         self._cut_after: int | None = None
         self._malformed_after: int | None = None
+        self._error_after: tuple[int, str] | None = None
         for name in installed:
             self.install(name)
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
@@ -231,6 +237,10 @@ class OllamaDouble:
         with self._lock:
             self._malformed_after = after
 
+    def error_next_stream(self, after: int, error: str = "an error was encountered") -> None:
+        with self._lock:
+            self._error_after = (after, error)
+
     def paths(self) -> list[str]:
         """The paths of the requests received so far, in order."""
         return [r.path for r in self.requests]
@@ -247,10 +257,10 @@ class OllamaDouble:
                     return failure
         return None
 
-    def _take_stream_faults(self) -> tuple[int | None, int | None]:
+    def _take_stream_faults(self) -> tuple[int | None, int | None, tuple[int, str] | None]:
         with self._lock:
-            faults = (self._cut_after, self._malformed_after)
-            self._cut_after = self._malformed_after = None
+            faults = (self._cut_after, self._malformed_after, self._error_after)
+            self._cut_after = self._malformed_after = self._error_after = None
         return faults
 
     def _require(self, name: Any) -> InstalledModel:
@@ -544,7 +554,7 @@ def _handler_for(double: OllamaDouble) -> type[BaseHTTPRequestHandler]:
             self.wfile.flush()
 
         def _stream(self, lines: Iterator[dict]) -> None:
-            cut_after, malformed_after = double._take_stream_faults()
+            cut_after, malformed_after, error_after = double._take_stream_faults()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-ndjson")
             self.send_header("Transfer-Encoding", "chunked")
@@ -554,6 +564,9 @@ def _handler_for(double: OllamaDouble) -> type[BaseHTTPRequestHandler]:
                 for line in lines:
                     if cut_after is not None and sent >= cut_after:
                         raise _DropConnection
+                    if error_after is not None and sent == error_after[0]:
+                        self._write_chunk(json.dumps({"error": error_after[1]}).encode() + b"\n")
+                        break
                     if malformed_after is not None and sent == malformed_after:
                         self._write_chunk(b'{"model": "broken", "message": {\n')
                         malformed_after = None
@@ -565,6 +578,8 @@ def _handler_for(double: OllamaDouble) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
+                with double._lock:
+                    double.aborted_streams += 1
 
     return Handler
 
