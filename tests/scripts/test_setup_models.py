@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,9 +16,11 @@ from tests.conftest import free_port
 from tests.doubles.ollama_double import DEFAULT_LIBRARY, OllamaDouble
 
 
-def setup_models(*args: str) -> subprocess.CompletedProcess[str]:
+def setup_models(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_", "VLLM_"))}
     return subprocess.run([sys.executable, "scripts/setup_models.py", *args], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**clean, **(env or {})})
 
 
 @pytest.fixture
@@ -77,6 +80,14 @@ def test_include_optional_adds_the_light_model(ollama: OllamaDouble) -> None:
     result = setup_models("--ollama-url", ollama.url, "--include-optional", "--no-assistant")
     assert result.returncode == 0, result.stderr
     assert set(report_rows(result.stdout)) == {"mistral", "llama3.2:3b", "nomic-embed-text"}
+
+
+def test_ollama_url_from_the_environment_as_in_the_model_manager_container(
+        ollama: OllamaDouble) -> None:
+    result = setup_models("--no-assistant", env={"OLLAMA_URL": ollama.url})
+    assert result.returncode == 0, result.stderr
+    assert f"at {ollama.url}" in result.stdout
+    assert ollama.installed() == ["mistral:latest", "nomic-embed-text:latest"]
 
 
 def test_unreachable_ollama_is_one_clear_line() -> None:
