@@ -6,30 +6,14 @@ SIGTERM or Ctrl-C stops accepting, lets open requests finish, then closes the up
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
-import uvicorn
+import uvloop
 
-from gateway.app import create_app
-from gateway.deps import Dependencies
+from gateway.server import serve
 from gateway.settings import GatewaySettings
 from services.common.errors import ConfigError
-from services.common.logging import configure_logging, get_logger
-
-log = get_logger("gateway")
-
-
-async def serve(settings: GatewaySettings) -> None:
-    app = create_app(Dependencies.build(settings))
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, loop="none", http="httptools",
-        lifespan="on", access_log=False, log_config=None, timeout_graceful_shutdown=30,
-        ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
-        proxy_headers=True, server_header=False)
-    scheme = "https" if settings.tls_enabled else "http"
-    log.info("listening", extra={"fields": {"url": f"{scheme}://{settings.host}:{settings.port}"}})
-    await uvicorn.Server(config).serve()
+from services.common.logging import configure_logging
 
 
 def main() -> None:
@@ -39,12 +23,7 @@ def main() -> None:
     except ConfigError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
-    try:
-        import uvloop
-
-        uvloop.run(serve(settings))
-    except ImportError:
-        asyncio.run(serve(settings))
+    uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":

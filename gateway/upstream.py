@@ -1,7 +1,8 @@
 """The gRPC clients of the services the gateway fronts: router, embedding, model-registry.
 
-One channel per service for the life of the process. The gateway passes requests through as
-protobuf messages, so the REST layer and the grpc-web proxy share these stubs.
+One channel per service for the life of the process, with the stack's channel options
+(services.common.channels). The gateway passes requests through as protobuf messages, so the REST
+layer and the grpc-web proxy share these stubs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import from_grpc
 from gateway.settings import Upstreams
+from services.common.channels import aio_channel
 from upcoach.llm.v1 import (
     embedding_pb2_grpc,
     model_registry_pb2_grpc,
@@ -22,12 +24,6 @@ from upcoach.llm.v1 import (
 )
 
 T = TypeVar("T")
-
-_OPTIONS = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-]
 
 
 @dataclass
@@ -45,8 +41,7 @@ class Upstream:
         """Opens the channels (lazily: nothing is dialled until the first call)."""
         by_name = {"router": addresses.router, "generation": addresses.generation,
                    "embedding": addresses.embedding, "model-registry": addresses.registry}
-        channels = {name: grpc.aio.insecure_channel(address, options=_OPTIONS)
-                    for name, address in by_name.items()}
+        channels = {name: aio_channel(address) for name, address in by_name.items()}
         return cls(
             addresses=addresses,
             channels=channels,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
 from collections.abc import AsyncIterator, Mapping
 
@@ -22,7 +21,7 @@ from gateway.chat import convert, render
 from gateway.chat.protocol import ChatCompletionRequest
 from gateway.deps import Dependencies
 from gateway.errors import APIError, from_grpc
-from gateway.http.access import MODEL_KEY
+from gateway.http.access import MODEL_KEY, REQUEST_ID_KEY
 from gateway.store.cache import CachedReply
 from gateway.store.link import RedisDown
 from gateway.upstream import call_unary
@@ -30,7 +29,6 @@ from services.common.logging import get_logger
 from upcoach.llm.v1 import router_pb2
 
 log = get_logger(__name__)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -46,10 +44,8 @@ class ChatServing:
         started = time.perf_counter()
         deps = self._deps
         cid = render.completion_id()
-        request_id = request.headers.get("x-request-id", "")
-        if not _REQUEST_ID.match(request_id):
-            request_id = cid
-        headers = {"X-Request-ID": request_id, "X-Cache": "MISS"}
+        request_id = request.scope["state"].get(REQUEST_ID_KEY, "")
+        headers = {"X-Cache": "MISS"}
         cache_key = None
         if deps.cache.applies(temperature=body.temperature, seed=body.seed):
             cache_key = deps.cache.key(convert.canonical(body, coaching_context))

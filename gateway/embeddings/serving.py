@@ -17,7 +17,7 @@ from gateway.embeddings.protocol import (
     SearchResult,
 )
 from gateway.errors import APIError
-from gateway.http.access import MODEL_KEY
+from gateway.http.access import MODEL_KEY, REQUEST_ID_KEY
 from gateway.upstream import call_unary
 from upcoach.llm.v1 import embedding_pb2
 
@@ -26,7 +26,8 @@ RENAMES = {"texts": "input"}
 
 async def embed(deps: Dependencies, request: Request, body: EmbeddingRequest) -> Response:
     reply = await call_unary(deps.upstream.embedding.Embed(
-        embedding_pb2.EmbedRequest(model=body.model or "", texts=body.texts()),
+        embedding_pb2.EmbedRequest(request_id=request.scope["state"].get(REQUEST_ID_KEY, ""),
+                                   model=body.model or "", texts=body.texts()),
         timeout=deps.settings.upstream_timeout_s), RENAMES)
     if body.dimensions is not None and body.dimensions != reply.dimensions:
         raise APIError(400, f"dimensions: {reply.model} produces {reply.dimensions} dimensions "
@@ -50,8 +51,9 @@ async def embed(deps: Dependencies, request: Request, body: EmbeddingRequest) ->
 
 async def search(deps: Dependencies, request: Request, body: SearchRequest) -> SearchResponse:
     reply = await call_unary(deps.upstream.embedding.SearchContent(
-        embedding_pb2.SearchContentRequest(query=body.query, top_k=body.top_k,
-                                           category=body.category or ""),
+        embedding_pb2.SearchContentRequest(
+            request_id=request.scope["state"].get(REQUEST_ID_KEY, ""), query=body.query,
+            top_k=body.top_k, category=body.category or ""),
         timeout=deps.settings.upstream_timeout_s))
     request.scope["state"][MODEL_KEY] = reply.model
     return SearchResponse(model=reply.model, results=[

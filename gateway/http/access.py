@@ -3,11 +3,15 @@
 For REST paths that need it, the Gate authenticates and spends rate-limit budget before the app
 runs (refusals are answered here in the one error shape) and the X-RateLimit-* headers are added
 to the response. Every request, grpc-web included, is counted: in-flight gauge, status, latency,
-and the model the handler reports in ``scope["state"]["model"]``.
+and the model the handler reports in ``scope["state"]["model"]``. Each request gets an id (the
+caller's X-Request-ID, or a new one): on every log line of the request, in the X-Request-ID
+response header, and passed to the services as request_id.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
 import time
 from collections.abc import Callable
 
@@ -17,10 +21,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import APIError
 from gateway.metrics.registry import GatewayMetrics
 from gateway.security.gate import Gate
-from services.common.logging import get_logger
+from services.common.logging import REQUEST_ID, get_logger
 
 log = get_logger(__name__)
 MODEL_KEY = "model"
+REQUEST_ID_KEY = "request_id"
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class AccessMiddleware:
@@ -39,10 +45,13 @@ class AccessMiddleware:
             return
         started = time.perf_counter()
         state = scope.setdefault("state", {})
+        request_id = _request_id(scope)
+        state[REQUEST_ID_KEY] = request_id
+        REQUEST_ID.set(request_id)
         status = 500
         self.metrics.started()
         try:
-            extra: list[tuple[bytes, bytes]] = []
+            extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
             if self.gated(scope["path"]):
                 client = scope.get("client")
                 try:
@@ -50,17 +59,17 @@ class AccessMiddleware:
                                                       client[0] if client else None)
                 except APIError as refusal:
                     status = refusal.status
+                    refusal.headers["X-Request-ID"] = request_id
                     await refusal.to_response()(scope, receive, send)
                     return
-                extra = [(k.lower().encode(), v.encode())
-                         for k, v in admission.headers().items()]
+                extra += [(k.lower().encode(), v.encode())
+                          for k, v in admission.headers().items()]
 
             async def send_with_headers(message: Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
-                    if extra:
-                        message["headers"] = [*message.get("headers", ()), *extra]
+                    message["headers"] = [*message.get("headers", ()), *extra]
                 await send(message)
 
             await self.app(scope, receive, send_with_headers)
@@ -73,6 +82,16 @@ class AccessMiddleware:
                 log.log(30 if status >= 500 else 20, "request failed",
                         extra={"fields": {"method": scope["method"], "path": scope["path"],
                                           "status": status, "ms": round(seconds * 1000, 2)}})
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is sane, else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _REQUEST_ID.match(value):
+                return value.decode()
+            break
+    return secrets.token_hex(8)
 
 
 def _route_of(scope: Scope) -> str:

@@ -1,8 +1,9 @@
 """Fixtures for the gateway's own tests: the upstream double and an in-process gateway.
 
-``gateway(env)`` builds the gateway from settings read from the environment (env overrides on top
+````gateway(env)`` builds the gateway from settings read from the environment (env overrides on top
 of a per-test Redis key prefix, so tests never share rate-limit budgets or cache entries), serves
-it with uvicorn on a free port in the test's event loop, and returns a handle with its base URL.
+it with the same uvicorn configuration as ``python -m gateway`` on a free port in the test's event
+loop, and returns a handle with its base URL.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.deps import Dependencies
+from gateway.server import uvicorn_config
 from gateway.settings import GatewaySettings
 from tests.conftest import free_port
 from tests.gateway.doubles import UpstreamDouble, start_double
@@ -53,15 +55,17 @@ async def gateway(double: UpstreamDouble, monkeypatch: pytest.MonkeyPatch
                   "MODEL_REGISTRY_ADDR": double.address, "GENERATION_ADDR": double.address,
                   "REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info", **(env or {})}
         for name in ("LLM_API_KEY", "RATE_LIMIT_RPM", "CACHE_MODE", "CORS_ORIGINS",
-                     "ENVIRONMENT", "APP_ENV", "TLS_ENABLED", "REDIS_URL"):
+                     "ENVIRONMENT", "APP_ENV", "TLS_ENABLED", "REDIS_URL", "MAX_BODY_BYTES",
+                     "CACHE_TTL", "RATE_LIMIT_FAIL_OPEN"):
             monkeypatch.delenv(name, raising=False)
         for name, value in values.items():
             monkeypatch.setenv(name, value)
-        deps = Dependencies.build(GatewaySettings.from_env())
         port = free_port()
-        config = uvicorn.Config(create_app(deps), host="127.0.0.1", port=port, loop="none",
-                                lifespan="on", log_config=None, access_log=False)
-        server = uvicorn.Server(config)
+        monkeypatch.setenv("GATEWAY_HOST", "127.0.0.1")
+        monkeypatch.setenv("GATEWAY_PORT", str(port))
+        settings = GatewaySettings.from_env()
+        deps = Dependencies.build(settings)
+        server = uvicorn.Server(uvicorn_config(create_app(deps), settings))
         task = asyncio.create_task(server.serve())
         servers.append((server, task))
         while not server.started:
