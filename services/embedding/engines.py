@@ -1,9 +1,9 @@
 """Builds the embedding engines for the backends in config/backends.yaml.
 
-This is the one place that knows which engine class serves which backend type. Only the embedded
-ONNX engine exists so far; backends of the other types (Ollama's /api/embed, OpenAI-compatible
-/v1/embeddings) are skipped with a warning until their engines are added to ``_BUILDERS``.
-The first backend that lists a model serves it.
+This is the one place that knows which engine class serves which backend type: embedded → ONNX
+Runtime in this process, ollama → Ollama's /api/embed, openai → an OpenAI-compatible server's
+/v1/embeddings. A type missing from ``_BUILDERS`` is skipped with a warning. The first backend
+that lists a model serves it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from services.common.errors import ConfigError
 from services.common.logging import get_logger
 from services.embedding.models import ServedModel
 from services.engines.base import EmbeddingEngine
+from services.engines.ollama import OllamaEngine
 from services.engines.onnx_embedding_engine import (
     MODEL_NAME,
     OnnxEmbeddingEngine,
     OnnxEmbeddingSettings,
 )
+from services.engines.openai_compat import OpenAICompatEngine
+from services.engines.remote_settings import RemoteSettings
 
 log = get_logger(__name__)
 
@@ -35,6 +38,8 @@ def _embedded(backend: BackendConfig, models: list[str]) -> EmbeddingEngine:
 
 _BUILDERS: dict[str, Callable[[BackendConfig, list[str]], EmbeddingEngine]] = {
     "embedded": _embedded,
+    "ollama": lambda backend, _models: OllamaEngine(backend, RemoteSettings.from_env()),
+    "openai": lambda backend, _models: OpenAICompatEngine(backend, RemoteSettings.from_env()),
 }
 
 

@@ -1,9 +1,9 @@
 """Builds the chat engines for the backends in config/backends.yaml.
 
-This is the one place that knows which engine class serves which backend type. Only the embedded
-llama.cpp engine exists so far; backends of the remote types (ollama, openai) are skipped with a
-warning until their engines are added to ``_BUILDERS``. Only the catalog's chat models count:
-a backend that lists nothing but embedding models gets no chat engine.
+This is the one place that knows which engine class serves which backend type: embedded →
+llama.cpp in this process, ollama → Ollama's /api/chat, openai → an OpenAI-compatible server
+(vLLM). A type missing from ``_BUILDERS`` is skipped with a warning. Only the catalog's chat
+models count: a backend that lists nothing but embedding models gets no chat engine.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from services.common.logging import get_logger
 from services.engines.base import ChatEngine
 from services.engines.llama_cpp_engine import LlamaCppEngine
 from services.engines.llama_cpp_settings import LlamaSettings
+from services.engines.ollama import OllamaEngine
+from services.engines.openai_compat import OpenAICompatEngine
+from services.engines.remote_settings import RemoteSettings
 
 log = get_logger(__name__)
 
@@ -33,6 +36,8 @@ def _embedded(backend: BackendConfig, models: list[str]) -> ChatEngine:
 
 _BUILDERS: dict[str, Callable[[BackendConfig, list[str]], ChatEngine]] = {
     "embedded": _embedded,
+    "ollama": lambda backend, _models: OllamaEngine(backend, RemoteSettings.from_env()),
+    "openai": lambda backend, _models: OpenAICompatEngine(backend, RemoteSettings.from_env()),
 }
 
 

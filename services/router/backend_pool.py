@@ -44,6 +44,14 @@ class BackendState:
         """Configured for the model, or (Ollama) reports it installed."""
         return model in self.config.models or model in self.installed
 
+    def ready_for(self, model: str) -> bool:
+        """Healthy, and an Ollama backend has the model pulled (configuring it is not enough)."""
+        return self.healthy and (self.config.type != "ollama" or model in self.installed)
+
+    def missing(self, model: str) -> str:
+        """Why a healthy backend cannot take the model: it is not pulled there."""
+        return f"{model} is not pulled there: ollama pull {self.config.engine_model(model)}"
+
 
 @dataclass(frozen=True)
 class Resolution:
@@ -70,11 +78,11 @@ class BackendPool:
         down: list[str] = []
         for model in chain:
             configured = [s for s in self.states if s.serves(model)]
-            healthy = [s for s in configured if s.healthy]
+            healthy = [s for s in configured if s.ready_for(model)]
             if healthy:
                 healthy.sort(key=lambda s: (s.outstanding, s.last_pick))
                 return Resolution(model=model, candidates=healthy, skipped=skipped)
-            down += [f"{s.name} ({s.detail})" for s in configured]
+            down += [f"{s.name} ({s.detail or s.missing(model)})" for s in configured]
             skipped.append(model)
         if down:
             raise Unavailable(f"no healthy backend serves {' or '.join(chain)}: "

@@ -12,6 +12,7 @@ from services.common.errors import ConfigError, FailedPrecondition, InvalidArgum
 from services.embedding.engines import build_served_models
 from services.embedding.models import ModelResolver
 from services.embedding.service import EmbeddingService
+from services.engines.ollama import OllamaEngine
 from services.engines.onnx_embedding_engine import OnnxEmbeddingEngine
 
 
@@ -37,8 +38,19 @@ def test_the_embedded_backend_serves_minilm_only(catalog: ModelsFile) -> None:
     assert isinstance(served["all-minilm-l6-v2"].engine, OnnxEmbeddingEngine)
 
 
+def test_an_ollama_backend_serves_its_embedding_models(catalog: ModelsFile) -> None:
+    served = build_served_models(catalog, backends(OLLAMA, EMBEDDED))
+    assert list(served) == ["nomic-embed-text", "all-minilm-l6-v2"]
+    assert served["nomic-embed-text"].backend == "ollama"
+    assert isinstance(served["nomic-embed-text"].engine, OllamaEngine)
+
+
 def test_backend_types_without_an_engine_are_skipped_with_a_warning(
-        catalog: ModelsFile, caplog: pytest.LogCaptureFixture) -> None:
+        catalog: ModelsFile, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.embedding import engines as module
+
+    monkeypatch.delitem(module._BUILDERS, "ollama")
     with caplog.at_level(logging.WARNING):
         served = build_served_models(catalog, backends(OLLAMA, EMBEDDED))
     assert list(served) == ["all-minilm-l6-v2"]

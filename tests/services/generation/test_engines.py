@@ -1,4 +1,4 @@
-"""build_engines: one chat engine per backend type it knows, remote types skipped for now."""
+"""build_engines: one chat engine per backend type: llama.cpp, Ollama, OpenAI-compatible."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from services.common.backends import BackendConfig, BackendsFile
 from services.common.catalog import load_models
 from services.common.errors import ConfigError
 from services.engines.llama_cpp_engine import LlamaCppEngine
+from services.engines.ollama import OllamaEngine
+from services.engines.openai_compat import OpenAICompatEngine
 from services.generation.engines import build_engines
 
 
@@ -17,17 +19,31 @@ def backends(*configs: BackendConfig) -> BackendsFile:
     return BackendsFile(backends=list(configs))
 
 
-def test_embedded_gets_llama_cpp_and_remote_types_are_skipped_with_a_warning(
-        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
+def test_each_backend_type_gets_its_engine() -> None:
     engines = build_engines(load_models(), backends(
         BackendConfig(name="ollama-dev", type="ollama", url="http://127.0.0.1:9",
-                      models=["llama3.2:3b"]),
+                      models=["llama3.2:3b", "nomic-embed-text"]),
+        BackendConfig(name="vllm", type="openai", url="http://127.0.0.1:9/v1",
+                      models={"mistral": "mistralai/Mistral-7B-Instruct-v0.2"}),
         BackendConfig(name="embedded", type="embedded",
                       models=["smollm2-135m-instruct", "all-minilm-l6-v2"]),
     ))
-    assert list(engines) == ["embedded"]
+    assert list(engines) == ["ollama-dev", "vllm", "embedded"]
+    assert isinstance(engines["ollama-dev"], OllamaEngine)
+    assert isinstance(engines["vllm"], OpenAICompatEngine)
     assert isinstance(engines["embedded"], LlamaCppEngine)
+
+
+def test_a_type_without_an_engine_is_skipped_with_a_warning(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.generation import engines as module
+
+    monkeypatch.delitem(module._BUILDERS, "ollama")
+    caplog.set_level(logging.WARNING)
+    engines = build_engines(load_models(), backends(
+        BackendConfig(name="ollama-dev", type="ollama", url="http://127.0.0.1:9",
+                      models=["llama3.2:3b"])))
+    assert engines == {}
     assert any(getattr(r, "fields", {}).get("backend") == "ollama-dev" for r in caplog.records)
 
 

@@ -85,3 +85,15 @@ async def test_ollama_serves_what_its_probe_reports_installed() -> None:
                      BackendConfig(name="ollama", type="ollama", url="http://o:11434"))
     await pool.probe_all()
     assert pool.resolve(CHAIN).model == "llama3.2:3b"
+
+
+async def test_ollama_configured_for_a_model_it_has_not_pulled_is_skipped() -> None:
+    health = {"ollama": EngineHealth(True, ("llama3.2:3b",)),
+              "embedded": EngineHealth(True, ("smollm2-135m-instruct",))}
+    pool = pool_with(health, backend("ollama", "mistral", "llama3.2:3b", kind="ollama"),
+                     backend("embedded", "smollm2-135m-instruct", kind="embedded"))
+    await pool.probe_all()
+    resolution = pool.resolve(CHAIN)
+    assert (resolution.model, resolution.skipped) == ("llama3.2:3b", ["mistral"])
+    with pytest.raises(Unavailable, match=r"ollama \(mistral is not pulled there: ollama pull"):
+        pool.resolve(["mistral"])

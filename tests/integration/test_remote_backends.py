@@ -1,0 +1,127 @@
+"""Remote backends from the environment, through real generation, router and gateway processes.
+
+OLLAMA_URL points at the Ollama contract double (Ollama's server cannot run here; the double
+follows its documented API over real HTTP), VLLM_URL at a port where nothing listens, and
+EMBEDDED_BACKEND=false leaves no embedded fallback. So: chats run on Ollama; a model Ollama has
+not pulled is an error that says how to pull it; an unreachable backend is UNAVAILABLE over gRPC
+and 503 over REST, naming it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import httpx
+import pytest
+
+from tests.doubles.ollama_double import DEFAULT_REPLY, OllamaDouble
+from upcoach.llm.v1 import (
+    common_pb2,
+    generation_pb2,
+    generation_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+)
+
+pytestmark = pytest.mark.integration
+USER = common_pb2.ROLE_USER
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def messages(text: str = "Give me a tip") -> list[common_pb2.ChatMessage]:
+    return [common_pb2.ChatMessage(role=USER, content=text)]
+
+
+@pytest.fixture(scope="module")
+def ollama() -> Iterator[OllamaDouble]:
+    with OllamaDouble(installed=["mistral"]) as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+def vllm_url() -> str:
+    return closed_port_url()
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory, ollama, vllm_url):
+    return stack_factory(["generation", "router", "gateway"], env={
+        "OLLAMA_URL": ollama.url, "VLLM_URL": vllm_url, "VLLM_MODEL": "mistral-7b",
+        "EMBEDDED_BACKEND": "false", "ROUTER_HEALTH_INTERVAL": "0.5",
+        "ROUTER_STARTUP_WAIT": "10", "CACHE_MODE": "off",
+        "REDIS_KEY_PREFIX": f"upcoach:test:{uuid.uuid4().hex[:12]}:"})
+
+
+@pytest.fixture(scope="module")
+def router(stack) -> router_pb2_grpc.RouterServiceStub:
+    return router_pb2_grpc.RouterServiceStub(grpc.insecure_channel(stack.spec("router").address))
+
+
+def test_backends_come_from_the_environment(router, ollama, vllm_url) -> None:
+    listed = {b.name: b for b in router.ListBackends(router_pb2.ListBackendsRequest()).backends}
+    assert list(listed) == ["ollama", "vllm"]
+    assert listed["ollama"].healthy and listed["ollama"].url == ollama.url
+    assert not listed["vllm"].healthy
+    assert f"backend vllm (openai at {vllm_url}) is unreachable" in listed["vllm"].detail
+
+
+def test_a_chat_streams_from_ollama_with_its_usage(router, ollama) -> None:
+    chunks = list(router.ChatStream(router_pb2.ChatStreamRequest(
+        model="mistral", messages=messages(),
+        sampling=common_pb2.SamplingParams(temperature=0.3, seed=5)), timeout=30))
+    assert (chunks[0].route.model, chunks[0].route.backend) == ("mistral", "ollama")
+    assert "".join(c.text for c in chunks) == DEFAULT_REPLY
+    usage = chunks[-1].usage
+    assert usage.completion_tokens == len(chunks) - 1  # eval_count: one word per chunk
+    assert usage.prompt_tokens == 4
+    body = next(r.body for r in reversed(ollama.requests) if r.path == "/api/chat")
+    assert body["model"] == "mistral"
+    assert (body["options"]["temperature"], body["options"]["seed"]) == (0.3, 5)
+
+
+def test_a_model_not_pulled_says_how_to_pull_it(stack, router) -> None:
+    with pytest.raises(grpc.RpcError) as routed:
+        list(router.ChatStream(router_pb2.ChatStreamRequest(
+            model="llama3.2:3b", messages=messages()), timeout=30))
+    assert routed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "ollama (llama3.2:3b is not pulled there: ollama pull llama3.2:3b)" in \
+        routed.value.details()
+    generation = generation_pb2_grpc.GenerationServiceStub(
+        grpc.insecure_channel(stack.spec("generation").address))
+    with pytest.raises(grpc.RpcError) as direct:
+        generation.Generate(generation_pb2.GenerateRequest(
+            model="llama3.2:3b", backend="ollama", messages=messages()), timeout=30)
+    assert direct.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "ollama pull llama3.2:3b" in direct.value.details()
+    assert "scripts/setup_models.py" in direct.value.details()
+
+
+def test_unreachable_backends_are_unavailable_and_503_naming_them(stack, router, ollama,
+                                                                  vllm_url) -> None:
+    ollama.stop()
+    deadline = time.monotonic() + 10
+    while any(b.healthy for b in router.ListBackends(router_pb2.ListBackendsRequest()).backends):
+        assert time.monotonic() < deadline, "ollama was not marked down"
+        time.sleep(0.1)
+    with pytest.raises(grpc.RpcError) as caught:
+        list(router.ChatStream(router_pb2.ChatStreamRequest(model="mistral",
+                                                            messages=messages()), timeout=30))
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    details = caught.value.details()
+    assert f"backend ollama (ollama at {ollama.url}) is unreachable" in details
+    assert f"backend vllm (openai at {vllm_url}) is unreachable" in details
+    reply = httpx.post(f"http://{stack.spec('gateway').address}/v1/chat/completions",
+                       json={"model": "mistral", "stream": True,
+                             "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    assert reply.status_code == 503
+    assert f"backend vllm (openai at {vllm_url}) is unreachable" in \
+        reply.json()["error"]["message"]
