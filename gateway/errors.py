@@ -101,6 +101,8 @@ def from_grpc(exc: grpc.aio.AioRpcError, renames: Mapping[str, str] | None = Non
         param = "model"
     for old, new in (renames or {}).items():
         if param is not None and (param == old or param.startswith((f"{old}.", f"{old}["))):
+            if match:
+                message = new + message[len(old):]
             param = new + param[len(old):]
             break
     error_code = code.name.lower()

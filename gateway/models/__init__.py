@@ -1,1 +1,1 @@
-"""The model catalog: GET /api/models (the guide's shape) and GET /v1/models (OpenAI's)."""
+"""The model catalog: GET /api/models (the guide's shape, OpenAI's too) and GET /v1/models."""

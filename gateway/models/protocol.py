@@ -15,10 +15,6 @@ class CatalogModel(BaseModel):
     size: int
 
 
-class CatalogResponse(BaseModel):
-    models: list[CatalogModel]
-
-
 class OpenAIModel(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -29,3 +25,10 @@ class OpenAIModel(BaseModel):
 class OpenAIModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[OpenAIModel]
+
+
+class CatalogResponse(OpenAIModelList):
+    """The guide's ``{"models": [...]}``, plus OpenAI's ``object``/``data`` so that OpenAI
+    clients pointed at the /api base URL can list models too."""
+
+    models: list[CatalogModel]

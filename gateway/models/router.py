@@ -1,4 +1,4 @@
-"""GET /api/models, GET /v1/models and GET /v1/models/{model}."""
+"""GET /api/models, GET /v1/models and GET /{v1,api}/models/{model}."""
 
 from __future__ import annotations
 
@@ -21,9 +21,13 @@ def build_router(deps: Dependencies) -> APIRouter:
     async def v1_models() -> OpenAIModelList:
         return await serving.openai_models(deps)
 
-    @router.get("/v1/models/{model:path}", response_model=OpenAIModel,
-                summary="One model (OpenAI shape); 404 names an unknown one")
-    async def v1_model(model: str) -> OpenAIModel:
+    async def one_model(model: str) -> OpenAIModel:
         return await serving.openai_model(deps, model)
+
+    for path, operation in (("/v1/models/{model:path}", "v1_model"),
+                            ("/api/models/{model:path}", "api_model")):
+        router.add_api_route(path, one_model, methods=["GET"], operation_id=operation,
+                             response_model=OpenAIModel,
+                             summary="One model (OpenAI shape); 404 names an unknown one")
 
     return router

@@ -11,13 +11,14 @@ from upcoach.llm.v1 import model_registry_pb2
 async def catalog(deps: Dependencies) -> CatalogResponse:
     reply = await call_unary(deps.upstream.registry.ListModels(
         model_registry_pb2.ListModelsRequest(), timeout=deps.settings.health_timeout_s * 5))
-    return CatalogResponse(models=[CatalogModel(id=m.name, name=m.name, size=m.size_bytes)
-                                   for m in reply.models])
+    return CatalogResponse(
+        models=[CatalogModel(id=m.name, name=m.name, size=m.size_bytes) for m in reply.models],
+        data=[OpenAIModel(id=m.name) for m in reply.models])
 
 
 async def openai_models(deps: Dependencies) -> OpenAIModelList:
     listing = await catalog(deps)
-    return OpenAIModelList(data=[OpenAIModel(id=m.id) for m in listing.models])
+    return OpenAIModelList(data=listing.data)
 
 
 async def openai_model(deps: Dependencies, name: str) -> OpenAIModel:

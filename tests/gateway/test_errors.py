@@ -28,7 +28,7 @@ def test_param_from_the_message_prefix_with_renames() -> None:
                                    "coaching_context: 'x' is not one of general, habits"),
                       renames={"coaching_context": "context_type"})
     assert error.param == "context_type"
-    assert error.body()["error"]["message"].endswith("general, habits")
+    assert error.message == "context_type: 'x' is not one of general, habits"
     sampling = from_grpc(FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT,
                                       "sampling.max_tokens: must be positive, got -1"))
     assert sampling.param == "max_tokens"

@@ -47,9 +47,12 @@ async def test_api_models_guide_shape(gateway) -> None:
     async with gw.client() as client:
         reply = await client.get("/api/models")
     assert reply.status_code == 200
-    assert reply.json() == {"models": [
+    body = reply.json()
+    assert body["models"] == [
         {"id": "mistral", "name": "mistral", "size": 4100000000},
-        {"id": "nomic-embed-text", "name": "nomic-embed-text", "size": 274000000}]}
+        {"id": "nomic-embed-text", "name": "nomic-embed-text", "size": 274000000}]
+    assert body["object"] == "list"
+    assert [m["id"] for m in body["data"]] == ["mistral", "nomic-embed-text"]
 
 
 async def test_v1_models_openai_shape(gateway) -> None:
