@@ -1,0 +1,1 @@
+"""Tests of the upcoach_client package, against real service processes."""

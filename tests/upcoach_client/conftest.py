@@ -1,0 +1,34 @@
+"""One real stack (generation, embedding, model-registry, router) for the client tests."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from upcoach_client import ServerAddresses
+
+
+@pytest.fixture(scope="session")
+def client_stack(stack_factory):
+    return stack_factory(["generation", "embedding", "model-registry", "router"],
+                         env={"GENERATION_PARALLEL": "1", "ROUTER_HEALTH_INTERVAL": "0.5"})
+
+
+@pytest.fixture(scope="session")
+def online(client_stack) -> ServerAddresses:
+    return ServerAddresses(router=client_stack.spec("router").address,
+                           embedding=client_stack.spec("embedding").address,
+                           registry=client_stack.spec("model-registry").address, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def offline() -> ServerAddresses:
+    """Addresses where nothing listens: the server is unreachable."""
+    ports = []
+    for _ in range(3):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    router, embedding, registry = (f"127.0.0.1:{p}" for p in ports)
+    return ServerAddresses(router=router, embedding=embedding, registry=registry, timeout=5)

@@ -1,0 +1,47 @@
+"""AsyncUpcoachClient (grpc.aio) against the real router, embedding and registry processes."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from upcoach_client import AsyncUpcoachClient, ServerAddresses, UpcoachError
+
+pytestmark = pytest.mark.integration
+ASK = [("user", "Give me a motivation tip")]
+
+
+async def test_chat_stream_and_chat_agree_when_greedy(online: ServerAddresses) -> None:
+    async with AsyncUpcoachClient(online) as client:
+        chunks = [c async for c in client.chat_stream(ASK, max_tokens=12, temperature=0)]
+        reply = await client.chat(ASK, max_tokens=12, temperature=0)
+    assert chunks[0].route.backend == "embedded" and chunks[-1].usage.completion_tokens > 0
+    assert reply.text == "".join(c.text for c in chunks) and reply.finish_reason
+
+
+async def test_closing_a_stream_early_cancels_the_call(online: ServerAddresses) -> None:
+    async with AsyncUpcoachClient(online) as client:
+        stream = client.chat_stream(ASK, max_tokens=200, temperature=0.7)
+        first = await anext(stream)
+        await stream.aclose()
+        assert first.route is not None
+        reply = await client.chat(ASK, max_tokens=4)  # the single llama context came back
+    assert reply.usage.completion_tokens > 0
+
+
+async def test_embeddings_registry_and_errors(online: ServerAddresses,
+                                              offline: ServerAddresses) -> None:
+    async with AsyncUpcoachClient(online) as client:
+        assert (await client.embed(["hello"])).dimensions == 384
+        assert (await client.search("sleep better", top_k=2))[0].score > 0
+        assert [m.kind for m in await client.list_models("chat")] == ["chat"] * 3
+        assert (await client.list_edge_models("android", 2)).default_model_id
+        steps = [s async for s in client.pull_model("smollm2-135m-instruct")]
+        assert steps[-1].done
+        with pytest.raises(UpcoachError) as caught:
+            await client.embed([""])
+        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    async with AsyncUpcoachClient(offline) as unreachable:
+        with pytest.raises(UpcoachError) as caught:
+            await unreachable.list_backends()
+    assert caught.value.unreachable

@@ -1,0 +1,37 @@
+"""The one exception the client raises, with the gRPC status code it came from."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.common.errors import ServiceError
+
+# Codes that mean the server could not be reached or could not serve now: the hybrid client
+# falls back on them (as the mode says) when they come before the first chunk.
+UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+class UpcoachError(Exception):
+    """A failed call: ``code`` is the gRPC status, ``message`` the server's words."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+    @property
+    def unreachable(self) -> bool:
+        """The server was unreachable or could not serve (UNAVAILABLE, DEADLINE_EXCEEDED)."""
+        return self.code in UNREACHABLE
+
+
+def from_rpc(exc: grpc.RpcError) -> UpcoachError:
+    """The UpcoachError of a failed gRPC call (sync or asyncio)."""
+    code = exc.code() if callable(getattr(exc, "code", None)) else grpc.StatusCode.UNKNOWN
+    details = exc.details() if callable(getattr(exc, "details", None)) else str(exc)
+    return UpcoachError(code or grpc.StatusCode.UNKNOWN, details or "")
+
+
+def from_service(exc: ServiceError) -> UpcoachError:
+    """The UpcoachError of an on-device engine failure."""
+    return UpcoachError(exc.code, exc.message)
