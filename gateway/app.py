@@ -27,6 +27,7 @@ from gateway.http.access import AccessMiddleware
 from gateway.http.body_limit import BodyLimitMiddleware
 from gateway.metrics.router import build_router as metrics_routes
 from gateway.models.router import build_router as models_routes
+from gateway.ondevice.router import build_router as ondevice_routes
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,7 +40,8 @@ EXPOSED_HEADERS = ["X-Cache", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-
 
 DESCRIPTION = """\
 The UpCoach LLM gateway. REST: the guide's endpoints (/health, /api/models, /api/coaching/chat,
-/api/metrics), OpenAI-compatible chat completions, embeddings and models under /v1 and /api, and
+/api/metrics), the app's on-device endpoints (/api/models/edge, /api/inference/decide),
+OpenAI-compatible chat completions, embeddings and models under /v1 and /api, and
 Prometheus metrics at /metrics. Errors always have the shape
 `{"error": {"message", "type", "param", "code"}}`.
 
@@ -79,6 +81,7 @@ def create_app(deps: Dependencies) -> ASGIApp:
                    lifespan=lifespan, strict_content_type=False)
     install_handlers(rest)
     rest.include_router(health_routes(deps))
+    rest.include_router(ondevice_routes(deps))  # before /api/models/{model}: owns /edge
     rest.include_router(models_routes(deps))
     rest.include_router(chat_routes(deps))
     rest.include_router(coaching_routes(deps))

@@ -1,0 +1,71 @@
+"""Asks the model registry (edge models) and the router (hybrid decision), reshapes the reply."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+
+from gateway.deps import Dependencies
+from gateway.errors import APIError, param_of
+from gateway.ondevice.protocol import (
+    DecideRequest,
+    DecideResponse,
+    EdgeFormat,
+    EdgeModel,
+    EdgeModelsResponse,
+    EdgeQuery,
+)
+from gateway.upstream import call_unary
+from upcoach.llm.v1 import model_registry_pb2, router_pb2
+
+PLATFORMS = {"ios": model_registry_pb2.PLATFORM_IOS,
+             "android": model_registry_pb2.PLATFORM_ANDROID}
+
+
+def edge_query(params: Mapping[str, str]) -> EdgeQuery:
+    """Validates the query string; 400 names the parameter."""
+    try:
+        return EdgeQuery.model_validate(dict(params))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = param_of(tuple(first["loc"])) or "query"
+        message = "required" if first["type"] == "missing" else first["msg"]
+        raise APIError(400, f"{param}: {message}", param=param, code="invalid_value") from None
+
+
+async def edge_models(deps: Dependencies, query: EdgeQuery) -> EdgeModelsResponse:
+    reply = await call_unary(deps.upstream.registry.ListEdgeModels(
+        model_registry_pb2.ListEdgeModelsRequest(platform=PLATFORMS[query.platform],
+                                                 ram_gb=query.ram_gb),
+        timeout=deps.settings.upstream_timeout_s))
+    return EdgeModelsResponse(
+        platform=query.platform, ram_gb=query.ram_gb,
+        default_model=reply.default_model_id or None,
+        models=[EdgeModel(
+            id=m.id, name=m.name, description=m.description, platforms=list(m.platforms),
+            capabilities=list(m.capabilities), max_context=m.max_context,
+            min_device_ram_gb=m.min_device_ram_gb,
+            formats=[EdgeFormat(format=f.format, url=f.url, size_mb=f.size_mb,
+                                quantization=f.quantization or None, sha256=f.sha256 or None)
+                     for f in m.formats]) for m in reply.models])
+
+
+def mode_value(mode: str) -> int:
+    """serverOnly -> INFERENCE_MODE_SERVER_ONLY (the proto names the guide's modes)."""
+    return router_pb2.InferenceMode.Value(
+        "INFERENCE_MODE_" + re.sub(r"(?<!^)(?=[A-Z])", "_", mode).upper())
+
+
+async def decide(deps: Dependencies, body: DecideRequest) -> DecideResponse:
+    request = router_pb2.DecideInferenceRequest(
+        mode=mode_value(body.mode), prompt=body.prompt, server_available=body.server_available,
+        on_device_available=body.on_device_available)
+    if body.on_device_max_prompt_length is not None:
+        request.on_device_max_prompt_length = body.on_device_max_prompt_length
+    reply = await call_unary(deps.upstream.router.DecideInference(
+        request, timeout=deps.settings.upstream_timeout_s))
+    on_device = reply.target == router_pb2.INFERENCE_TARGET_ON_DEVICE
+    return DecideResponse(target="on_device" if on_device else "server", use_on_device=on_device,
+                          reason=reply.reason, simple_query=reply.simple_query)
