@@ -7,7 +7,6 @@ handlers installed by ``install_handlers`` render all of them the same way.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from gateway.http.jsonbody import dumps
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -80,7 +80,7 @@ class APIError(Exception):
                           "code": self.code}}
 
     def to_response(self) -> Response:
-        return Response(json.dumps(self.body()), status_code=self.status,
+        return Response(dumps(self.body()), status_code=self.status,
                         media_type="application/json", headers=self.headers)
 
 

@@ -5,12 +5,12 @@ The shapes are the ones declared in protocol.py (ChatCompletionResponse, ChatCom
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
 from typing import Any
 
+from gateway.http.jsonbody import dumps
 from upcoach.llm.v1 import common_pb2
 
 DONE = b"data: [DONE]\n\n"
@@ -39,7 +39,7 @@ def completion(cid: str, model: str, content: str, finish_reason: str | None,
             "usage": use}
     if extra:
         body.update(extra)
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return dumps(body)
 
 
 class ChunkWriter:
@@ -71,8 +71,7 @@ class ChunkWriter:
 
 
 def event(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False,
-                                  separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + dumps(payload) + b"\n\n"
 
 
 def replay_pieces(content: str) -> list[str]:

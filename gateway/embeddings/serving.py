@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import base64
-import json
-import struct
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,6 +17,7 @@ from gateway.embeddings.protocol import (
 )
 from gateway.errors import APIError
 from gateway.http.access import MODEL_KEY, REQUEST_ID_KEY
+from gateway.http.jsonbody import dumps
 from gateway.upstream import call_unary
 from upcoach.llm.v1 import embedding_pb2
 
@@ -34,19 +34,16 @@ async def embed(deps: Dependencies, request: Request, body: EmbeddingRequest) ->
                             f"and cannot shorten them to {body.dimensions}", param="dimensions",
                        code="invalid_value")
     request.scope["state"][MODEL_KEY] = reply.model
-    if body.encoding_format == "base64":
-        vectors: list = [
-            base64.b64encode(struct.pack(f"<{len(e.values)}f", *e.values)).decode()
-            for e in reply.embeddings]
-    else:
-        vectors = [list(e.values) for e in reply.embeddings]
+    arrays = [np.array(e.values, dtype="<f4") for e in reply.embeddings]
+    vectors: list = ([base64.b64encode(a.tobytes()).decode() for a in arrays]
+                     if body.encoding_format == "base64" else arrays)
     payload = {"object": "list",
                "data": [{"object": "embedding", "index": i, "embedding": v}
                         for i, v in enumerate(vectors)],
                "model": reply.model,
                "usage": {"prompt_tokens": reply.prompt_tokens,
                          "total_tokens": reply.prompt_tokens}}
-    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+    return Response(dumps(payload), media_type="application/json")
 
 
 async def search(deps: Dependencies, request: Request, body: SearchRequest) -> SearchResponse:
