@@ -5,7 +5,8 @@ then ``data: [DONE]``; usage comes from the final usage chunk when the server ho
 ``stream_options.include_usage`` (vLLM does), else completion tokens are the content chunks
 counted. ``/v1/embeddings`` embeds a batch; ``/v1/models`` lists what the server serves.
 
-A stream that ends without ``[DONE]``, an event that is not JSON, or an ``error`` event is
+A stream that ends without ``[DONE]``, or with ``[DONE]`` but no finish_reason (llama_cpp.server
+ends an interrupted reply that way), an event that is not JSON, or an ``error`` event is
 UpstreamError; HTTP 5xx or no connection is Unavailable naming the backend and its URL.
 """
 
@@ -121,15 +122,19 @@ class OpenAICompatEngine(ChatEngine, EmbeddingEngine):
                      sampling: Sampling) -> AsyncIterator[TextChunk | Finished]:
         started = time.perf_counter()
         first: float | None = None
-        reason, chunks, usage = "stop", 0, None
+        finish: str | None = None
+        chunks, usage = 0, None
         async with self.http.stream("/v1/chat/completions",
                                     self._chat_body(model, messages, sampling)) as lines:
             async for event in self._events(lines):
                 if event is None:
+                    if finish is None:
+                        raise UpstreamError(f"{self.http.where} sent [DONE] before any "
+                                            "finish_reason (the reply was interrupted)")
                     now = time.perf_counter()
                     usage = usage or {}
                     yield Finished(
-                        reason="length" if reason == "length" else "stop",
+                        reason="length" if finish == "length" else "stop",
                         prompt_tokens=int(usage.get("prompt_tokens") or 0),
                         completion_tokens=int(usage.get("completion_tokens") or chunks),
                         time_to_first_token_ms=((first or now) - started) * 1000,
@@ -149,7 +154,7 @@ class OpenAICompatEngine(ChatEngine, EmbeddingEngine):
                         first = first or time.perf_counter()
                         chunks += 1
                         yield TextChunk(text)
-                    reason = choice.get("finish_reason") or reason
+                    finish = choice.get("finish_reason") or finish
         raise UpstreamError(f"{self.http.where} ended the chat stream without [DONE] "
                             "(truncated reply)")
 

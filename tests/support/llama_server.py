@@ -8,8 +8,11 @@ The child is ``python -m tests.support.llama_server <llama_cpp.server arguments>
 ``llama_cpp.server`` unchanged except that llama.cpp's extra CPU buffer types are off while the
 model loads: these VMs advertise AMX but fault on it (see LLAMA_EXTRA_BUFFERS in
 services/engines/llama_cpp_settings.py), and the stock server segfaults on its first decode.
-With ``embedding=True`` the vectors are mean-pooled, as an embedding model's are: SmolLM2 declares
-no pooling, so llama.cpp would return one vector per token.
+Requests do not interrupt each other (``--interrupt_requests False``): by default the server ends
+a streaming reply early, with ``[DONE]`` but no finish_reason, whenever another request (a health
+probe of /v1/models included) arrives. With ``embedding=True`` the vectors are mean-pooled, as
+an embedding model's are: SmolLM2 declares no pooling, so llama.cpp would return one vector per
+token.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ class LlamaServer:
         self._args = ["--model", str(SMOLLM2_GGUF.path()), "--model_alias", alias,
                       "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),
                       "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads),
-                      "--verbose", "False", "--embedding", str(embedding)]
+                      "--verbose", "False", "--embedding", str(embedding),
+                      "--interrupt_requests", "False"]
         self._log = Path(tempfile.mkstemp(prefix=f"llama-server-{self.port}-", suffix=".log")[1])
         self.process: subprocess.Popen | None = None
 

@@ -166,6 +166,7 @@ def scripted() -> Iterator:
 @pytest.mark.parametrize(("raw", "error", "message"), [
     (sse(CHUNK, "{not json"), UpstreamError, "malformed server-sent event"),
     (sse(CHUNK, CHUNK), UpstreamError, "without \\[DONE\\] \\(truncated reply\\)"),
+    (sse(CHUNK, "[DONE]"), UpstreamError, "before any finish_reason"),
     (sse(CHUNK, '{"error": {"message": "CUDA out of memory"}}'), UpstreamError,
      "failed mid-reply: CUDA out of memory"),
     (sse('{"choices": ["x"]}'), UpstreamError, "malformed chat chunk"),

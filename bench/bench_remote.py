@@ -1,0 +1,220 @@
+"""The remote-engine path: what the whole chain adds over calling the OpenAI-compatible server.
+
+    .venv/bin/python bench/bench_remote.py [--rounds 100] [--max-tokens 32] [--json PATH]
+
+One run starts a real ``llama_cpp.server`` serving SmolLM2 (tests/support/llama_server.py), then
+generation, router and gateway as real processes with that server as their only backend
+(VLLM_URL, served as the catalog's ``mistral``; EMBEDDED_BACKEND=false). Each round sends the same
+greedy streamed chat, in turn:
+
+- directly to llama_cpp.server's ``/v1/chat/completions`` (SSE) — the baseline;
+- through the gateway (``/v1/chat/completions`` SSE → router → generation → llama_cpp.server);
+- through the router over gRPC (ChatStream → generation → llama_cpp.server).
+
+Both HTTP paths use the same httpx client. Latency is measured by the caller: time to the first
+content and to the end of the stream. "Added" is the per-round difference to the direct call
+(p50 and p99 over the rounds); tokens/s is content chunks (one per token) over the stream's
+duration, median over the rounds. The cache is off, so every request reaches the engine. The
+router probes the backend every 30 s with a 30 s timeout: llama_cpp.server answers /v1/models
+only between replies (one lock for everything), so a short probe timeout would mark it down
+while it streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+import httpx
+
+from bench.report import Row, add_json_argument, format_table, write_rows
+from services.stack import Stack, default_specs
+from tests.support.llama_server import LlamaServer
+from upcoach.llm.v1 import common_pb2, router_pb2, router_pb2_grpc
+
+PROMPT = "Give me three short tips for a better morning routine."
+ALIAS = "smollm2"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One streamed reply as the caller saw it."""
+
+    ttft_s: float
+    total_s: float
+    tokens: int
+    text: str
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.total_s if self.total_s > 0 else 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+async def sse_sample(client: httpx.AsyncClient, url: str, body: dict) -> Sample:
+    """Streams an OpenAI-shaped SSE chat and times it."""
+    started = time.perf_counter()
+    first = None
+    parts: list[str] = []
+    async with client.stream("POST", url, json=body) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise RuntimeError(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if "error" in event:
+                raise RuntimeError(f"{url}: {event['error']}")
+            for choice in event.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    first = first or time.perf_counter()
+                    parts.append(text)
+    end = time.perf_counter()
+    return Sample((first or end) - started, end - started, len(parts), "".join(parts))
+
+
+async def grpc_sample(stub: router_pb2_grpc.RouterServiceStub, max_tokens: int) -> Sample:
+    """Streams a routed chat over gRPC and times it."""
+    request = router_pb2.ChatStreamRequest(
+        model="mistral", messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER,
+                                                          content=PROMPT)],
+        sampling=common_pb2.SamplingParams(max_tokens=max_tokens, temperature=0, top_p=1.0))
+    started = time.perf_counter()
+    first = None
+    parts: list[str] = []
+    async for chunk in stub.ChatStream(request, timeout=120):
+        if chunk.text:
+            first = first or time.perf_counter()
+            parts.append(chunk.text)
+    end = time.perf_counter()
+    return Sample((first or end) - started, end - started, len(parts), "".join(parts))
+
+
+def start_stack(server: LlamaServer) -> Stack:
+    specs = default_specs({spec.name: free_port() for spec in default_specs()})
+    names = [s.name for s in specs if s.name in ("generation", "router", "gateway")]
+    env = {"LOG_LEVEL": "warn", "VLLM_URL": f"{server.url}/v1", "VLLM_MODEL": ALIAS,
+           "VLLM_CATALOG_MODEL": "mistral", "EMBEDDED_BACKEND": "false", "CACHE_MODE": "off",
+           "RATE_LIMIT_RPM": "0", "ROUTER_HEALTH_INTERVAL": "30", "ROUTER_PROBE_TIMEOUT": "30",
+           "REDIS_KEY_PREFIX": f"upcoach:bench:{uuid.uuid4().hex[:8]}:"}
+    for name in ("LLM_API_KEY", "OLLAMA_URL", "OLLAMA_PORT"):
+        os.environ.pop(name, None)
+    stack = Stack(specs, env=env, log_dir=tempfile.mkdtemp(prefix="bench-remote-"))
+    stack.start(names)
+    try:
+        stack.wait_ready(120)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+async def measure(server: LlamaServer, stack: Stack, rounds: int, warmup: int,
+                  max_tokens: int) -> dict[str, list[Sample]]:
+    body = {"messages": [{"role": "user", "content": PROMPT}], "stream": True,
+            "max_tokens": max_tokens, "temperature": 0, "top_p": 1.0}
+    paths: dict[str, Callable[[], Awaitable[Sample]]] = {}
+    async with httpx.AsyncClient(timeout=120) as client, \
+            grpc.aio.insecure_channel(stack.spec("router").address) as channel:
+        stub = router_pb2_grpc.RouterServiceStub(channel)
+        paths["direct"] = lambda: sse_sample(client, f"{server.url}/v1/chat/completions",
+                                             {**body, "model": ALIAS})
+        if "gateway" in stack.processes:
+            gateway = f"http://{stack.spec('gateway').address}/v1/chat/completions"
+            paths["gateway"] = lambda: sse_sample(client, gateway, {**body, "model": "mistral"})
+        paths["router"] = lambda: grpc_sample(stub, max_tokens)
+        samples: dict[str, list[Sample]] = {name: [] for name in paths}
+        for index in range(warmup + rounds):
+            order = list(paths) if index % 2 == 0 else list(reversed(paths))
+            for name in order:
+                sample = await paths[name]()
+                if index >= warmup:
+                    samples[name].append(sample)
+    return samples
+
+
+def rows_for(samples: dict[str, list[Sample]], max_tokens: int) -> list[Row]:
+    direct = samples["direct"]
+    rows: list[Row] = []
+    texts = {s.text for group in samples.values() for s in group}
+    if len(texts) != 1:
+        print(f"warning: {len(texts)} different replies across paths and rounds "
+              "(greedy decoding should give one)", file=sys.stderr)
+    direct_ttft = statistics.median(s.ttft_s for s in direct) * 1000
+    direct_rate = statistics.median(s.tokens_per_s for s in direct)
+    for name in [n for n in ("gateway", "router") if n in samples]:
+        chain = samples[name]
+        label = {"gateway": "gateway SSE -> router -> generation",
+                 "router": "router gRPC -> generation"}[name]
+        added_ttft = [(c.ttft_s - d.ttft_s) * 1000 for c, d in zip(chain, direct, strict=True)]
+        added_total = [(c.total_s - d.total_s) * 1000 for c, d in zip(chain, direct, strict=True)]
+        rows += [
+            Row.measured(f"{label}: time to first token p50",
+                         statistics.median(s.ttft_s for s in chain) * 1000, "ms",
+                         baseline=direct_ttft, baseline_name="llama_cpp.server direct"),
+            Row.measured(f"{label}: added to first token p50",
+                         statistics.median(added_ttft), "ms", target="<= 2 ms"),
+            Row.measured(f"{label}: added to first token p99",
+                         percentile(added_ttft, 0.99), "ms"),
+            Row.measured(f"{label}: added to whole reply p50",
+                         statistics.median(added_total), "ms", target="<= 2 ms"),
+            Row.measured(f"{label}: added to whole reply p99",
+                         percentile(added_total, 0.99), "ms"),
+            Row.measured(f"{label}: tokens/s ({max_tokens} tokens)",
+                         statistics.median(s.tokens_per_s for s in chain), "tokens/s",
+                         baseline=direct_rate, baseline_name="llama_cpp.server direct",
+                         target=">= 0.95x"),
+        ]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="llama_cpp.server threads")
+    add_json_argument(parser)
+    args = parser.parse_args()
+
+    with LlamaServer(alias=ALIAS, n_threads=args.threads) as server:
+        stack = start_stack(server)
+        try:
+            samples = asyncio.run(measure(server, stack, args.rounds, args.warmup,
+                                          args.max_tokens))
+        finally:
+            stack.stop()
+    rows = rows_for(samples, args.max_tokens)
+    print(f"{args.rounds} rounds, {args.max_tokens} tokens, greedy; paths: "
+          f"{', '.join(samples)}; tokens per reply: {samples['direct'][0].tokens}")
+    print(format_table({"remote engine (llama_cpp.server)": rows}))
+    write_rows(args.json, rows)
+
+
+if __name__ == "__main__":
+    main()
