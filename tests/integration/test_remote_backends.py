@@ -2,9 +2,9 @@
 
 OLLAMA_URL points at the Ollama contract double (Ollama's server cannot run here; the double
 follows its documented API over real HTTP), VLLM_URL at a port where nothing listens, and
-EMBEDDED_BACKEND=false leaves no embedded fallback. So: chats run on Ollama; a model Ollama has
-not pulled is an error that says how to pull it; an unreachable backend is UNAVAILABLE over gRPC
-and 503 over REST, naming it.
+EMBEDDED_BACKEND=false leaves no embedded fallback. So: chats and embeddings run on Ollama; a
+deadline ends the upstream stream too; a model Ollama has not pulled is an error that says how to
+pull it; an unreachable backend is UNAVAILABLE over gRPC and 503 over REST, naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import pytest
 from tests.doubles.ollama_double import DEFAULT_REPLY, OllamaDouble
 from upcoach.llm.v1 import (
     common_pb2,
+    embedding_pb2,
+    embedding_pb2_grpc,
     generation_pb2,
     generation_pb2_grpc,
     router_pb2,
@@ -43,7 +45,7 @@ def messages(text: str = "Give me a tip") -> list[common_pb2.ChatMessage]:
 
 @pytest.fixture(scope="module")
 def ollama() -> Iterator[OllamaDouble]:
-    with OllamaDouble(installed=["mistral"]) as double:
+    with OllamaDouble(installed=["mistral", "nomic-embed-text"]) as double:
         yield double
 
 
@@ -54,7 +56,7 @@ def vllm_url() -> str:
 
 @pytest.fixture(scope="module")
 def stack(stack_factory, ollama, vllm_url):
-    return stack_factory(["generation", "router", "gateway"], env={
+    return stack_factory(["generation", "embedding", "router", "gateway"], env={
         "OLLAMA_URL": ollama.url, "VLLM_URL": vllm_url, "VLLM_MODEL": "mistral-7b",
         "EMBEDDED_BACKEND": "false", "ROUTER_HEALTH_INTERVAL": "0.5",
         "ROUTER_STARTUP_WAIT": "10", "CACHE_MODE": "off",
@@ -86,6 +88,34 @@ def test_a_chat_streams_from_ollama_with_its_usage(router, ollama) -> None:
     body = next(r.body for r in reversed(ollama.requests) if r.path == "/api/chat")
     assert body["model"] == "mistral"
     assert (body["options"]["temperature"], body["options"]["seed"]) == (0.3, 5)
+
+
+def test_embeddings_and_the_content_index_come_from_ollama(stack, ollama) -> None:
+    stub = embedding_pb2_grpc.EmbeddingServiceStub(
+        grpc.insecure_channel(stack.spec("embedding").address))
+    reply = stub.Embed(embedding_pb2.EmbedRequest(texts=["morning routine"]), timeout=30)
+    assert (reply.model, reply.dimensions) == ("nomic-embed-text", 768)
+    assert list(reply.embeddings[0].values) == pytest.approx(ollama.embed("morning routine"),
+                                                             abs=1e-6)
+    hits = stub.SearchContent(embedding_pb2.SearchContentRequest(query="sleep", top_k=3),
+                              timeout=30)
+    assert hits.model == "nomic-embed-text" and len(hits.hits) == 3
+
+
+def test_a_deadline_ends_the_call_and_the_upstream_stream(router, ollama) -> None:
+    ollama.chunk_delay = 0.2
+    aborted = ollama.aborted_streams
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            list(router.ChatStream(router_pb2.ChatStreamRequest(
+                model="mistral", messages=messages()), timeout=1.0))
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        deadline = time.monotonic() + 5
+        while ollama.aborted_streams == aborted:
+            assert time.monotonic() < deadline, "the upstream stream went on"
+            time.sleep(0.05)
+    finally:
+        ollama.chunk_delay = 0.0
 
 
 def test_a_model_not_pulled_says_how_to_pull_it(stack, router) -> None:
