@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -22,9 +25,27 @@ def uvicorn_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
         proxy_headers=True, server_header=False)
 
 
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, ending normally after the graceful drain that SIGTERM or SIGINT starts.
+
+    uvicorn re-raises the signal once drained, which makes the exit status -15; the gRPC
+    services exit 0 after their drain, and so does the gateway.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                if self._captured_signals:
+                    log.info("stopped after a graceful drain")
+                self._captured_signals.clear()
+
+
 def build_server(settings: GatewaySettings) -> uvicorn.Server:
     """The whole gateway, ready to ``await server.serve()`` in the running event loop."""
-    return uvicorn.Server(uvicorn_config(create_app(Dependencies.build(settings)), settings))
+    return GatewayServer(uvicorn_config(create_app(Dependencies.build(settings)), settings))
 
 
 async def serve(settings: GatewaySettings) -> None:
