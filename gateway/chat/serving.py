@@ -3,7 +3,8 @@
 A cache hit is answered without calling the router, whole or replayed as SSE. A streamed request
 waits for the router's first message before answering, so routing failures (unknown model or
 context) are real HTTP errors; a failure after that is an error event inside the stream followed
-by ``[DONE]``. When the client goes away the router call is cancelled.
+by ``[DONE]``. When the client goes away the router call is cancelled. A finished reply is stored
+in the cache after the response has gone out, so the store adds nothing to the latency.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 
 import grpc
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -67,14 +69,16 @@ class ChatServing:
         request.scope["state"][MODEL_KEY] = model
         finish = render.FINISH.get(reply.finish_reason)
         deps.metrics.tokens(model, reply.usage.completion_tokens)
+        store = None
         if cache_key and finish:
-            await self._store(cache_key, CachedReply(model, reply.text, finish,
-                                                     reply.usage.prompt_tokens,
-                                                     reply.usage.completion_tokens))
+            store = BackgroundTask(self._store, cache_key, CachedReply(
+                model, reply.text, finish, reply.usage.prompt_tokens,
+                reply.usage.completion_tokens))
         content = render.completion(cid, model, reply.text, finish,
                                     render.usage(reply.usage.prompt_tokens,
                                                  reply.usage.completion_tokens), extra)
-        return Response(content, media_type="application/json", headers=headers)
+        return Response(content, media_type="application/json", headers=headers,
+                        background=store)
 
     async def _stream(self, request: Request, body: ChatCompletionRequest, fields: dict,
                       cid: str, headers: dict[str, str], cache_key: str | None,
@@ -108,6 +112,7 @@ class ChatServing:
         parts: list[str] = []
         message = first
         finished = False
+        reply: CachedReply | None = None
         try:
             yield writer.role()
             while message is not grpc.aio.EOF:
@@ -125,23 +130,25 @@ class ChatServing:
                     yield writer.finish(reason, use)
                     if include_usage:
                         yield writer.usage_only(use)
-                    if cache_key:
-                        await self._store(cache_key, CachedReply(
-                            model, "".join(parts), reason, use["prompt_tokens"],
-                            use["completion_tokens"]))
+                    reply = CachedReply(model, "".join(parts), reason, use["prompt_tokens"],
+                                        use["completion_tokens"])
                 message = await call.read()
             if not finished:
                 raise APIError(502, "the router ended the stream before the reply finished",
                                code="upstream_protocol_error")
         except grpc.aio.AioRpcError as exc:
+            reply = None
             metrics.error()
             yield render.event(from_grpc(exc, renames).body())
         except APIError as exc:
+            reply = None
             metrics.error()
             yield render.event(exc.body())
         finally:
             call.cancel()
         yield render.DONE
+        if cache_key and reply is not None:
+            await self._store(cache_key, reply)
 
     async def _lookup(self, key: str) -> CachedReply | None:
         try:
