@@ -8,6 +8,8 @@ Returned model names are catalog names (the backend's ``models`` map is applied 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 from collections.abc import Awaitable, Callable
 
 from services.common.backends import BackendConfig
@@ -43,9 +45,16 @@ async def probe_openai(backend: BackendConfig, timeout: float) -> EngineHealth:
     return await _probe_remote(OpenAICompatEngine, backend, timeout)
 
 
+@functools.cache
+def _remote_settings() -> RemoteSettings:
+    return RemoteSettings.from_env()  # read once: the API key a vLLM server may require
+
+
 async def _probe_remote(engine_class: type[OllamaEngine | OpenAICompatEngine],
                         backend: BackendConfig, timeout: float) -> EngineHealth:
-    engine = engine_class(backend, RemoteSettings(connect_timeout=timeout, read_timeout=timeout))
+    settings = dataclasses.replace(_remote_settings(), connect_timeout=timeout,
+                                   read_timeout=timeout)
+    engine = engine_class(backend, settings)
     try:
         return await engine.health()
     finally:

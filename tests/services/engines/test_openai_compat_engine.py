@@ -20,6 +20,7 @@ from services.common.errors import Unavailable, UpstreamError
 from services.engines.base import Finished, TextChunk
 from services.engines.openai_compat import OpenAICompatEngine, base_url
 from services.engines.probes import probe_backend
+from services.engines.remote_settings import RemoteSettings
 from tests.support.llama_server import LlamaServer
 
 pytestmark = pytest.mark.integration
@@ -146,9 +147,12 @@ def scripted() -> Iterator:
     """Starts a socket server that answers every request with the given raw bytes."""
     servers = []
 
-    async def start(raw: bytes) -> OpenAICompatEngine:
+    async def start(raw: bytes, settings: RemoteSettings | None = None,
+                    heads: list[bytes] | None = None) -> OpenAICompatEngine:
         async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            if heads is not None:
+                heads.append(head)
             writer.write(raw)
             await writer.drain()
             writer.close()
@@ -156,7 +160,7 @@ def scripted() -> Iterator:
         server = await asyncio.start_server(answer, "127.0.0.1", 0)
         servers.append(server)
         port = server.sockets[0].getsockname()[1]
-        return OpenAICompatEngine(backend_at(f"http://127.0.0.1:{port}"))
+        return OpenAICompatEngine(backend_at(f"http://127.0.0.1:{port}"), settings)
 
     yield start
     for server in servers:
@@ -205,3 +209,16 @@ async def test_token_level_vectors_are_a_malformed_reply(scripted) -> None:
             await engine.embed("smollm2", ["two words"])
     finally:
         await engine.close()
+
+
+async def test_the_api_key_is_sent_as_a_bearer_token(scripted) -> None:
+    heads: list[bytes] = []
+    body = b'{"object": "list", "data": [{"id": "smollm2"}]}'
+    engine = await scripted(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body,
+                            RemoteSettings(openai_api_key="s3cret"), heads)
+    try:
+        assert (await engine.health()).models == ("mistral",)
+    finally:
+        await engine.close()
+    assert b"authorization: Bearer s3cret" in heads[0].lower().replace(b"bearer", b"Bearer")
