@@ -34,9 +34,9 @@ log = get_logger(__name__)
 
 PUBLIC_PATHS = frozenset({"/health", "/metrics", "/openapi.json", "/docs", "/redoc",
                           "/docs/oauth2-redirect"})
-EXPOSED_HEADERS = ["X-Cache", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                   "X-RateLimit-Reset", "Retry-After", "grpc-status", "grpc-message",
-                   "grpc-status-details-bin"]
+EXPOSED_HEADERS = ["X-Cache", "X-Request-ID", "Server-Timing", "X-RateLimit-Limit",
+                   "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "grpc-status",
+                   "grpc-message", "grpc-status-details-bin"]
 
 DESCRIPTION = """\
 The UpCoach LLM gateway. REST: the guide's endpoints (/health, /api/models, /api/coaching/chat,

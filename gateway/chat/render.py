@@ -74,6 +74,18 @@ def event(payload: dict[str, Any]) -> bytes:
     return b"data: " + dumps(payload) + b"\n\n"
 
 
+def server_timing(usage: common_pb2.Usage) -> str:
+    """The engine's own timings as a Server-Timing header value (milliseconds)."""
+    return (f"engine;dur={usage.generation_ms:.2f};desc=\"generation in the engine\", "
+            f"ttft;dur={usage.time_to_first_token_ms:.2f};desc=\"engine time to first token\"")
+
+
+def timing_comment(usage: common_pb2.Usage) -> bytes:
+    """The same timings inside a stream, as an SSE comment line (clients ignore comments)."""
+    return (f": server-timing engine;dur={usage.generation_ms:.2f}, "
+            f"ttft;dur={usage.time_to_first_token_ms:.2f}\n\n").encode()
+
+
 def replay_pieces(content: str) -> list[str]:
     """A cached reply cut into word-sized deltas for an SSE replay."""
     return _WORDS.findall(content) or [content]

@@ -77,6 +77,7 @@ class ChatServing:
         content = render.completion(cid, model, reply.text, finish,
                                     render.usage(reply.usage.prompt_tokens,
                                                  reply.usage.completion_tokens), extra)
+        headers["Server-Timing"] = render.server_timing(reply.usage)
         return Response(content, media_type="application/json", headers=headers,
                         background=store)
 
@@ -128,6 +129,7 @@ class ChatServing:
                                        message.usage.completion_tokens)
                     metrics.tokens(model, message.usage.completion_tokens)
                     yield writer.finish(reason, use)
+                    yield render.timing_comment(message.usage)
                     if include_usage:
                         yield writer.usage_only(use)
                     reply = CachedReply(model, "".join(parts), reason, use["prompt_tokens"],

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.gateway.conftest import RunningGateway
-from tests.gateway.sse import content, parse
+from tests.gateway.sse import comments, content, parse
 from upcoach.llm.v1 import common_pb2
 
 HELLO = {"messages": [{"role": "user", "content": "hi there"}]}
@@ -29,6 +29,8 @@ async def test_whole_reply_openai_shape(gateway, path: str) -> None:
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
     assert reply.headers["x-cache"] == "MISS"
+    assert reply.headers["server-timing"].startswith("engine;dur=2.00;")
+    assert "ttft;dur=1.00;" in reply.headers["server-timing"]
     sent = gw.double.calls.chat[-1]
     assert sent.model == "mistral"
     assert sent.messages[0].role == common_pb2.ROLE_USER
@@ -58,6 +60,7 @@ async def test_stream_sse_chunks_usage_and_done(gateway) -> None:
     assert finish["choices"][0]["finish_reason"] == "stop"
     assert finish["usage"]["completion_tokens"] == 3
     assert payloads[-1]["choices"] == [] and payloads[-1]["usage"]["total_tokens"] == 5
+    assert comments(reply.text) == ["server-timing engine;dur=2.00, ttft;dur=1.00"]
 
 
 @pytest.mark.parametrize("stream", [False, True])
