@@ -68,7 +68,7 @@ async def collect(engine: LlamaCppEngine, messages: list[Message], sampling: Sam
     return chunks, finished[0]
 
 
-async def wait_for_free(engine: LlamaCppEngine, free: int, timeout: float = 2.0) -> float:
+async def wait_for_free(engine: LlamaCppEngine, free: int, timeout: float = 30.0) -> float:
     started = time.perf_counter()
     while engine.pool is not None and engine.pool.free < free:
         assert time.perf_counter() - started < timeout, "the context did not come back"
@@ -165,13 +165,10 @@ async def test_closing_the_stream_stops_the_worker(engine: LlamaCppEngine) -> No
         assert isinstance(await anext(stream), TextChunk)
     job = next(iter(engine._jobs))
     await stream.aclose()
-    took = await wait_for_free(engine, 1)
-    assert took < 1.0
-    generated = job.generated
-    assert generated < 20
+    at_close = job.generated
+    await wait_for_free(engine, 1)
     assert job.abandoned
-    await asyncio.sleep(0.2)
-    assert job.generated == generated
+    assert job.generated <= at_close + 2, "the worker went on after the stream was closed"
 
 
 async def test_cancelling_the_consumer_task_stops_the_worker(engine: LlamaCppEngine) -> None:
@@ -187,10 +184,13 @@ async def test_cancelling_the_consumer_task_stops_the_worker(engine: LlamaCppEng
 
     task = asyncio.create_task(consume())
     await asyncio.wait_for(two_received.wait(), 10)
+    job = next(iter(engine._jobs))
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await wait_for_free(engine, 1) < 1.0
+    at_cancel = job.generated
+    await wait_for_free(engine, 1)
+    assert job.abandoned and job.generated <= at_cancel + 2
     _, finished = await collect(engine, PROMPTS[0], greedy(4))
     assert finished.completion_tokens == 4
 
