@@ -1,8 +1,8 @@
 """Assembles the gateway's ASGI application from its parts.
 
     CORS (when CORS_ORIGINS is set)
-      -> body limit (413)
-        -> access (auth, rate limit, metrics)
+      -> access (request id, auth, rate limit, metrics)
+        -> body limit (413, before the body is read)
           -> dispatch: /upcoach.llm.v1.<Service>/<Method> to the grpc-web/Connect apps,
                        everything else to the FastAPI REST app (which serves /openapi.json)
 """
@@ -89,8 +89,8 @@ def create_app(deps: Dependencies) -> ASGIApp:
     rest.include_router(metrics_routes(deps.metrics))
 
     app: ASGIApp = grpcweb.Dispatcher(rest, grpcweb.build_apps(deps))
-    app = AccessMiddleware(app, deps.gate, deps.metrics, gated)
     app = BodyLimitMiddleware(app, deps.settings.max_body_bytes)
+    app = AccessMiddleware(app, deps.gate, deps.metrics, gated)
     if deps.settings.cors_origins:
         app = CORSMiddleware(app, allow_origins=list(deps.settings.cors_origins),
                              allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],

@@ -205,3 +205,6 @@ async def test_body_over_the_limit_is_413(gateway) -> None:
     assert declared.json()["error"]["code"] == "request_too_large"
     assert streamed.status_code == 413
     assert small.status_code == 200
+    async with gw.client() as client:
+        metrics = await client.get("/metrics")
+    assert 'route="unmatched",status="413"} 2.0' in metrics.text
