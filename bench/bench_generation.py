@@ -15,7 +15,10 @@ then the aggregate tokens/s of ``--streams`` concurrent gRPC streams on generati
 started with each GENERATION_PARALLEL in ``--parallel``. Greedy requests evaluate their prompt
 afresh in the engine (for reproducibility), so the raw runs reset the context first as well.
 Every figure is the median over the rounds; TTFT is measured by the caller, from sending the
-request to the first text.
+request to the first text. "CPU ms/token" is the CPU time of whoever generates (this process for
+the raw paths; the generation process, plus the router's for the router path) per token: on a
+shared machine it shows the services' own overhead better than wall-clock rates do, most of
+all with --threads 1 (llama.cpp's threads spin while they wait for each other).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class Sample:
     ttft_s: float
     total_s: float
     tokens: int
+    cpu_s: float = 0.0
 
     @property
     def tokens_per_s(self) -> float:
@@ -78,13 +82,34 @@ class Row:
     tokens_per_s: float
     decode_tokens_per_s: float
     tokens: int
+    cpu_ms_per_token: float
 
 
 def summarise(name: str, samples: list[Sample]) -> Row:
     return Row(name, statistics.median(s.ttft_s * 1000 for s in samples),
                statistics.median(s.tokens_per_s for s in samples),
                statistics.median(s.decode_tokens_per_s for s in samples),
-               min(s.tokens for s in samples))
+               min(s.tokens for s in samples),
+               statistics.median(s.cpu_s * 1000 / s.tokens for s in samples))
+
+
+def process_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of the given processes (this one when empty)."""
+    if not pids:
+        return time.process_time()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+async def with_cpu(measure: Callable[[], Awaitable[Sample]], pids: list[int]) -> Sample:
+    before = process_cpu_s(pids)
+    sample = await measure()
+    return dataclasses.replace(sample, cpu_s=process_cpu_s(pids) - before)
 
 
 class Raw:
@@ -191,13 +216,14 @@ def print_table(rows: list[Row], args: argparse.Namespace, prompt_tokens: int) -
     base = rows[0]
     print(f"\nSingle stream: {MODEL}, prompt {prompt_tokens} tokens, {args.max_tokens} tokens "
           f"greedy, n_ctx {args.n_ctx}, {args.threads} threads, median of {args.rounds} rounds")
-    print(f"{'path':<34}{'TTFT ms':>9}{'tok/s':>9}{'decode tok/s':>14}{'tokens':>8}"
-          f"{'tok/s vs raw':>14}{'TTFT - raw ms':>15}")
+    print(f"{'path':<32}{'TTFT ms':>9}{'tok/s':>8}{'decode tok/s':>14}{'tokens':>8}"
+          f"{'tok/s vs raw':>14}{'TTFT - raw ms':>15}{'CPU ms/token':>14}{'CPU vs raw':>12}")
     for row in rows:
-        print(f"{row.name:<34}{row.ttft_ms:>9.1f}{row.tokens_per_s:>9.1f}"
+        print(f"{row.name:<32}{row.ttft_ms:>9.1f}{row.tokens_per_s:>8.1f}"
               f"{row.decode_tokens_per_s:>14.1f}{row.tokens:>8}"
               f"{row.tokens_per_s / base.tokens_per_s:>13.1%}"
-              f"{row.ttft_ms - base.ttft_ms:>+15.1f}")
+              f"{row.ttft_ms - base.ttft_ms:>+15.1f}{row.cpu_ms_per_token:>14.2f}"
+              f"{row.cpu_ms_per_token / base.cpu_ms_per_token:>11.1%}")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -212,7 +238,8 @@ async def run(args: argparse.Namespace) -> None:
     prompt_tokens = len(raw.llama.tokenize(raw.formatter(messages=messages).prompt.encode(),
                                            add_bos=False, special=True))
     stack = start_stack(["generation", "router"] if with_router else ["generation"], env)
-    paths: dict[str, Callable[[], Awaitable[Sample]]] = {}
+    paths: dict[str, tuple[Callable[[], Awaitable[Sample]], list[int]]] = {}
+    server_pids = [stack.processes[name].pid for name in stack.processes]
     try:
         async with grpc.aio.insecure_channel(stack.spec("generation").address) as gen_channel, \
                 grpc.aio.insecure_channel(stack.spec("router").address) as router_channel:
@@ -229,19 +256,19 @@ async def run(args: argparse.Namespace) -> None:
             async def raw_chat() -> Sample:
                 return raw.chat_completion(messages, args.max_tokens)
 
-            paths["raw Llama.generate"] = raw_generate
-            paths["raw create_chat_completion"] = raw_chat
-            paths["generation gRPC GenerateStream"] = lambda: timed_stream(
-                gen.GenerateStream(gen_request))
+            paths["raw Llama.generate"] = (raw_generate, [])
+            paths["raw create_chat_completion"] = (raw_chat, [])
+            paths["generation gRPC GenerateStream"] = (lambda: timed_stream(
+                gen.GenerateStream(gen_request)), [stack.processes["generation"].pid])
             if with_router:
-                paths["router gRPC ChatStream"] = lambda: timed_stream(
-                    router.ChatStream(router_request))
-            for measure in paths.values():
+                paths["router gRPC ChatStream"] = (lambda: timed_stream(
+                    router.ChatStream(router_request)), server_pids)
+            for measure, _ in paths.values():
                 await measure()
             samples: dict[str, list[Sample]] = {name: [] for name in paths}
             for _ in range(args.rounds):
-                for name, measure in paths.items():
-                    samples[name].append(await measure())
+                for name, (measure, pids) in paths.items():
+                    samples[name].append(await with_cpu(measure, pids))
     finally:
         stack.stop()
     raw.llama.close()
