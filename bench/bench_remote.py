@@ -9,15 +9,18 @@ greedy streamed chat, in turn:
 
 - directly to llama_cpp.server's ``/v1/chat/completions`` (SSE) — the baseline;
 - through the gateway (``/v1/chat/completions`` SSE → router → generation → llama_cpp.server);
-- through the router over gRPC (ChatStream → generation → llama_cpp.server).
+- through the router over gRPC (ChatStream → generation → llama_cpp.server);
+- to the generation service alone over gRPC (GenerateStream on backend vllm), which splits the
+  chain's added time between the engine service and the router/gateway hops.
 
 Both HTTP paths use the same httpx client. Latency is measured by the caller: time to the first
 content and to the end of the stream. "Added" is the per-round difference to the direct call
-(p50 and p99 over the rounds); tokens/s is content chunks (one per token) over the stream's
-duration, median over the rounds. The cache is off, so every request reaches the engine. The
-router probes the backend every 30 s with a 30 s timeout: llama_cpp.server answers /v1/models
-only between replies (one lock for everything), so a short probe timeout would mark it down
-while it streams.
+(p50 and p99 over the rounds); tokens/s is the reply's completion tokens (the usage the chain
+reports; llama_cpp.server streams one token per event) over the stream's duration, median over
+the rounds. The cache is off, so every request reaches the engine. The
+router probes the backend at start-up only (ROUTER_HEALTH_INTERVAL=3600): llama_cpp.server
+answers /v1/models only between replies (one lock for everything), and on a busy machine a probe
+queued behind back-to-back replies times out and marks the only backend down mid-run.
 """
 
 from __future__ import annotations
@@ -42,7 +45,13 @@ import httpx
 from bench.report import Row, add_json_argument, format_table, write_rows
 from services.stack import Stack, default_specs
 from tests.support.llama_server import LlamaServer
-from upcoach.llm.v1 import common_pb2, router_pb2, router_pb2_grpc
+from upcoach.llm.v1 import (
+    common_pb2,
+    generation_pb2,
+    generation_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+)
 
 PROMPT = "Give me three short tips for a better morning routine."
 ALIAS = "smollm2"
@@ -79,6 +88,7 @@ async def sse_sample(client: httpx.AsyncClient, url: str, body: dict) -> Sample:
     started = time.perf_counter()
     first = None
     parts: list[str] = []
+    usage = None
     async with client.stream("POST", url, json=body) as response:
         if response.status_code != 200:
             await response.aread()
@@ -89,30 +99,30 @@ async def sse_sample(client: httpx.AsyncClient, url: str, body: dict) -> Sample:
             event = json.loads(line[6:])
             if "error" in event:
                 raise RuntimeError(f"{url}: {event['error']}")
+            usage = event.get("usage") or usage
             for choice in event.get("choices") or ():
                 text = (choice.get("delta") or {}).get("content")
                 if text:
                     first = first or time.perf_counter()
                     parts.append(text)
     end = time.perf_counter()
-    return Sample((first or end) - started, end - started, len(parts), "".join(parts))
+    tokens = (usage or {}).get("completion_tokens") or len(parts)
+    return Sample((first or end) - started, end - started, tokens, "".join(parts))
 
 
-async def grpc_sample(stub: router_pb2_grpc.RouterServiceStub, max_tokens: int) -> Sample:
-    """Streams a routed chat over gRPC and times it."""
-    request = router_pb2.ChatStreamRequest(
-        model="mistral", messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER,
-                                                          content=PROMPT)],
-        sampling=common_pb2.SamplingParams(max_tokens=max_tokens, temperature=0, top_p=1.0))
+async def grpc_sample(call: Callable[[], object]) -> Sample:
+    """Streams a chat over gRPC (router ChatStream or generation GenerateStream) and times it."""
     started = time.perf_counter()
     first = None
     parts: list[str] = []
-    async for chunk in stub.ChatStream(request, timeout=120):
+    tokens = 0
+    async for chunk in call():
         if chunk.text:
             first = first or time.perf_counter()
             parts.append(chunk.text)
+        tokens = chunk.usage.completion_tokens or tokens
     end = time.perf_counter()
-    return Sample((first or end) - started, end - started, len(parts), "".join(parts))
+    return Sample((first or end) - started, end - started, tokens or len(parts), "".join(parts))
 
 
 def start_stack(server: LlamaServer) -> Stack:
@@ -120,7 +130,7 @@ def start_stack(server: LlamaServer) -> Stack:
     names = [s.name for s in specs if s.name in ("generation", "router", "gateway")]
     env = {"LOG_LEVEL": "warn", "VLLM_URL": f"{server.url}/v1", "VLLM_MODEL": ALIAS,
            "VLLM_CATALOG_MODEL": "mistral", "EMBEDDED_BACKEND": "false", "CACHE_MODE": "off",
-           "RATE_LIMIT_RPM": "0", "ROUTER_HEALTH_INTERVAL": "30", "ROUTER_PROBE_TIMEOUT": "30",
+           "RATE_LIMIT_RPM": "0", "ROUTER_HEALTH_INTERVAL": "3600", "ROUTER_PROBE_TIMEOUT": "30",
            "REDIS_KEY_PREFIX": f"upcoach:bench:{uuid.uuid4().hex[:8]}:"}
     for name in ("LLM_API_KEY", "OLLAMA_URL", "OLLAMA_PORT"):
         os.environ.pop(name, None)
@@ -140,21 +150,35 @@ async def measure(server: LlamaServer, stack: Stack, rounds: int, warmup: int,
             "max_tokens": max_tokens, "temperature": 0, "top_p": 1.0}
     paths: dict[str, Callable[[], Awaitable[Sample]]] = {}
     async with httpx.AsyncClient(timeout=120) as client, \
-            grpc.aio.insecure_channel(stack.spec("router").address) as channel:
+            grpc.aio.insecure_channel(stack.spec("router").address) as channel, \
+            grpc.aio.insecure_channel(stack.spec("generation").address) as direct_channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
+        engine = generation_pb2_grpc.GenerationServiceStub(direct_channel)
         paths["direct"] = lambda: sse_sample(client, f"{server.url}/v1/chat/completions",
                                              {**body, "model": ALIAS})
         if "gateway" in stack.processes:
             gateway = f"http://{stack.spec('gateway').address}/v1/chat/completions"
-            paths["gateway"] = lambda: sse_sample(client, gateway, {**body, "model": "mistral"})
-        paths["router"] = lambda: grpc_sample(stub, max_tokens)
+            paths["gateway"] = lambda: sse_sample(client, gateway, {
+                **body, "model": "mistral", "stream_options": {"include_usage": True}})
+        messages = [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=PROMPT)]
+        sampling = common_pb2.SamplingParams(max_tokens=max_tokens, temperature=0, top_p=1.0)
+        paths["router"] = lambda: grpc_sample(lambda: stub.ChatStream(router_pb2.ChatStreamRequest(
+            model="mistral", messages=messages, sampling=sampling), timeout=120))
+        paths["generation"] = lambda: grpc_sample(lambda: engine.GenerateStream(
+            generation_pb2.GenerateStreamRequest(model="mistral", backend="vllm",
+                                                 messages=messages, sampling=sampling),
+            timeout=120))
         samples: dict[str, list[Sample]] = {name: [] for name in paths}
         for index in range(warmup + rounds):
             order = list(paths) if index % 2 == 0 else list(reversed(paths))
+            took = {}
             for name in order:
                 sample = await paths[name]()
+                took[name] = f"{sample.ttft_s * 1000:.0f}/{sample.total_s * 1000:.0f} ms"
                 if index >= warmup:
                     samples[name].append(sample)
+            print(f"round {index + 1}/{warmup + rounds} (first token/whole): "
+                  + ", ".join(f"{n} {t}" for n, t in took.items()), file=sys.stderr, flush=True)
     return samples
 
 
@@ -167,10 +191,11 @@ def rows_for(samples: dict[str, list[Sample]], max_tokens: int) -> list[Row]:
               "(greedy decoding should give one)", file=sys.stderr)
     direct_ttft = statistics.median(s.ttft_s for s in direct) * 1000
     direct_rate = statistics.median(s.tokens_per_s for s in direct)
-    for name in [n for n in ("gateway", "router") if n in samples]:
+    for name in [n for n in ("gateway", "router", "generation") if n in samples]:
         chain = samples[name]
         label = {"gateway": "gateway SSE -> router -> generation",
-                 "router": "router gRPC -> generation"}[name]
+                 "router": "router gRPC -> generation",
+                 "generation": "generation gRPC alone"}[name]
         added_ttft = [(c.ttft_s - d.ttft_s) * 1000 for c, d in zip(chain, direct, strict=True)]
         added_total = [(c.total_s - d.total_s) * 1000 for c, d in zip(chain, direct, strict=True)]
         rows += [
@@ -198,7 +223,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="llama_cpp.server threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="llama_cpp.server threads (1: llama.cpp's threads spin at barriers, "
+                             "and two of them on a busy 2-core machine slow to a crawl)")
     add_json_argument(parser)
     args = parser.parse_args()
 

@@ -130,23 +130,30 @@ class OllamaEngine(ChatEngine, EmbeddingEngine):
             "messages": [{"role": m.role, "content": m.content} for m in messages]})
         started = time.perf_counter()
         first: float | None = None
-        async with self.http.stream("/api/chat", body) as lines:
-            async for item in self.http.ndjson(lines, "/api/chat"):
-                if "error" in item:
-                    raise UpstreamError(f"{self.http.where} failed mid-reply: {item['error']}")
-                message = item.get("message") or {}
-                text = message.get("content") if isinstance(message, dict) else None
-                if not isinstance(text, str):
-                    raise self.http.malformed("/api/chat line (no message.content)", item)
-                if text:
+        async with self.http.stream("/api/chat", body) as batches:
+            async for items in self.http.ndjson(batches, "/api/chat"):
+                texts, final = [], None
+                for item in items:
+                    if "error" in item:
+                        raise UpstreamError(f"{self.http.where} failed mid-reply: "
+                                            f"{item['error']}")
+                    message = item.get("message") or {}
+                    text = message.get("content") if isinstance(message, dict) else None
+                    if not isinstance(text, str):
+                        raise self.http.malformed("/api/chat line (no message.content)", item)
+                    texts.append(text)
+                    if item.get("done") is True:
+                        final = item
+                        break
+                if any(texts):
                     first = first or time.perf_counter()
-                    yield TextChunk(text)
-                if item.get("done") is True:
+                    yield TextChunk("".join(texts))
+                if final is not None:
                     now = time.perf_counter()
                     yield Finished(
-                        reason="length" if item.get("done_reason") == "length" else "stop",
-                        prompt_tokens=int(item.get("prompt_eval_count") or 0),
-                        completion_tokens=int(item.get("eval_count") or 0),
+                        reason="length" if final.get("done_reason") == "length" else "stop",
+                        prompt_tokens=int(final.get("prompt_eval_count") or 0),
+                        completion_tokens=int(final.get("eval_count") or 0),
                         time_to_first_token_ms=((first or now) - started) * 1000,
                         generation_ms=(now - started) * 1000)
                     return
@@ -194,16 +201,17 @@ class OllamaEngine(ChatEngine, EmbeddingEngine):
 
     async def _progress(self, path: str, body: dict[str, Any],
                         what: str) -> AsyncIterator[OllamaProgress]:
-        async with self.http.stream(path, body) as lines:
-            async for item in self.http.ndjson(lines, path):
-                if "error" in item:
-                    raise FailedPrecondition(f"{self.http.where}: {what} failed: "
-                                             f"{item['error']}")
-                status = str(item.get("status") or "")
-                done = status == "success"
-                yield OllamaProgress(status=status, digest=str(item.get("digest") or ""),
-                                     completed=int(item.get("completed") or 0),
-                                     total=int(item.get("total") or 0), done=done)
-                if done:
-                    return
+        async with self.http.stream(path, body) as batches:
+            async for items in self.http.ndjson(batches, path):
+                for item in items:
+                    if "error" in item:
+                        raise FailedPrecondition(f"{self.http.where}: {what} failed: "
+                                                 f"{item['error']}")
+                    status = str(item.get("status") or "")
+                    done = status == "success"
+                    yield OllamaProgress(status=status, digest=str(item.get("digest") or ""),
+                                         completed=int(item.get("completed") or 0),
+                                         total=int(item.get("total") or 0), done=done)
+                    if done:
+                        return
         raise UpstreamError(f"{self.http.where}: the {what} stream ended before success")

@@ -101,22 +101,44 @@ class OpenAICompatEngine(ChatEngine, EmbeddingEngine):
             body["seed"] = sampling.seed
         return body
 
-    async def _events(self, lines: AsyncIterator[str]) -> AsyncIterator[dict | None]:
-        """The JSON of each ``data:`` event; None for ``[DONE]``."""
-        async for line in lines:
-            if not line.startswith("data:"):
-                continue  # blank separators, comments (":"), event and id fields
-            data = line[5:].strip()
-            if data == DONE:
-                yield None
+    async def _events(self, batches: AsyncIterator[list[str]]) -> AsyncIterator[list[dict | None]]:
+        """The JSON of each ``data:`` event, a network read at a time; None for ``[DONE]``."""
+        async for lines in batches:
+            events: list[dict | None] = []
+            for line in lines:
+                if not line.startswith("data:"):
+                    continue  # blank separators, comments (":"), event and id fields
+                data = line[5:].strip()
+                if data == DONE:
+                    events.append(None)
+                    break
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    raise self.http.malformed("server-sent event", data) from None
+                if not isinstance(event, dict):
+                    raise self.http.malformed("server-sent event", data)
+                events.append(event)
+            if events:
+                yield events
+            if events and events[-1] is None:
                 return
-            try:
-                event = json.loads(data)
-            except ValueError:
-                raise self.http.malformed("server-sent event", data) from None
-            if not isinstance(event, dict):
-                raise self.http.malformed("server-sent event", data)
-            yield event
+
+    def _texts(self, event: dict) -> tuple[list[str], str | None]:
+        """The content deltas of a chunk event and its finish_reason; an error event raises."""
+        if "error" in event:
+            error = event["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise UpstreamError(f"{self.http.where} failed mid-reply: {message}")
+        texts, finish = [], None
+        for choice in event.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                raise self.http.malformed("chat chunk (no choices[].delta)", event)
+            if delta.get("content"):
+                texts.append(delta["content"])
+            finish = choice.get("finish_reason") or finish
+        return texts, finish
 
     async def stream(self, model: str, messages: list[Message],
                      sampling: Sampling) -> AsyncIterator[TextChunk | Finished]:
@@ -125,9 +147,21 @@ class OpenAICompatEngine(ChatEngine, EmbeddingEngine):
         finish: str | None = None
         chunks, usage = 0, None
         async with self.http.stream("/v1/chat/completions",
-                                    self._chat_body(model, messages, sampling)) as lines:
-            async for event in self._events(lines):
-                if event is None:
+                                    self._chat_body(model, messages, sampling)) as batches:
+            async for events in self._events(batches):
+                texts: list[str] = []
+                for event in events:
+                    if event is None:
+                        break
+                    more, reason = self._texts(event)
+                    texts += more
+                    finish = reason or finish
+                    usage = event.get("usage") or usage
+                if texts:
+                    first = first or time.perf_counter()
+                    chunks += len(texts)
+                    yield TextChunk("".join(texts))
+                if events[-1] is None:
                     if finish is None:
                         raise UpstreamError(f"{self.http.where} sent [DONE] before any "
                                             "finish_reason (the reply was interrupted)")
@@ -140,21 +174,6 @@ class OpenAICompatEngine(ChatEngine, EmbeddingEngine):
                         time_to_first_token_ms=((first or now) - started) * 1000,
                         generation_ms=(now - started) * 1000)
                     return
-                if "error" in event:
-                    error = event["error"]
-                    message = error.get("message") if isinstance(error, dict) else error
-                    raise UpstreamError(f"{self.http.where} failed mid-reply: {message}")
-                usage = event.get("usage") or usage
-                for choice in event.get("choices") or ():
-                    delta = choice.get("delta") if isinstance(choice, dict) else None
-                    if not isinstance(delta, dict):
-                        raise self.http.malformed("chat chunk (no choices[].delta)", event)
-                    text = delta.get("content")
-                    if text:
-                        first = first or time.perf_counter()
-                        chunks += 1
-                        yield TextChunk(text)
-                    finish = choice.get("finish_reason") or finish
         raise UpstreamError(f"{self.http.where} ended the chat stream without [DONE] "
                             "(truncated reply)")
 

@@ -7,6 +7,11 @@ statuses go through the engine's own ``on_status`` (Ollama's "model not found" m
 else than vLLM's); 5xx is Unavailable for both. Streams are async context managers, so leaving
 the block (a cancelled gRPC call closing the engine's iterator) closes the HTTP response and the
 upstream stops generating.
+
+A stream is read as batches of lines: every complete line that one network read brought. When
+the server sends faster than the chain relays (a busy machine), the engines turn a batch into
+one text chunk instead of one message per token all the way to the caller; when it does not,
+a batch is one line and nothing waits.
 """
 
 from __future__ import annotations
@@ -124,33 +129,43 @@ class RemoteHttp:
             raise self.malformed(f"reply to {path}", exc) from None
 
     @asynccontextmanager
-    async def stream(self, path: str, body: Any) -> AsyncIterator[AsyncIterator[str]]:
-        """POSTs body and yields the reply's lines; the response closes when the block ends."""
+    async def stream(self, path: str, body: Any) -> AsyncIterator[AsyncIterator[list[str]]]:
+        """POSTs body and yields the reply's line batches; the response closes with the block."""
         try:
             async with self._client.stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise self.status_error(response.status_code, response.text)
-                yield self._lines(response)
+                yield self._batches(response)
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from None
 
-    async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
+    async def _batches(self, response: httpx.Response) -> AsyncIterator[list[str]]:
+        pending = ""
         try:
-            async for line in response.aiter_lines():
-                yield line
+            async for text in response.aiter_text():
+                *lines, pending = (pending + text).split("\n")
+                if lines:
+                    yield [line.removesuffix("\r") for line in lines]
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from None
+        if pending.strip():
+            yield [pending]
 
-    async def ndjson(self, lines: AsyncIterator[str], what: str) -> AsyncIterator[dict]:
-        """Parses NDJSON; a line that is not a JSON object is UpstreamError."""
-        async for line in lines:
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except ValueError:
-                raise self.malformed(f"NDJSON line in {what}", line) from None
-            if not isinstance(item, dict):
-                raise self.malformed(f"NDJSON line in {what}", line)
-            yield item
+    async def ndjson(self, batches: AsyncIterator[list[str]],
+                     what: str) -> AsyncIterator[list[dict]]:
+        """Parses NDJSON, a batch at a time; a line that is not a JSON object is UpstreamError."""
+        async for lines in batches:
+            items = []
+            for line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    raise self.malformed(f"NDJSON line in {what}", line) from None
+                if not isinstance(item, dict):
+                    raise self.malformed(f"NDJSON line in {what}", line)
+                items.append(item)
+            if items:
+                yield items

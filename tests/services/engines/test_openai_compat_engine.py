@@ -56,7 +56,7 @@ def test_base_url_accepts_both_forms() -> None:
 
 async def test_streams_real_tokens_then_finished(engine) -> None:
     *chunks, finished = await collect(engine)
-    assert len(chunks) >= 5 and all(isinstance(c, TextChunk) for c in chunks)
+    assert chunks and all(isinstance(c, TextChunk) and c.text for c in chunks)
     assert "".join(c.text for c in chunks).strip()
     assert isinstance(finished, Finished) and finished.reason == "length"
     assert finished.completion_tokens == 16
@@ -194,7 +194,7 @@ async def test_usage_comes_from_the_usage_chunk_when_sent(scripted) -> None:
         *chunks, finished = await collect(engine)
     finally:
         await engine.close()
-    assert [c.text for c in chunks] == ["Hi", "Hi"]
+    assert [c.text for c in chunks] == ["HiHi"]  # what one network read brought: one chunk
     assert (finished.reason, finished.prompt_tokens, finished.completion_tokens) == (
         "stop", 11, 2)
 
