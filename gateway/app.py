@@ -80,12 +80,13 @@ def create_app(deps: Dependencies) -> ASGIApp:
     rest = FastAPI(title="UpCoach LLM gateway", version="1.0.0", description=DESCRIPTION,
                    lifespan=lifespan, strict_content_type=False)
     install_handlers(rest)
-    rest.include_router(health_routes(deps))
-    rest.include_router(ondevice_routes(deps))  # before /api/models/{model}: owns /edge
-    rest.include_router(models_routes(deps))
+    # Routes are matched in order: the busiest first.
     rest.include_router(chat_routes(deps))
     rest.include_router(coaching_routes(deps))
     rest.include_router(embeddings_routes(deps))
+    rest.include_router(health_routes(deps))
+    rest.include_router(ondevice_routes(deps))  # before /api/models/{model}: owns /edge
+    rest.include_router(models_routes(deps))
     rest.include_router(metrics_routes(deps.metrics))
 
     app: ASGIApp = grpcweb.Dispatcher(rest, grpcweb.build_apps(deps))
