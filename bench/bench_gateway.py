@@ -76,10 +76,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_stack(prefix: str) -> Stack:
+def start_stack(prefix: str, engine_threads: int | None) -> Stack:
     specs = default_specs({spec.name: free_port() for spec in default_specs()})
     env = {"LOG_LEVEL": "warn", "RATE_LIMIT_RPM": "1000000000", "REDIS_KEY_PREFIX": prefix,
            "ROUTER_HEALTH_INTERVAL": "1"}
+    if engine_threads:
+        # the raw in-process engine below reads the same variables
+        os.environ["LLAMA_N_THREADS"] = os.environ["EMBEDDING_THREADS"] = str(engine_threads)
     stack = Stack(specs, env=env, log_dir=tempfile.mkdtemp(prefix="bench-gateway-"))
     stack.start()
     try:
@@ -569,15 +572,20 @@ def main() -> None:
                         help="sentences per embeddings round (default: 100)")
     parser.add_argument("--embed-concurrency", type=int, default=4,
                         help="concurrent requests for the second embeddings figure (default: 4)")
+    parser.add_argument("--engine-threads", type=int, default=None,
+                        help="LLAMA_N_THREADS and EMBEDDING_THREADS for the engines, the raw one "
+                             "included (default: the engines' own, every CPU)")
     parser.add_argument("--only", default="cache,added,embeddings",
                         help="comma-separated parts to run (default: all three)")
     add_json_argument(parser)
     args = parser.parse_args()
     parts = {p.strip() for p in args.only.split(",")}
 
-    print(f"{os.cpu_count()} CPUs, loopback; starting the stack...", flush=True)
+    threads = args.engine_threads or "auto (every CPU)"
+    print(f"{os.cpu_count()} CPUs, loopback, engine threads {threads}; starting the stack...",
+          flush=True)
     prefix = f"upcoach:bench:{uuid.uuid4().hex[:8]}:"
-    stack = start_stack(prefix)
+    stack = start_stack(prefix, args.engine_threads)
     rows: list[Row] = []
     try:
         if "cache" in parts:
