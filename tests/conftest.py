@@ -21,11 +21,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack_factory() -> Iterator:
     """Starts real service processes on free ports: ``stack_factory(["generation"], env={...})``.
 
-    Every stack started through it is stopped at the end of the session; logs go to a temp folder
+    Every stack started through it is stopped at the end of the test module, so stacks of
+    different modules never compete for the CPU; logs go to a temp folder
     whose path is printed when a process fails to start.
     """
     stacks: list[Stack] = []

@@ -9,20 +9,20 @@ import pytest
 from upcoach_client import ServerAddresses
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client_stack(stack_factory):
     return stack_factory(["generation", "embedding", "model-registry", "router"],
                          env={"GENERATION_PARALLEL": "1", "ROUTER_HEALTH_INTERVAL": "0.5"})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def online(client_stack) -> ServerAddresses:
     return ServerAddresses(router=client_stack.spec("router").address,
                            embedding=client_stack.spec("embedding").address,
                            registry=client_stack.spec("model-registry").address, timeout=60)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def offline() -> ServerAddresses:
     """Addresses where nothing listens: the server is unreachable."""
     ports = []
