@@ -2,8 +2,10 @@
 
 An empty model means ``routing.default_embedding_model``; then the model's fallback chain
 (config/models.yaml) is walked to the first model a configured backend serves here. The caller
-learns the model actually used. A name the catalog lacks is NOT_FOUND, a chat model is
-INVALID_ARGUMENT, and a chain nobody serves is FAILED_PRECONDITION.
+learns the model actually used. When a served model's backend is down (UNAVAILABLE) or lacks
+the model (FAILED_PRECONDITION), the next served model of the chain stands in. A name the
+catalog lacks is NOT_FOUND, a chat model is INVALID_ARGUMENT, and a chain nobody serves is
+FAILED_PRECONDITION.
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class ModelResolver:
         return dict(self._served)
 
     def resolve(self, requested: str) -> ServedModel:
+        """The first served model of the requested model's chain."""
+        return self.candidates(requested)[0]
+
+    def candidates(self, requested: str) -> list[ServedModel]:
+        """Every served model of the chain, in order: later ones stand in when one is down."""
         name = requested.strip() or self._catalog.routing.default_embedding_model
         entry = self._catalog.get(name)
         if entry is None:
@@ -45,10 +52,10 @@ class ModelResolver:
             raise InvalidArgument(f"model: {name!r} is a {entry.kind} model, not an embedding "
                                   "model")
         chain = self._catalog.fallback_chain(name)
-        for candidate in chain:
-            served = self._served.get(candidate)
-            if served is not None:
-                return served
-        raise FailedPrecondition(f"model {name!r} is not served here, nor any of its fallbacks "
-                                 f"({', '.join(chain[1:]) or 'none configured'}); served: "
-                                 f"{', '.join(sorted(self._served)) or 'none'}")
+        served = [self._served[c] for c in chain if c in self._served]
+        if not served:
+            raise FailedPrecondition(
+                f"model {name!r} is not served here, nor any of its fallbacks "
+                f"({', '.join(chain[1:]) or 'none configured'}); served: "
+                f"{', '.join(sorted(self._served)) or 'none'}")
+        return served

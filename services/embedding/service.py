@@ -20,8 +20,8 @@ from services.common.server import GrpcService
 from services.embedding.content import ContentItem, load_content
 from services.embedding.engines import build_served_models
 from services.embedding.index import ContentIndex
-from services.embedding.models import ModelResolver
-from services.embedding.servicer import EmbeddingServicer, embed_with
+from services.embedding.models import ModelResolver, ServedModel
+from services.embedding.servicer import EmbeddingServicer, embed_first_available
 from services.engines.base import EmbeddingEngine
 from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
 
@@ -35,12 +35,12 @@ class EmbeddingService(GrpcService):
 
     def __init__(self, resolver: ModelResolver, content: list[ContentItem]) -> None:
         try:
-            self.index_model = resolver.resolve("")
+            self.index_candidates = resolver.candidates("")
         except ServiceError as exc:
             raise ConfigError(f"routing.default_embedding_model: {exc.message}") from None
         self.resolver = resolver
         self.index = ContentIndex()
-        self.servicer = EmbeddingServicer(resolver, self.index, self.index_model)
+        self.servicer = EmbeddingServicer(resolver, self.index)
         self._content = content
 
     @classmethod
@@ -65,13 +65,23 @@ class EmbeddingService(GrpcService):
         for engine in self._engines():
             await engine.load()
         started = time.perf_counter()
+        model = self.index_candidates[0]
         for offset in range(0, len(self._content), INDEX_BATCH):
             batch = self._content[offset:offset + INDEX_BATCH]
-            result = await embed_with(self.index_model, [item.text for item in batch])
+            # Every batch must use the model of the first one, so the vectors are comparable.
+            candidates = self.index_candidates if offset == 0 else [model]
+            model, result = await embed_first_available(candidates,
+                                                        [item.text for item in batch])
             self.index.upsert(batch, result.vectors)
+        self.servicer.index_model = model
         log.info("content index built", extra={"fields": {
             "items": len(self.index), "categories": sorted(self.index.categories()),
-            "model": self.index_model.name, "seconds": round(time.perf_counter() - started, 3)}})
+            "model": model.name, "seconds": round(time.perf_counter() - started, 3)}})
+
+    @property
+    def index_model(self) -> ServedModel | None:
+        """The model the content index was built with (None before start)."""
+        return self.servicer.index_model
 
     async def stop(self) -> None:
         for engine in self._engines():

@@ -11,6 +11,7 @@ import uuid
 
 import grpc
 
+from services.common.errors import ServiceError
 from services.common.logging import get_logger
 from services.embedding.content import ContentItem
 from services.embedding.index import ContentIndex
@@ -20,6 +21,8 @@ from services.engines.base import EmbeddingResult
 from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
 
 log = get_logger(__name__)
+# A backend that is down, or that lacks the model, lets the next model of the chain stand in.
+STAND_IN_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION}
 
 
 def item_to_proto(item: ContentItem) -> embedding_pb2.ContentItem:
@@ -32,21 +35,35 @@ async def embed_with(served: ServedModel, texts: list[str]) -> EmbeddingResult:
     return await served.engine.embed(served.engine_model, texts)
 
 
+async def embed_first_available(candidates: list[ServedModel], texts: list[str],
+                                ) -> tuple[ServedModel, EmbeddingResult]:
+    """Embeds with the first candidate whose backend answers; the last failure is raised."""
+    for position, served in enumerate(candidates):
+        try:
+            return served, await embed_with(served, texts)
+        except ServiceError as exc:
+            if exc.code not in STAND_IN_CODES or position == len(candidates) - 1:
+                raise
+            log.warning("embedding model unavailable, using the next of its chain", extra={
+                "fields": {"model": served.name, "backend": served.backend,
+                           "error": exc.message, "next": candidates[position + 1].name}})
+    raise AssertionError("candidates is never empty")  # ModelResolver guarantees one
+
+
 class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
     """Implements upcoach.llm.v1.EmbeddingService."""
 
-    def __init__(self, resolver: ModelResolver, index: ContentIndex,
-                 index_model: ServedModel) -> None:
+    def __init__(self, resolver: ModelResolver, index: ContentIndex) -> None:
         self._resolver = resolver
         self._index = index
-        self._index_model = index_model
+        self.index_model: ServedModel | None = None  # set by the service once the corpus is in
 
     async def Embed(self, request: embedding_pb2.EmbedRequest,
                     context: grpc.aio.ServicerContext) -> embedding_pb2.EmbedResponse:
         request_id = request.request_id or uuid.uuid4().hex
         texts = check_texts(request.texts)
-        served = self._resolver.resolve(request.model)
-        result = await embed_with(served, texts)
+        served, result = await embed_first_available(
+            self._resolver.candidates(request.model), texts)
         log.debug("embedded", extra={"fields": {
             "request_id": request_id, "requested": request.model, "model": served.name,
             "texts": len(texts), "prompt_tokens": result.prompt_tokens}})
@@ -58,10 +75,10 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
                            context: grpc.aio.ServicerContext
                            ) -> embedding_pb2.IndexContentResponse:
         items = check_items(request.items)
-        result = await embed_with(self._index_model, [item.text for item in items])
+        result = await embed_with(self.index_model, [item.text for item in items])
         indexed = self._index.upsert(items, result.vectors)
         log.info("content indexed", extra={"fields": {
-            "indexed": indexed, "total": len(self._index), "model": self._index_model.name}})
+            "indexed": indexed, "total": len(self._index), "model": self.index_model.name}})
         return embedding_pb2.IndexContentResponse(indexed=indexed, total=len(self._index))
 
     async def SearchContent(self, request: embedding_pb2.SearchContentRequest,
@@ -70,12 +87,12 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
         request_id = request.request_id or uuid.uuid4().hex
         query = check_query(request.query)
         top_k = check_top_k(request.top_k)
-        result = await embed_with(self._index_model, [query])
+        result = await embed_with(self.index_model, [query])
         hits = self._index.search(result.vectors[0], top_k, request.category)
         log.debug("searched", extra={"fields": {
             "request_id": request_id, "category": request.category, "hits": len(hits),
             "best": hits[0].item.id if hits else None}})
         return embedding_pb2.SearchContentResponse(
-            model=self._index_model.name,
+            model=self.index_model.name,
             hits=[embedding_pb2.SearchHit(item=item_to_proto(h.item), score=h.score)
                   for h in hits])

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
 
 from services.common.backends import BackendsFile
 from services.common.catalog import ModelsFile, load_models
 from services.common.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound
+from services.embedding.content import load_content
 from services.embedding.engines import build_served_models
 from services.embedding.models import ModelResolver
 from services.embedding.service import EmbeddingService
 from services.engines.ollama import OllamaEngine
 from services.engines.onnx_embedding_engine import OnnxEmbeddingEngine
+from tests.support.grpc_server import serving
+from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +93,22 @@ def test_a_service_without_an_embedding_model_fails_at_construction(
         catalog: ModelsFile) -> None:
     with pytest.raises(ConfigError, match="routing.default_embedding_model"):
         EmbeddingService(ModelResolver(catalog, {}), [])
+
+
+async def test_a_down_backend_lets_the_next_model_of_the_chain_stand_in(
+        catalog: ModelsFile) -> None:
+    """Ollama serving nomic-embed-text is unreachable: the index and Embed use MiniLM instead."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    down = {**OLLAMA, "url": f"http://127.0.0.1:{closed}"}
+    service = EmbeddingService(ModelResolver(catalog, build_served_models(
+        catalog, backends(down, EMBEDDED))), load_content())
+    assert [m.name for m in service.index_candidates] == ["nomic-embed-text", "all-minilm-l6-v2"]
+    async with serving(service) as (_, channel):
+        assert service.index_model.name == "all-minilm-l6-v2"
+        stub = embedding_pb2_grpc.EmbeddingServiceStub(channel)
+        reply = await stub.Embed(embedding_pb2.EmbedRequest(texts=["a morning walk"]))
+        assert (reply.model, reply.dimensions) == ("all-minilm-l6-v2", 384)
+        hits = await stub.SearchContent(embedding_pb2.SearchContentRequest(query="sleep"))
+        assert hits.model == "all-minilm-l6-v2" and hits.hits
