@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import re
-import socket
 import statistics
 import tempfile
 import time
@@ -29,7 +28,7 @@ from services.engines.onnx_embedding_engine import (
     OnnxEmbeddingEngine,
     OnnxEmbeddingSettings,
 )
-from services.stack import Stack, default_specs
+from services.stack import Stack, default_specs, free_port
 from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
 
 
@@ -96,10 +95,6 @@ async def bench(address: str, sentences: list[str], sizes: list[int],
     return ({s: summarise(v) for s, v in raw.items()}, {s: summarise(v) for s, v in rpc.items()})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_service() -> Stack:

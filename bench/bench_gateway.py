@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -53,7 +52,7 @@ from services.engines.onnx_embedding_engine import (
     OnnxEmbeddingEngine,
     OnnxEmbeddingSettings,
 )
-from services.stack import Stack, default_specs
+from services.stack import Stack, default_specs, free_port
 from upcoach.llm.v1 import (
     common_pb2,
     embedding_pb2,
@@ -70,10 +69,6 @@ CACHED_BODY = {"model": "mistral", "messages": [{"role": "user", "content": PROM
                "max_tokens": 16, "temperature": 0}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_stack(prefix: str, engine_threads: int | None) -> Stack:

@@ -28,7 +28,6 @@ import asyncio
 import dataclasses
 import importlib.util
 import os
-import socket
 import statistics
 import tempfile
 import time
@@ -41,7 +40,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from services.engines.llama_cpp_settings import LlamaSettings
 from services.engines.llama_loader import open_llama
-from services.stack import Stack, default_specs
+from services.stack import Stack, default_specs, free_port
 from upcoach.llm.v1 import (
     common_pb2,
     generation_pb2,
@@ -181,10 +180,6 @@ def proto_messages() -> list[common_pb2.ChatMessage]:
     return [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=PROMPT)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_stack(names: list[str], env: dict[str, str]) -> Stack:

@@ -30,7 +30,6 @@ import asyncio
 import json
 import math
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -43,7 +42,7 @@ import grpc
 import httpx
 
 from bench.report import Row, add_json_argument, format_table, write_rows
-from services.stack import Stack, default_specs
+from services.stack import Stack, default_specs, free_port
 from tests.support.llama_server import LlamaServer
 from upcoach.llm.v1 import (
     common_pb2,
@@ -71,10 +70,6 @@ class Sample:
         return self.tokens / self.total_s if self.total_s > 0 else 0.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], fraction: float) -> float:

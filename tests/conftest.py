@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Iterator
 
 import pytest
 
-from services.stack import Stack, default_specs
+from services.stack import Stack, default_specs, free_port
 
 pytest_plugins = ["tests.support.config_copy"]
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

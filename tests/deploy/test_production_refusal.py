@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from services.common.config import REPO_ROOT
-from tests.conftest import free_port
+from services.stack import free_port
 from tests.deploy.compose_file import resolved
 
 

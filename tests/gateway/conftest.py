@@ -23,7 +23,7 @@ from gateway.app import create_app
 from gateway.deps import Dependencies
 from gateway.server import uvicorn_config
 from gateway.settings import GatewaySettings
-from tests.conftest import free_port
+from services.stack import free_port
 from tests.gateway.doubles import UpstreamDouble, start_double
 
 

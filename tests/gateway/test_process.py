@@ -10,7 +10,7 @@ import sys
 import httpx
 
 from services.common.config import REPO_ROOT
-from tests.conftest import free_port
+from services.stack import free_port
 from tests.gateway.doubles import UpstreamDouble
 
 

@@ -18,8 +18,7 @@ import httpx
 import redis
 
 from services.common.config import REPO_ROOT
-from services.stack import Stack, wiring_env
-from tests.conftest import free_port
+from services.stack import Stack, free_port, wiring_env
 
 
 class GatewayProcess:

@@ -15,8 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.stack import Stack, default_specs
-from tests.conftest import free_port
+from services.stack import Stack, default_specs, free_port
 from upcoach.llm.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 
 pytestmark = pytest.mark.integration

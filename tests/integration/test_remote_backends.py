@@ -9,7 +9,6 @@ pull it; an unreachable backend is UNAVAILABLE over gRPC and 503 over REST, nami
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import grpc
 import httpx
 import pytest
 
+from services.stack import free_port
 from tests.doubles.ollama_double import DEFAULT_REPLY, OllamaDouble
 from upcoach.llm.v1 import (
     common_pb2,
@@ -33,10 +33,6 @@ pytestmark = pytest.mark.integration
 USER = common_pb2.ROLE_USER
 
 
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def messages(text: str = "Give me a tip") -> list[common_pb2.ChatMessage]:
@@ -51,7 +47,7 @@ def ollama() -> Iterator[OllamaDouble]:
 
 @pytest.fixture(scope="module")
 def vllm_url() -> str:
-    return closed_port_url()
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from services.common.config import REPO_ROOT
-from tests.conftest import free_port
+from services.stack import free_port
 from tests.deploy.compose_file import BINARY
 
 FAKE = REPO_ROOT / "tests/scripts/fakes/compose.sh"

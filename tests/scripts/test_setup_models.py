@@ -12,7 +12,7 @@ import pytest
 
 from services.common.config import REPO_ROOT, load_config_file
 from services.router.policy import CoachingFile
-from tests.conftest import free_port
+from services.stack import free_port
 from tests.doubles.ollama_double import DEFAULT_LIBRARY, OllamaDouble
 
 

@@ -10,8 +10,7 @@ import subprocess
 import pytest
 
 from services.common.config import REPO_ROOT
-from services.stack import Stack
-from tests.conftest import free_port
+from services.stack import Stack, free_port
 
 pytestmark = pytest.mark.integration
 CHECKS = ["availability: gateway", "availability: generation", "availability: embedding",

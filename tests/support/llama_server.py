@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,14 +29,11 @@ import httpx
 
 from services.common.config import REPO_ROOT
 from services.engines.packaged_models import SMOLLM2_GGUF
+from services.stack import free_port
 
 _POOLING_ENV = "LLAMA_SERVER_MEAN_POOLING"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class LlamaServer:
@@ -47,7 +43,7 @@ class LlamaServer:
                  n_threads: int = 2, embedding: bool = False) -> None:
         self.alias = alias
         self.embedding = embedding
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._args = ["--model", str(SMOLLM2_GGUF.path()), "--model_alias", alias,
                       "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),

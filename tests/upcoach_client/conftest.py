@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
+from services.stack import free_port
 from upcoach_client import ServerAddresses
 
 
@@ -25,10 +24,6 @@ def online(client_stack) -> ServerAddresses:
 @pytest.fixture(scope="module")
 def offline() -> ServerAddresses:
     """Addresses where nothing listens: the server is unreachable."""
-    ports = []
-    for _ in range(3):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
+    ports = [free_port() for _ in range(3)]
     router, embedding, registry = (f"127.0.0.1:{p}" for p in ports)
     return ServerAddresses(router=router, embedding=embedding, registry=registry, timeout=5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
 
@@ -16,6 +15,7 @@ from services.embedding.models import ModelResolver
 from services.embedding.service import EmbeddingService
 from services.engines.ollama import OllamaEngine
 from services.engines.onnx_embedding_engine import OnnxEmbeddingEngine
+from services.stack import free_port
 from tests.support.grpc_server import serving
 from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
 
@@ -98,10 +98,7 @@ def test_a_service_without_an_embedding_model_fails_at_construction(
 async def test_a_down_backend_lets_the_next_model_of_the_chain_stand_in(
         catalog: ModelsFile) -> None:
     """Ollama serving nomic-embed-text is unreachable: the index and Embed use MiniLM instead."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
-    down = {**OLLAMA, "url": f"http://127.0.0.1:{closed}"}
+    down = {**OLLAMA, "url": f"http://127.0.0.1:{free_port()}"}
     service = EmbeddingService(ModelResolver(catalog, build_served_models(
         catalog, backends(down, EMBEDDED))), load_content())
     assert [m.name for m in service.index_candidates] == ["nomic-embed-text", "all-minilm-l6-v2"]

@@ -202,6 +202,7 @@ async def test_a_prompt_longer_than_the_context_is_out_of_range(engine: LlamaCpp
 
 
 async def test_max_tokens_past_the_context_is_out_of_range(engine: LlamaCppEngine) -> None:
+    await wait_for_free(engine, 1)  # an earlier test's cancelled worker may still be returning
     with pytest.raises(OutOfRange, match="^sampling.max_tokens:"):
         await collect(engine, STORY, greedy(N_CTX))
     assert engine.pool is not None and engine.pool.free == 1, "it failed before taking a context"

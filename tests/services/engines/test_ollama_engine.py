@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -22,6 +21,7 @@ from services.engines.base import Finished, TextChunk
 from services.engines.ollama import OllamaEngine
 from services.engines.probes import probe_backend
 from services.engines.remote_settings import RemoteSettings
+from services.stack import free_port
 from tests.doubles.ollama_double import DEFAULT_REPLY, OllamaDouble
 
 MODELS = {"mistral": "mistral", "llama3.2:3b": "llama3.2:3b",
@@ -53,10 +53,6 @@ async def collect(engine: OllamaEngine, model: str = "mistral",
     return [item async for item in engine.stream(model, ASK, sampling)]
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_streams_the_reply_then_usage_from_the_final_counts(engine, ollama) -> None:
@@ -122,7 +118,7 @@ async def test_http_5xx_is_unavailable_with_ollamas_message(engine, ollama) -> N
 
 
 async def test_an_unreachable_server_is_unavailable_naming_backend_and_url() -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     engine = OllamaEngine(backend_at(url), RemoteSettings(connect_timeout=1))
     try:
         with pytest.raises(Unavailable, match=rf"backend ollama \(ollama at {url}\) is "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import socket
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -21,6 +20,7 @@ from services.engines.base import Finished, TextChunk
 from services.engines.openai_compat import OpenAICompatEngine, base_url
 from services.engines.probes import probe_backend
 from services.engines.remote_settings import RemoteSettings
+from services.stack import free_port
 from tests.support.llama_server import LlamaServer
 
 pytestmark = pytest.mark.integration
@@ -102,9 +102,7 @@ async def test_embeddings_from_a_pooled_server_are_unit_vectors() -> None:
 
 
 async def test_an_unreachable_server_is_unavailable_naming_it() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"
     engine = OpenAICompatEngine(backend_at(url))
     try:
         with pytest.raises(Unavailable, match=rf"backend vllm \(openai at {url}\) is "
