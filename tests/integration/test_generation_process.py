@@ -3,8 +3,6 @@ cancellation that frees the engine, and a graceful SIGTERM drain that exits 0.""
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import tempfile
 import threading
@@ -16,6 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.stack import Stack, default_specs, free_port
+from tests.support.logs import log_lines
 from upcoach.llm.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -33,12 +32,6 @@ def stream_request(max_tokens: int, request_id: str = "") -> generation_pb2.Gene
     return generation_pb2.GenerateStreamRequest(
         request_id=request_id, model=MODEL, messages=STORY,
         sampling=common_pb2.SamplingParams(max_tokens=max_tokens, temperature=0.0))
-
-
-def log_lines(stack: Stack) -> list[dict]:
-    assert stack.log_dir is not None
-    with open(os.path.join(stack.log_dir, "generation.log"), encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.startswith("{")]
 
 
 def first_index(lines: list[dict], message: str) -> int:
@@ -85,7 +78,7 @@ def test_a_cancelled_stream_stops_the_engine(stack: Stack, stub) -> None:
 
 def test_health_follows_the_life_cycle_and_sigterm_drains_to_exit_0() -> None:
     specs = default_specs({s.name: free_port() for s in default_specs()})
-    stack = Stack(specs, env={"GRPC_GRACE_SECONDS": "10", "GENERATION_PARALLEL": "1"},
+    stack = Stack(specs, env={"GRPC_GRACE_SECONDS": "60", "GENERATION_PARALLEL": "1"},
                   log_dir=tempfile.mkdtemp(prefix="upcoach-generation-"))
     address = stack.spec("generation").address
     stack.start(["generation"])
@@ -118,7 +111,7 @@ def test_health_follows_the_life_cycle_and_sigterm_drains_to_exit_0() -> None:
 
             process.send_signal(signal.SIGTERM)
             assert next(watch).status == NOT_SERVING
-            reader.join(30)
+            reader.join(60)
             assert replies and replies[-1].usage.completion_tokens == 48, (
                 "the in-flight stream was not allowed to finish during the drain")
             assert process.wait(30) == 0
