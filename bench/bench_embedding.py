@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from bench.report import Row, add_json_argument, write_rows
 from services.embedding.content import load_content
 from services.engines.onnx_embedding_engine import (
     MODEL_NAME,
@@ -128,6 +129,7 @@ def main() -> None:
                         help="sentences embedded per round and batch size (default: 256)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="rounds per measurement; the median is shown (default: 3)")
+    add_json_argument(parser)
     args = parser.parse_args()
     sizes = [int(part) for part in args.batch_sizes.split(",") if part.strip()]
     sentences = corpus_sentences(args.sentences)
@@ -142,6 +144,13 @@ def main() -> None:
     finally:
         stack.stop()
     print_table(engine, service)
+    if args.json:
+        write_rows(args.json, [
+            Row.measured(f"embedding service over gRPC, batches of {size}",
+                         service[size].sentences_per_s, "sentences/s",
+                         baseline=engine[size].sentences_per_s,
+                         baseline_name="raw ONNX engine in-process", target="report")
+            for size in sizes])
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ import grpc
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from bench.report import Row as ReportRow
+from bench.report import add_json_argument, write_rows
 from services.engines.llama_cpp_settings import LlamaSettings
 from services.engines.llama_loader import open_llama
 from services.stack import Stack, default_specs, free_port
@@ -267,7 +269,9 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         stack.stop()
     raw.llama.close()
-    print_table([summarise(name, s) for name, s in samples.items()], args, prompt_tokens)
+    single = [summarise(name, s) for name, s in samples.items()]
+    print_table(single, args, prompt_tokens)
+    report = report_rows(single)
     if not with_router:
         print("(no router column: services/router is missing or --no-router was given)")
 
@@ -287,6 +291,26 @@ async def run(args: argparse.Namespace) -> None:
         ttfts = [s.ttft_s * 1000 for s in streams]
         print(f"{parallel:<22}{threads:>16}{rate:>17.1f}{statistics.mean(ttfts):>14.1f}"
               f"{max(ttfts):>13.1f}")
+        report.append(ReportRow.measured(
+            f"generation: aggregate tokens/s, {args.streams} streams, GENERATION_PARALLEL="
+            f"{parallel}", rate, "tokens/s", baseline=single[0].tokens_per_s,
+            baseline_name="raw Llama.generate, one stream", target="report"))
+    if args.json:
+        write_rows(args.json, report)
+
+
+def report_rows(single: list[Row]) -> list[ReportRow]:
+    """The make-bench rows: each service path's tokens/s and TTFT next to the raw loop's."""
+    base = single[0]
+    rows = []
+    for row in single[1:]:
+        rows.append(ReportRow.measured(f"{row.name}: tokens/s", row.tokens_per_s, "tokens/s",
+                                       baseline=base.tokens_per_s, baseline_name=base.name,
+                                       target=">= 0.95x raw"))
+        rows.append(ReportRow.measured(f"{row.name}: time to first token", row.ttft_ms, "ms",
+                                       baseline=base.ttft_ms, baseline_name=base.name,
+                                       target="<= raw + 5 ms"))
+    return rows
 
 
 def main() -> None:
@@ -305,6 +329,7 @@ def main() -> None:
                         "streams on, comma-separated (default 1,2)")
     parser.add_argument("--no-router", dest="router", action="store_false",
                         help="skip the router column")
+    add_json_argument(parser)
     asyncio.run(run(parser.parse_args()))
 
 
