@@ -37,6 +37,17 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class PullProgress:
+    """One progress report of a model pull (or create) on a backend."""
+
+    status: str
+    digest: str = ""
+    completed: int = 0
+    total: int = 0
+    done: bool = False
+
+
+@dataclass(frozen=True)
 class EngineHealth:
     """Whether an engine answers, and which of its models are installed."""
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from services.common.backends import BackendConfig
@@ -30,6 +29,7 @@ from services.engines.base import (
     EmbeddingResult,
     EngineHealth,
     Finished,
+    PullProgress,
     TextChunk,
 )
 from services.engines.remote_http import RemoteHttp
@@ -50,17 +50,6 @@ def pull_hint(name: str) -> str:
     """How to install a model on Ollama, for error messages."""
     return (f"pull it with `ollama pull {name}`, `python scripts/setup_models.py`, or the model "
             f"registry's PullModel")
-
-
-@dataclass(frozen=True)
-class OllamaProgress:
-    """One status line of a pull or create."""
-
-    status: str
-    digest: str = ""
-    completed: int = 0
-    total: int = 0
-    done: bool = False
 
 
 class OllamaEngine(ChatEngine, EmbeddingEngine):
@@ -185,12 +174,12 @@ class OllamaEngine(ChatEngine, EmbeddingEngine):
         return {canonical(str(m.get("name") or m.get("model"))): int(m.get("size") or 0)
                 for m in models if isinstance(m, dict)}
 
-    def pull(self, name: str) -> AsyncIterator[OllamaProgress]:
+    def pull(self, name: str) -> AsyncIterator[PullProgress]:
         """Installs a model, streaming Ollama's progress."""
         return self._progress("/api/pull", {"model": name, "stream": True}, f"pull of {name}")
 
     def create(self, name: str, base: str, *, system: str = "",
-               parameters: dict[str, Any] | None = None) -> AsyncIterator[OllamaProgress]:
+               parameters: dict[str, Any] | None = None) -> AsyncIterator[PullProgress]:
         """Creates a model from an installed one (e.g. upcoach-assistant from mistral)."""
         body: dict[str, Any] = {"model": name, "from": base, "stream": True}
         if system:
@@ -200,7 +189,7 @@ class OllamaEngine(ChatEngine, EmbeddingEngine):
         return self._progress("/api/create", body, f"create of {name}")
 
     async def _progress(self, path: str, body: dict[str, Any],
-                        what: str) -> AsyncIterator[OllamaProgress]:
+                        what: str) -> AsyncIterator[PullProgress]:
         async with self.http.stream(path, body) as batches:
             async for items in self.http.ndjson(batches, path):
                 for item in items:
@@ -209,7 +198,7 @@ class OllamaEngine(ChatEngine, EmbeddingEngine):
                                                  f"{item['error']}")
                     status = str(item.get("status") or "")
                     done = status == "success"
-                    yield OllamaProgress(status=status, digest=str(item.get("digest") or ""),
+                    yield PullProgress(status=status, digest=str(item.get("digest") or ""),
                                          completed=int(item.get("completed") or 0),
                                          total=int(item.get("total") or 0), done=done)
                     if done:

@@ -8,25 +8,13 @@ start-up (VLLM_MODEL) and cannot pull.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 from services.common.backends import BackendConfig
 from services.common.errors import FailedPrecondition
+from services.engines.base import PullProgress
 from services.engines.ollama import OllamaEngine
 from services.engines.packaged_models import EMBEDDED_MODEL_FILES
 from services.engines.remote_settings import RemoteSettings
-
-
-@dataclass(frozen=True)
-class PullProgress:
-    """One progress report."""
-
-    status: str
-    digest: str = ""
-    completed: int = 0
-    total: int = 0
-    done: bool = False
-
 
 Puller = Callable[[BackendConfig, str], AsyncIterator[PullProgress]]
 
@@ -56,8 +44,7 @@ async def pull_ollama(backend: BackendConfig, model: str) -> AsyncIterator[PullP
     engine = OllamaEngine(backend, RemoteSettings.from_env())
     try:
         async for step in engine.pull(backend.engine_model(model)):
-            yield PullProgress(status=step.status, digest=step.digest, completed=step.completed,
-                               total=step.total, done=step.done)
+            yield step
     finally:
         await engine.close()
 
