@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import grpc
 
 from bench.report import Row, add_json_argument, write_rows
+from services.common.channels import authed
+from services.common.internal_auth import InternalAuth
 from services.embedding.content import load_content
 from services.engines.onnx_embedding_engine import (
     MODEL_NAME,
@@ -74,7 +76,7 @@ def time_service(stub: embedding_pb2_grpc.EmbeddingServiceStub,
     return time.perf_counter() - started
 
 
-async def bench(address: str, sentences: list[str], sizes: list[int],
+async def bench(address: str, auth: InternalAuth, sentences: list[str], sizes: list[int],
                 rounds: int) -> tuple[dict[int, Measure], dict[int, Measure]]:
     """Alternates engine and service within each round, so load drifts hit both alike."""
     engine = OnnxEmbeddingEngine(OnnxEmbeddingSettings.from_env())
@@ -83,7 +85,7 @@ async def bench(address: str, sentences: list[str], sizes: list[int],
     rpc: dict[int, list] = {size: [] for size in sizes}
     try:
         with grpc.insecure_channel(address) as channel:
-            stub = embedding_pb2_grpc.EmbeddingServiceStub(channel)
+            stub = authed(embedding_pb2_grpc.EmbeddingServiceStub(channel), auth)
             stub.Embed(embedding_pb2.EmbedRequest(texts=["warm-up"]), timeout=30)
             for _ in range(rounds):
                 for size in sizes:
@@ -140,7 +142,7 @@ def main() -> None:
     stack = start_service()
     try:
         engine, service = asyncio.run(
-            bench(stack.spec("embedding").address, sentences, sizes, args.rounds))
+            bench(stack.spec("embedding").address, stack.auth, sentences, sizes, args.rounds))
     finally:
         stack.stop()
     print_table(engine, service)

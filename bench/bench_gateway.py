@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import grpc
 
 from bench.report import Row, add_json_argument, format_table, write_rows
+from services.common.channels import authed
 from services.embedding.content import load_content
 from services.engines.onnx_embedding_engine import (
     MODEL_NAME,
@@ -387,10 +388,8 @@ class Paths:
 
 
 def bench_added(stack: Stack, rounds: int, max_tokens: int) -> list[Row]:
-    generation = generation_pb2_grpc.GenerationServiceStub(
-        grpc.insecure_channel(stack.spec("generation").address))
-    router = router_pb2_grpc.RouterServiceStub(
-        grpc.insecure_channel(stack.spec("router").address))
+    generation = stack.stub("generation", generation_pb2_grpc.GenerationServiceStub)
+    router = stack.stub("router", router_pb2_grpc.RouterServiceStub)
     client = Http(stack.spec("gateway").address)
     whole = Paths([], [], [])
     first = Paths([], [], [])
@@ -491,7 +490,7 @@ async def _bench_embeddings(stack: Stack, rounds: int, texts: list[str],
     engine = OnnxEmbeddingEngine(OnnxEmbeddingSettings.from_env())
     await engine.load()
     channel = grpc.aio.insecure_channel(stack.spec("embedding").address)
-    stub = embedding_pb2_grpc.EmbeddingServiceStub(channel)
+    stub = authed(embedding_pb2_grpc.EmbeddingServiceStub(channel), stack.auth)
     clients: list[AsyncHttp] = []
 
     def engine_worker() -> Callable[[str], Awaitable[object]]:

@@ -40,6 +40,8 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from bench.report import Row as ReportRow
 from bench.report import add_json_argument, write_rows
+from services.common.channels import authed
+from services.common.internal_auth import InternalAuth
 from services.engines.llama_cpp_settings import LlamaSettings
 from services.engines.llama_loader import open_llama
 from services.stack import Stack, default_specs, free_port
@@ -196,10 +198,11 @@ def start_stack(names: list[str], env: dict[str, str]) -> Stack:
     return stack
 
 
-async def concurrent(address: str, streams: int, max_tokens: int) -> tuple[float, list[Sample]]:
+async def concurrent(address: str, auth: InternalAuth, streams: int,
+                     max_tokens: int) -> tuple[float, list[Sample]]:
     """Aggregate tokens/s of ``streams`` simultaneous GenerateStream calls."""
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        stub = authed(generation_pb2_grpc.GenerationServiceStub(channel), auth)
         request = generation_pb2.GenerateStreamRequest(model=MODEL, messages=proto_messages(),
                                                        sampling=sampling(max_tokens))
         await timed_stream(stub.GenerateStream(request))
@@ -240,8 +243,8 @@ async def run(args: argparse.Namespace) -> None:
     try:
         async with grpc.aio.insecure_channel(stack.spec("generation").address) as gen_channel, \
                 grpc.aio.insecure_channel(stack.spec("router").address) as router_channel:
-            gen = generation_pb2_grpc.GenerationServiceStub(gen_channel)
-            router = router_pb2_grpc.RouterServiceStub(router_channel)
+            gen = authed(generation_pb2_grpc.GenerationServiceStub(gen_channel), stack.auth)
+            router = authed(router_pb2_grpc.RouterServiceStub(router_channel), stack.auth)
             gen_request = generation_pb2.GenerateStreamRequest(
                 model=MODEL, messages=proto_messages(), sampling=sampling(args.max_tokens))
             router_request = router_pb2.ChatStreamRequest(
@@ -284,8 +287,8 @@ async def run(args: argparse.Namespace) -> None:
         stack = start_stack(["generation"], {**env, "GENERATION_PARALLEL": str(parallel),
                                              "LLAMA_N_THREADS": str(threads)})
         try:
-            rate, streams = await concurrent(stack.spec("generation").address, args.streams,
-                                             args.max_tokens)
+            rate, streams = await concurrent(stack.spec("generation").address, stack.auth,
+                                             args.streams, args.max_tokens)
         finally:
             stack.stop()
         ttfts = [s.ttft_s * 1000 for s in streams]

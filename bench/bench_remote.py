@@ -42,6 +42,7 @@ import grpc
 import httpx
 
 from bench.report import Row, add_json_argument, format_table, write_rows
+from services.common.channels import authed
 from services.stack import Stack, default_specs, free_port
 from tests.support.llama_server import LlamaServer
 from upcoach.llm.v1 import (
@@ -147,8 +148,8 @@ async def measure(server: LlamaServer, stack: Stack, rounds: int, warmup: int,
     async with httpx.AsyncClient(timeout=120) as client, \
             grpc.aio.insecure_channel(stack.spec("router").address) as channel, \
             grpc.aio.insecure_channel(stack.spec("generation").address) as direct_channel:
-        stub = router_pb2_grpc.RouterServiceStub(channel)
-        engine = generation_pb2_grpc.GenerationServiceStub(direct_channel)
+        stub = authed(router_pb2_grpc.RouterServiceStub(channel), stack.auth)
+        engine = authed(generation_pb2_grpc.GenerationServiceStub(direct_channel), stack.auth)
         paths["direct"] = lambda: sse_sample(client, f"{server.url}/v1/chat/completions",
                                              {**body, "model": ALIAS})
         if "gateway" in stack.processes:

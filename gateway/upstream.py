@@ -1,8 +1,9 @@
 """The gRPC clients of the services the gateway fronts: router, embedding, model-registry.
 
-One channel per service for the life of the process, with the stack's channel options
-(services.common.channels). The gateway passes requests through as protobuf messages, so the REST
-layer and the grpc-web proxy share these stubs.
+One channel per service for the life of the process, with the stack's channel options and
+internal credentials (services.common.channels): every call carries INTERNAL_TOKEN, never the
+admin token, so administrative RPCs stay unreachable through the gateway. The gateway passes
+requests through as protobuf messages, so the REST layer and the grpc-web proxy share these stubs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.errors import from_grpc
 from gateway.settings import Upstreams
-from services.common.channels import aio_channel
+from services.common.channels import aio_channel, authed
+from services.common.internal_auth import InternalAuth
 from upcoach.llm.v1 import (
     embedding_pb2_grpc,
     model_registry_pb2_grpc,
@@ -37,17 +39,18 @@ class Upstream:
     registry: model_registry_pb2_grpc.ModelRegistryServiceStub
 
     @classmethod
-    def connect(cls, addresses: Upstreams) -> Upstream:
+    def connect(cls, addresses: Upstreams, auth: InternalAuth) -> Upstream:
         """Opens the channels (lazily: nothing is dialled until the first call)."""
         by_name = {"router": addresses.router, "generation": addresses.generation,
                    "embedding": addresses.embedding, "model-registry": addresses.registry}
-        channels = {name: aio_channel(address) for name, address in by_name.items()}
+        channels = {name: aio_channel(address, auth) for name, address in by_name.items()}
         return cls(
             addresses=addresses,
             channels=channels,
-            router=router_pb2_grpc.RouterServiceStub(channels["router"]),
-            embedding=embedding_pb2_grpc.EmbeddingServiceStub(channels["embedding"]),
-            registry=model_registry_pb2_grpc.ModelRegistryServiceStub(channels["model-registry"]),
+            router=authed(router_pb2_grpc.RouterServiceStub(channels["router"]), auth),
+            embedding=authed(embedding_pb2_grpc.EmbeddingServiceStub(channels["embedding"]), auth),
+            registry=authed(model_registry_pb2_grpc.ModelRegistryServiceStub(
+                channels["model-registry"]), auth),
         )
 
     async def health(self, name: str, timeout: float) -> tuple[bool, str]:

@@ -3,9 +3,12 @@
     python -m services.stack [--only generation,router] [--no-gateway]
 
 Each service runs as its own ``python -m`` process on its own port; the launcher waits until
-each answers its health probe, prints where it listens, and on Ctrl-C or SIGTERM sends SIGTERM
-to all of them and waits for their graceful drain. The tests use the same code (``Stack``) to
-start real processes on free ports.
+each answers its health probe (the gateway: ``/readyz``), prints where it listens, and on Ctrl-C
+or SIGTERM sends SIGTERM to all of them and waits for their graceful drain. The gRPC services
+listen on 127.0.0.1 only (GRPC_HOST) and require the internal token: the launcher generates
+INTERNAL_TOKEN and INTERNAL_ADMIN_TOKEN unless the environment sets them, hands them to every
+process, and writes them to build/run/internal-tokens.env (mode 0600) for grpcurl and
+upcoach_client. The tests use the same code (``Stack``) to start real processes on free ports.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import importlib.util
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,9 +25,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import grpc
 import httpx
 
+from services.common.channels import authed
+from services.common.config import REPO_ROOT
 from services.common.health_probe import check
+from services.common.internal_auth import InternalAuth, tls_from_env
+
+TOKEN_FILE = REPO_ROOT / "build" / "run" / "internal-tokens.env"
 
 # Ports handed to processes come from below Linux's ephemeral range (32768-60999), so an
 # outgoing connection cannot take one between the pick and the process binding it.
@@ -100,6 +110,23 @@ class Stack:
     log_dir: str | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Internal tokens (the environment's, else new ones) and loopback-only gRPC ports."""
+        for name in ("INTERNAL_TOKEN", "INTERNAL_ADMIN_TOKEN"):
+            self.env.setdefault(name, os.environ.get(name) or secrets.token_urlsafe(32))
+        self.env.setdefault("GRPC_HOST", os.environ.get("GRPC_HOST") or "127.0.0.1")
+
+    @property
+    def auth(self) -> InternalAuth:
+        """The credentials a caller of the stack's services presents."""
+        return InternalAuth(token=self.env["INTERNAL_TOKEN"],
+                            admin_token=self.env["INTERNAL_ADMIN_TOKEN"])
+
+    def stub(self, name: str, stub_class: type, *, admin: bool = False):
+        """A blocking stub of the named service whose calls carry the internal token."""
+        channel = grpc.insecure_channel(self.spec(name).address)
+        return authed(stub_class(channel), self.auth, admin=admin)
+
     def start(self, names: list[str] | None = None) -> None:
         """Starts the named processes (default all) without waiting for them."""
         env = {**os.environ, **wiring_env(self.specs), **self.env}
@@ -118,10 +145,13 @@ class Stack:
     def is_ready(self, spec: ProcessSpec) -> bool:
         if spec.http:
             try:
-                return httpx.get(f"http://{spec.address}/health", timeout=2).status_code == 200
+                # A stack without generation cannot chat: its gateway is up once it is alive.
+                path = "/readyz" if "generation" in self.processes else "/livez"
+                return httpx.get(f"http://{spec.address}{path}", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
-        return check(spec.address, timeout=1.0) == "SERVING"
+        probe_auth = InternalAuth(tls=tls_from_env({**os.environ, **self.env}))
+        return check(spec.address, timeout=1.0, auth=probe_auth) == "SERVING"
 
     def wait_ready(self, timeout: float = 120.0,
                    names: list[str] | None = None) -> dict[str, float]:
@@ -163,6 +193,16 @@ class Stack:
         return codes
 
 
+def write_tokens(env: dict[str, str]) -> None:
+    """The internal tokens, readable by this user only, for grpcurl and upcoach_client."""
+    TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        for name in ("INTERNAL_TOKEN", "INTERNAL_ADMIN_TOKEN"):
+            handle.write(f"{name}={env[name]}\n")
+    os.chmod(TOKEN_FILE, 0o600)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Start the UpCoach LLM stack (each service a separate process) on the "
@@ -187,6 +227,7 @@ def main() -> None:
         names = [n for n in names if n != "gateway"]
 
     stack = Stack(specs)
+    write_tokens(stack.env)
     stopping = False
 
     def shut_down(*_: object) -> None:
@@ -215,8 +256,9 @@ def main() -> None:
             kind = "http" if spec.http else "grpc"
             print(f"    {spec.name:<15} {kind}://{spec.address:<18} "
                   f"ready in {took[spec.name]:.1f}s", flush=True)
+    print(f"\n    gRPC services take the internal token in {TOKEN_FILE}", flush=True)
     if "gateway" in took:
-        print(f"\n    try: curl http://localhost:{stack.spec('gateway').port}/health", flush=True)
+        print(f"    try: curl http://localhost:{stack.spec('gateway').port}/health", flush=True)
     print("    Ctrl-C stops everything.\n", flush=True)
     while True:
         pid, status = os.wait()

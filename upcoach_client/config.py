@@ -1,25 +1,49 @@
-"""Where the client finds the stack's services, from arguments or the stack's own variables."""
+"""Where the client finds the stack's services and how it proves who it is.
+
+The services accept calls carrying the internal token (``authorization: Bearer <token>``);
+administrative RPCs (pull_model) need the admin token.
+"""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TypeVar
 
 from services.common.config import env_float, env_str
 
 
 @dataclass(frozen=True)
 class ServerAddresses:
-    """host:port of each service, and the default deadline of a call in seconds."""
+    """host:port of each service, the default deadline of a call in seconds, and the tokens."""
 
     router: str = "127.0.0.1:50054"
     embedding: str = "127.0.0.1:50052"
     registry: str = "127.0.0.1:50053"
     timeout: float = 120.0
+    token: str | None = None
+    admin_token: str | None = None
 
     @classmethod
     def from_env(cls) -> ServerAddresses:
-        """ROUTER_ADDR, EMBEDDING_ADDR, MODEL_REGISTRY_ADDR, UPCOACH_CLIENT_TIMEOUT."""
+        """ROUTER_ADDR, EMBEDDING_ADDR, MODEL_REGISTRY_ADDR, UPCOACH_CLIENT_TIMEOUT,
+        INTERNAL_TOKEN, INTERNAL_ADMIN_TOKEN."""
         return cls(router=env_str("ROUTER_ADDR", cls.router),
                    embedding=env_str("EMBEDDING_ADDR", cls.embedding),
                    registry=env_str("MODEL_REGISTRY_ADDR", cls.registry),
-                   timeout=env_float("UPCOACH_CLIENT_TIMEOUT", cls.timeout, minimum=0.1))
+                   timeout=env_float("UPCOACH_CLIENT_TIMEOUT", cls.timeout, minimum=0.1),
+                   token=env_str("INTERNAL_TOKEN", "") or None,
+                   admin_token=env_str("INTERNAL_ADMIN_TOKEN", "") or None)
+
+
+S = TypeVar("S")
+
+
+def with_token(stub: S, token: str | None) -> S:
+    """The stub, each of its methods sending the token as call metadata."""
+    if token:
+        metadata = (("authorization", f"Bearer {token}"),)
+        for name, method in list(vars(stub).items()):
+            if callable(method):
+                setattr(stub, name, functools.partial(method, metadata=metadata))
+    return stub

@@ -20,7 +20,7 @@ from upcoach.llm.v1 import (
     router_pb2_grpc,
 )
 from upcoach_client import convert
-from upcoach_client.config import ServerAddresses
+from upcoach_client.config import ServerAddresses, with_token
 from upcoach_client.errors import from_rpc
 from upcoach_client.types import (
     BackendInfo,
@@ -45,9 +45,15 @@ class UpcoachClient:
         self._channels = [grpc.insecure_channel(a) for a in
                           (self.addresses.router, self.addresses.embedding,
                            self.addresses.registry)]
-        self._router = router_pb2_grpc.RouterServiceStub(self._channels[0])
-        self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channels[1])
-        self._registry = model_registry_pb2_grpc.ModelRegistryServiceStub(self._channels[2])
+        token = self.addresses.token
+        self._router = with_token(router_pb2_grpc.RouterServiceStub(self._channels[0]), token)
+        self._embedding = with_token(embedding_pb2_grpc.EmbeddingServiceStub(self._channels[1]),
+                                     token)
+        self._registry = with_token(
+            model_registry_pb2_grpc.ModelRegistryServiceStub(self._channels[2]), token)
+        self._admin_registry = with_token(
+            model_registry_pb2_grpc.ModelRegistryServiceStub(self._channels[2]),
+            self.addresses.admin_token)
 
     def close(self) -> None:
         for channel in self._channels:
@@ -143,5 +149,5 @@ class UpcoachClient:
     def pull_model(self, name: str, *, backend: str = "",
                    timeout: float | None = None) -> Iterator[PullStep]:
         request = model_registry_pb2.PullModelRequest(name=name, backend=backend)
-        for proto in self._stream(self._registry.PullModel, request, timeout):
+        for proto in self._stream(self._admin_registry.PullModel, request, timeout):
             yield convert.pull_step(proto)

@@ -1,14 +1,21 @@
-"""gRPC client channels to the other services, with the same options everywhere.
+"""gRPC client channels to the other services, with the same options and credentials everywhere.
 
 Targets may name several replicas behind one DNS name (``dns:///generation:50051``); the
-round_robin policy spreads calls over every address the name resolves to.
+round_robin policy spreads calls over every address the name resolves to. ``authed`` makes every
+call of a stub carry the internal token (services.common.internal_auth).
 """
 
 from __future__ import annotations
 
+import functools
+from typing import TypeVar
+
 import grpc
 
+from services.common.internal_auth import InternalAuth
 from services.common.server import MAX_MESSAGE_BYTES
+
+S = TypeVar("S")
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -22,6 +29,23 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def aio_channel(target: str) -> grpc.aio.Channel:
-    """An insecure asyncio channel to another service of the stack."""
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+def aio_channel(target: str, auth: InternalAuth) -> grpc.aio.Channel:
+    """An asyncio channel to another service of the stack: mutual TLS when configured."""
+    options = CHANNEL_OPTIONS + auth.channel_options()
+    credentials = auth.channel_credentials()
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, credentials, options=options)
+
+
+def authed(stub: S, auth: InternalAuth, *, admin: bool = False) -> S:
+    """The stub, each of its methods sending the internal (or admin) token as call metadata.
+
+    A bound keyword costs nothing per streamed message, unlike a client interceptor.
+    """
+    metadata = auth.metadata(admin=admin)
+    if metadata:
+        for name, method in list(vars(stub).items()):
+            if callable(method):
+                setattr(stub, name, functools.partial(method, metadata=metadata))
+    return stub

@@ -27,11 +27,14 @@ from grpc_reflection.v1alpha import reflection
 from services.common.config import env_float, env_int, env_str
 from services.common.errors import ConfigError
 from services.common.interceptor import ErrorInterceptor, ReadinessGate
+from services.common.internal_auth import InternalAuth
 from services.common.logging import configure_logging, get_logger
+from services.common.metrics import metrics_port, serve_metrics
 
 log = get_logger(__name__)
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# The largest request or reply on any internal call: a whole REST body (MAX_BODY_BYTES, 1 MB) fits.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -60,11 +63,13 @@ class GrpcService(abc.ABC):
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Where and how a service listens: <NAME>_PORT, GRPC_HOST, GRPC_GRACE_SECONDS."""
+    """Where and how a service listens: <NAME>_PORT, GRPC_HOST, GRPC_GRACE_SECONDS, INTERNAL_*."""
 
     host: str
     port: int
     grace_seconds: float
+    auth: InternalAuth
+    metrics_port: int
 
     @classmethod
     def from_env(cls, name: str, default_port: int) -> ServerSettings:
@@ -73,6 +78,8 @@ class ServerSettings:
             host=env_str("GRPC_HOST", "0.0.0.0"),
             port=env_int(f"{prefix}_PORT", default_port, minimum=0, maximum=65535),
             grace_seconds=env_float("GRPC_GRACE_SECONDS", 10.0, minimum=0.0),
+            auth=InternalAuth.from_env(),
+            metrics_port=metrics_port(name),
         )
 
 
@@ -93,33 +100,55 @@ class RunningServer:
             await self.health.set(service_name, health_pb2.HealthCheckResponse.SERVING)
 
     async def drain(self, grace: float) -> None:
-        """Health NOT_SERVING, refuse new calls, give in-flight ones grace seconds."""
+        """Health NOT_SERVING, refuse new calls, give in-flight ones grace seconds; those still
+        running just before it ends answer UNAVAILABLE "shutting down" (gRPC's own stop would
+        cancel them with an internal message a caller cannot act on)."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        margin = min(1.0, grace * 0.2)
+        timer = asyncio.get_running_loop().call_later(grace - margin, self.gate.shut_down)
+        try:
+            await self.server.stop(grace)
+        finally:
+            timer.cancel()
 
 
-async def open_server(service: GrpcService, host: str, port: int) -> RunningServer:
-    """Registers the service with health, reflection and the error interceptor; binds; starts."""
-    gate = ReadinessGate()
-    server = grpc.aio.server(interceptors=[ErrorInterceptor(gate)], options=SERVER_OPTIONS)
+async def open_server(service: GrpcService, host: str, port: int, *,
+                      auth: InternalAuth) -> RunningServer:
+    """Registers the service with health, reflection, internal auth and the error interceptor;
+    binds (TLS when auth has certificates); starts."""
+    names = service.service_names()
+    gate = ReadinessGate(names[0].rpartition(".")[2] if names else "the service")
+    server = grpc.aio.server(interceptors=[ErrorInterceptor(gate, auth)], options=SERVER_OPTIONS)
     service.register(server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    names = service.service_names()
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME], server)
     for service_name in ("", *names):
         await health.set(service_name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    credentials = auth.server_credentials()
+    if credentials is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
     await server.start()
     return RunningServer(server=server, port=bound, health=health, gate=gate, names=names)
 
 
 async def serve(service: GrpcService, settings: ServerSettings) -> None:
     """Runs the service until SIGTERM/SIGINT, then drains gracefully."""
-    running = await open_server(service, settings.host, settings.port)
-    log.info("listening", extra={"fields": {"host": settings.host, "port": running.port}})
+    running = await open_server(service, settings.host, settings.port, auth=settings.auth)
+    serve_metrics(settings.host, settings.metrics_port)
+    auth = settings.auth
+    log.info("listening", extra={"fields": {
+        "host": settings.host, "port": running.port, "tls": auth.tls is not None,
+        "metrics_port": settings.metrics_port or None,
+        "internal_auth": "on" if auth.enabled else "OFF",
+        "admin_rpcs": "on" if auth.admin_token else "off"}})
+    if not auth.enabled:
+        log.warning("INTERNAL AUTH IS OFF (INTERNAL_AUTH=off): anyone who reaches this port "
+                    "can call every RPC")
 
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,8 +10,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.backends import BackendConfig, load_backends
 from services.common.catalog import load_edge_models, load_models
-from services.common.channels import aio_channel
+from services.common.channels import aio_channel, authed
 from services.common.config import env_float, env_str
+from services.common.internal_auth import InternalAuth
 from services.common.logging import get_logger
 from services.common.server import GrpcService
 from services.engines.base import EngineHealth
@@ -28,12 +29,14 @@ GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationServi
 
 @dataclass(frozen=True)
 class RouterSettings:
-    """GENERATION_ADDR, ROUTER_HEALTH_INTERVAL, ROUTER_PROBE_TIMEOUT, ROUTER_STARTUP_WAIT."""
+    """GENERATION_ADDR, ROUTER_HEALTH_INTERVAL, ROUTER_PROBE_TIMEOUT, ROUTER_STARTUP_WAIT, and
+    the internal credentials it calls generation with."""
 
     generation_addr: str
     health_interval: float
     probe_timeout: float
     startup_wait: float
+    auth: InternalAuth
 
     @classmethod
     def from_env(cls) -> RouterSettings:
@@ -42,6 +45,7 @@ class RouterSettings:
             health_interval=env_float("ROUTER_HEALTH_INTERVAL", 2.0, minimum=0.1),
             probe_timeout=env_float("ROUTER_PROBE_TIMEOUT", 2.0, minimum=0.05),
             startup_wait=env_float("ROUTER_STARTUP_WAIT", 30.0, minimum=0.0),
+            auth=InternalAuth.from_env(),
         )
 
 
@@ -65,11 +69,12 @@ class RouterService(GrpcService):
 
     def register(self, server: grpc.aio.Server) -> None:
         """Builds the generation client, the backend pool and the servicer (inside the loop)."""
-        self._channel = aio_channel(self._settings.generation_addr)
+        auth = self._settings.auth
+        self._channel = aio_channel(self._settings.generation_addr, auth)
         self._pool = BackendPool(self._backends, self._prober(self._channel),
                                  self._settings.health_interval)
-        executor = GenerationExecutor(generation_pb2_grpc.GenerationServiceStub(self._channel),
-                                      self._pool)
+        stub = authed(generation_pb2_grpc.GenerationServiceStub(self._channel), auth)
+        executor = GenerationExecutor(stub, self._pool)
         router_pb2_grpc.add_RouterServiceServicer_to_server(
             RouterServicer(self._policy, self._pool, executor), server)
 

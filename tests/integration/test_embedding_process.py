@@ -23,8 +23,7 @@ def stack(stack_factory):
 
 @pytest.fixture(scope="module")
 def embedding(stack) -> embedding_pb2_grpc.EmbeddingServiceStub:
-    channel = grpc.insecure_channel(stack.spec("embedding").address)
-    return embedding_pb2_grpc.EmbeddingServiceStub(channel)
+    return stack.stub("embedding", embedding_pb2_grpc.EmbeddingServiceStub)
 
 
 def test_health_is_serving_for_the_server_and_the_service(stack) -> None:
@@ -63,9 +62,18 @@ def test_errors_keep_their_status_code_over_the_socket(embedding) -> None:
 def test_a_bad_setting_stops_start_up_with_exit_code_2() -> None:
     process = subprocess.run(
         [sys.executable, "-m", "services.embedding"], capture_output=True, text=True, timeout=60,
-        env={**os.environ, "EMBEDDING_PORT": "0", "EMBEDDING_BATCH_SIZE": "0"})
+        env={**os.environ, "EMBEDDING_PORT": "0", "EMBEDDING_BATCH_SIZE": "0",
+             "INTERNAL_TOKEN": "embedding-test-token-0123"})
     assert process.returncode == 2
     assert "EMBEDDING_BATCH_SIZE" in process.stderr
+
+
+def test_without_internal_credentials_a_service_does_not_start() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERNAL_")}
+    process = subprocess.run([sys.executable, "-m", "services.embedding"], capture_output=True,
+                             text=True, timeout=60, env={**env, "EMBEDDING_PORT": "0"})
+    assert process.returncode == 2
+    assert "INTERNAL_TOKEN: must be set" in process.stderr
 
 
 def test_sigterm_drains_and_exits_cleanly(stack_factory) -> None:

@@ -10,7 +10,6 @@ import subprocess
 import time
 import uuid
 
-import grpc
 import httpx
 import openai
 import pytest
@@ -166,8 +165,7 @@ def test_greedy_reply_is_cached_and_replayed(url: str) -> None:
 
 
 def test_disconnect_mid_stream_cancels_generation(stack, url: str) -> None:
-    channel = grpc.insecure_channel(stack.spec("router").address)
-    backends = router_pb2_grpc.RouterServiceStub(channel).ListBackends
+    backends = stack.stub("router", router_pb2_grpc.RouterServiceStub).ListBackends
 
     def outstanding() -> int:
         reply = backends(router_pb2.ListBackendsRequest(), timeout=5)
@@ -186,7 +184,6 @@ def test_disconnect_mid_stream_cancels_generation(stack, url: str) -> None:
     while outstanding() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert outstanding() == 0
-    channel.close()
 
 
 def test_npm_grpc_web_client_streams_a_coaching_chat(url: str) -> None:

@@ -13,6 +13,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.channels import authed
+from services.common.errors import retry_delay_of
 from services.stack import Stack, default_specs, free_port
 from tests.support.logs import log_lines
 from upcoach.llm.v1 import common_pb2, generation_pb2, generation_pb2_grpc
@@ -45,8 +47,7 @@ def stack(stack_factory) -> Stack:
 
 @pytest.fixture(scope="module")
 def stub(stack: Stack) -> Iterator[generation_pb2_grpc.GenerationServiceStub]:
-    with grpc.insecure_channel(stack.spec("generation").address) as channel:
-        yield generation_pb2_grpc.GenerationServiceStub(channel)
+    yield stack.stub("generation", generation_pb2_grpc.GenerationServiceStub)
 
 
 def test_streams_a_reply_in_several_chunks_and_logs_its_request_id(stack: Stack,
@@ -100,7 +101,7 @@ def test_health_follows_the_life_cycle_and_sigterm_drains_to_exit_0() -> None:
                     seen.append(status)
             assert seen == [NOT_SERVING, SERVING]
 
-            stub = generation_pb2_grpc.GenerationServiceStub(channel)
+            stub = authed(generation_pb2_grpc.GenerationServiceStub(channel), stack.auth)
             watch = health.Watch(health_pb2.HealthCheckRequest(), timeout=60)
             assert next(watch).status == SERVING
             in_flight = stub.GenerateStream(stream_request(48), timeout=60)
@@ -123,3 +124,27 @@ def test_health_follows_the_life_cycle_and_sigterm_drains_to_exit_0() -> None:
     order = ["listening", "model loaded", "serving", "draining", "stopped"]
     assert [first_index(log_lines(stack), m) for m in order] == sorted(
         first_index(log_lines(stack), m) for m in order), messages
+
+
+def test_a_stream_longer_than_the_grace_ends_unavailable_shutting_down() -> None:
+    specs = default_specs({s.name: free_port() for s in default_specs()})
+    stack = Stack(specs, env={"GRPC_GRACE_SECONDS": "1", "GENERATION_PARALLEL": "1"},
+                  log_dir=tempfile.mkdtemp(prefix="upcoach-generation-"))
+    stack.start(["generation"])
+    try:
+        stack.wait_ready(120)
+        stub = stack.stub("generation", generation_pb2_grpc.GenerationServiceStub)
+        in_flight = stub.GenerateStream(stream_request(2000), timeout=60)
+        assert next(in_flight).text
+        stack.processes["generation"].send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as caught:
+            for _ in in_flight:
+                pass
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "GenerationService is shutting down" in caught.value.details()
+        assert retry_delay_of(caught.value) == 0.0
+        assert time.monotonic() - started < 3
+        assert stack.processes["generation"].wait(30) == 0
+    finally:
+        stack.stop()

@@ -61,7 +61,7 @@ def stack(stack_factory, ollama, vllm_url):
 
 @pytest.fixture(scope="module")
 def router(stack) -> router_pb2_grpc.RouterServiceStub:
-    return router_pb2_grpc.RouterServiceStub(grpc.insecure_channel(stack.spec("router").address))
+    return stack.stub("router", router_pb2_grpc.RouterServiceStub)
 
 
 def test_backends_come_from_the_environment(router, ollama, vllm_url) -> None:
@@ -87,8 +87,7 @@ def test_a_chat_streams_from_ollama_with_its_usage(router, ollama) -> None:
 
 
 def test_embeddings_and_the_content_index_come_from_ollama(stack, ollama) -> None:
-    stub = embedding_pb2_grpc.EmbeddingServiceStub(
-        grpc.insecure_channel(stack.spec("embedding").address))
+    stub = stack.stub("embedding", embedding_pb2_grpc.EmbeddingServiceStub)
     reply = stub.Embed(embedding_pb2.EmbedRequest(texts=["morning routine"]), timeout=30)
     assert (reply.model, reply.dimensions) == ("nomic-embed-text", 768)
     assert list(reply.embeddings[0].values) == pytest.approx(ollama.embed("morning routine"),
@@ -121,8 +120,7 @@ def test_a_model_not_pulled_says_how_to_pull_it(stack, router) -> None:
     assert routed.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "ollama (llama3.2:3b is not pulled there: ollama pull llama3.2:3b)" in \
         routed.value.details()
-    generation = generation_pb2_grpc.GenerationServiceStub(
-        grpc.insecure_channel(stack.spec("generation").address))
+    generation = stack.stub("generation", generation_pb2_grpc.GenerationServiceStub)
     with pytest.raises(grpc.RpcError) as direct:
         generation.Generate(generation_pb2.GenerateRequest(
             model="llama3.2:3b", backend="ollama", messages=messages()), timeout=30)

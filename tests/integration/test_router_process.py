@@ -27,8 +27,7 @@ def stack(stack_factory):
 
 @pytest.fixture(scope="module")
 def router(stack) -> router_pb2_grpc.RouterServiceStub:
-    channel = grpc.insecure_channel(stack.spec("router").address)
-    return router_pb2_grpc.RouterServiceStub(channel)
+    return stack.stub("router", router_pb2_grpc.RouterServiceStub)
 
 
 def test_streams_a_real_reply_in_several_chunks_with_the_route(router) -> None:

@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 
 import grpc
 
+from services.common.internal_auth import InternalAuth
 from services.common.server import GrpcService, RunningServer, open_server
 
 
 @asynccontextmanager
 async def serving(service: GrpcService) -> AsyncIterator[tuple[RunningServer, grpc.aio.Channel]]:
-    """Starts the service (engine loaded, SERVING) and yields it with a channel to it."""
-    running = await open_server(service, "127.0.0.1", 0)
+    """Starts the service (engine loaded, SERVING, no internal auth) and yields it with a
+    channel to it."""
+    running = await open_server(service, "127.0.0.1", 0, auth=InternalAuth.disabled())
     try:
         await service.start()
         await running.mark_serving()

@@ -18,7 +18,9 @@ def client_stack(stack_factory):
 def online(client_stack) -> ServerAddresses:
     return ServerAddresses(router=client_stack.spec("router").address,
                            embedding=client_stack.spec("embedding").address,
-                           registry=client_stack.spec("model-registry").address, timeout=60)
+                           registry=client_stack.spec("model-registry").address, timeout=60,
+                           token=client_stack.env["INTERNAL_TOKEN"],
+                           admin_token=client_stack.env["INTERNAL_ADMIN_TOKEN"])
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import errors
+from services.common.internal_auth import InternalAuth
 from services.common.server import GrpcService, open_server
 from upcoach.llm.v1 import router_pb2, router_pb2_grpc
 
+OPEN = InternalAuth.disabled()
 RAISES = {
     "invalid": errors.InvalidArgument("messages[0].content: must not be empty"),
     "missing": errors.NotFound("model 'gpt-9' is not in the catalog"),
@@ -63,7 +65,7 @@ async def health_status(channel: grpc.aio.Channel) -> int:
 
 
 async def test_gate_health_codes_and_drain() -> None:
-    running = await open_server(Service(), "127.0.0.1", 0)
+    running = await open_server(Service(), "127.0.0.1", 0, auth=OPEN)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         stub = router_pb2_grpc.RouterServiceStub(channel)
         assert await health_status(channel) == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -92,9 +94,10 @@ async def test_gate_health_codes_and_drain() -> None:
 
 
 async def test_upstream_status_passes_through_unchanged() -> None:
-    upstream = await open_server(Service(), "127.0.0.1", 0)
+    upstream = await open_server(Service(), "127.0.0.1", 0, auth=OPEN)
     await upstream.mark_serving()
-    front = await open_server(Service(f"127.0.0.1:{upstream.port}"), "127.0.0.1", 0)
+    front = await open_server(Service(f"127.0.0.1:{upstream.port}"), "127.0.0.1", 0,
+                              auth=OPEN)
     await front.mark_serving()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{front.port}") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as caught:

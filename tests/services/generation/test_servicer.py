@@ -14,6 +14,7 @@ import pytest_asyncio
 from services.common.backends import BackendConfig, BackendsFile, load_backends
 from services.common.catalog import load_models
 from services.common.interceptor import ErrorInterceptor, ReadinessGate
+from services.common.internal_auth import InternalAuth
 from services.engines.llama_cpp_engine import LlamaCppEngine, _Job
 from services.engines.llama_cpp_settings import LlamaSettings, packaged_model_path
 from services.generation.resolver import Resolver
@@ -59,7 +60,7 @@ async def harness() -> AsyncIterator[Harness]:
     service = GenerationService(Resolver(catalog, backends, {"embedded": engine}),
                                 GenerationSettings.from_env())
     gate = ReadinessGate()
-    server = grpc.aio.server(interceptors=[ErrorInterceptor(gate)])
+    server = grpc.aio.server(interceptors=[ErrorInterceptor(gate, InternalAuth.disabled())])
     service.register(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
