@@ -68,6 +68,10 @@ class ChatEngine(abc.ABC):
                sampling: Sampling) -> AsyncIterator[TextChunk | Finished]:
         """Streams the reply; closing the iterator early stops generation within a token or two."""
 
+    def occupancy(self) -> tuple[int, int] | None:
+        """(busy contexts, requests waiting for one), for engines that queue here; else None."""
+        return None
+
     async def health(self) -> EngineHealth:
         """Probes the engine; the default says it is healthy with no model list."""
         return EngineHealth(healthy=True)

@@ -1,12 +1,15 @@
 """A fixed set of resources (llama contexts) lent to one holder at a time, with a bounded line.
 
 Holders beyond the set wait in arrival order; when ``max_waiting`` already wait, the next one
-gets ResourceExhausted at once instead of queueing without bound.
+gets ResourceExhausted at once instead of queueing without bound, and a holder that waited
+``max_wait_s`` without getting an item gets ResourceExhausted too. Both carry ``retry_after_s``,
+the wait a caller should allow before trying again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -19,7 +22,7 @@ class ContextPool(Generic[T]):
     """Lends each item to one holder at a time; ``release`` hands it to the next in line."""
 
     def __init__(self, items: list[T], max_waiting: int, *, what: str = "context",
-                 limit_name: str = "max_waiting") -> None:
+                 limit_name: str = "max_waiting", max_wait_s: float | None = None) -> None:
         if not items:
             raise ValueError("a pool needs at least one item")
         self.items = tuple(items)
@@ -28,6 +31,7 @@ class ContextPool(Generic[T]):
         self._max_waiting = max_waiting
         self._what = what
         self._limit_name = limit_name
+        self._max_wait_s = max_wait_s
 
     @property
     def free(self) -> int:
@@ -39,24 +43,42 @@ class ContextPool(Generic[T]):
         """Holders waiting for an item."""
         return len(self._waiters)
 
+    @property
+    def busy(self) -> int:
+        """Items held right now."""
+        return len(self.items) - len(self._free)
+
     async def acquire(self) -> T:
         """Takes a free item, or waits in line for one; ResourceExhausted when the line is full."""
         if self._free and not self._waiters:
             return self._free.popleft()
         if len(self._waiters) >= self._max_waiting:
-            raise ResourceExhausted(
-                f"all {len(self.items)} {self._what}s are busy and {len(self._waiters)} requests "
-                f"already wait ({self._limit_name}={self._max_waiting}); retry later")
+            raise self._exhausted(f"all {len(self.items)} {self._what}s are busy and "
+                                  f"{len(self._waiters)} requests already wait "
+                                  f"({self._limit_name}={self._max_waiting}); retry later")
         waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            return await waiter
+            if self._max_wait_s is None:
+                return await waiter
+            return await asyncio.wait_for(asyncio.shield(waiter), self._max_wait_s)
+        except TimeoutError:
+            if waiter.done() and not waiter.cancelled():
+                return waiter.result()
+            waiter.cancel()
+            self._waiters.remove(waiter)
+            raise self._exhausted(f"no {self._what} became free within {self._max_wait_s:g}s "
+                                  "(GENERATION_QUEUE_TIMEOUT_S); retry later") from None
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release(waiter.result())
             else:
                 self._waiters.remove(waiter)
             raise
+
+    def _exhausted(self, message: str) -> ResourceExhausted:
+        retry = self._max_wait_s if self._max_wait_s is not None else 1.0
+        return ResourceExhausted(message, retry_after_s=max(1, math.ceil(retry / 2)))
 
     def release(self, item: T) -> None:
         """Gives the item back: to the first live waiter, else to the free set."""

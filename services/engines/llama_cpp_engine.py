@@ -105,7 +105,8 @@ class LlamaCppEngine(ChatEngine):
             await _release(slots)
             raise
         self.pool = ContextPool(slots, self.settings.max_queue, what="llama context",
-                                limit_name="GENERATION_MAX_QUEUE")
+                                limit_name="GENERATION_MAX_QUEUE",
+                                max_wait_s=self.settings.queue_timeout_s)
         log.info("model loaded", extra={"fields": {
             "model": self.settings.model_name, "path": str(self.settings.model_path),
             "contexts": len(slots), "n_ctx": self._n_ctx,
@@ -259,6 +260,10 @@ class LlamaCppEngine(ChatEngine):
                 f"sampling.max_tokens: {max_tokens} tokens do not fit after a prompt of "
                 f"{prompt_tokens} tokens in the model's context of {self._n_ctx}; "
                 f"at most {self._n_ctx - prompt_tokens}")
+
+    def occupancy(self) -> tuple[int, int] | None:
+        pool = self.pool
+        return (pool.busy, pool.waiting) if pool is not None else (0, 0)
 
     async def health(self) -> EngineHealth:
         if self.pool is None:

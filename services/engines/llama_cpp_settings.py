@@ -7,6 +7,8 @@
                              use, shared out among the contexts: CPUs // GENERATION_PARALLEL)
     GENERATION_PARALLEL      llama contexts, i.e. requests generated at once (default 1)
     GENERATION_MAX_QUEUE     requests that may wait for a context before RESOURCE_EXHAUSTED (16)
+    GENERATION_QUEUE_TIMEOUT_S  seconds a request may wait for a context before
+                             RESOURCE_EXHAUSTED (20)
     LLAMA_EXTRA_BUFFERS      llama.cpp's extra CPU buffer types: AMX tiles, weight repacking (false)
 
 llama.cpp's threads spin at a barrier after every layer, so more threads in all than CPUs makes
@@ -24,7 +26,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import env_bool, env_int, env_str
+from services.common.config import env_bool, env_float, env_int, env_str
 from services.common.errors import ConfigError
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
@@ -59,6 +61,7 @@ class LlamaSettings:
     n_threads: int = 1
     parallel: int = 1
     max_queue: int = 16
+    queue_timeout_s: float = 20.0
     extra_buffers: bool = False
 
     @classmethod
@@ -76,5 +79,6 @@ class LlamaSettings:
                               maximum=1024),
             parallel=parallel,
             max_queue=env_int("GENERATION_MAX_QUEUE", 16, minimum=0, maximum=100_000),
+            queue_timeout_s=env_float("GENERATION_QUEUE_TIMEOUT_S", 20.0, minimum=0.01),
             extra_buffers=env_bool("LLAMA_EXTRA_BUFFERS", False),
         )

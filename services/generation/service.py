@@ -10,16 +10,30 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+from prometheus_client import Gauge
 
 from services.common.backends import load_backends
 from services.common.catalog import load_models
 from services.common.errors import ConfigError
 from services.common.server import GrpcService
+from services.engines.base import ChatEngine
 from services.generation.engines import build_engines
 from services.generation.resolver import Resolver
 from services.generation.servicer import GenerationServicer
 from services.generation.settings import GenerationSettings
 from upcoach.llm.v1 import generation_pb2, generation_pb2_grpc
+
+QUEUE_DEPTH = Gauge("upcoach_generation_queue_depth",
+                    "Requests waiting for an engine context", ["engine"])
+BUSY_CONTEXTS = Gauge("upcoach_generation_busy_contexts",
+                      "Engine contexts generating right now", ["engine"])
+
+
+def watch_occupancy(engine: ChatEngine) -> None:
+    """Gauges read from the engine when scraped: nothing on the hot path."""
+    name = type(engine).__name__
+    BUSY_CONTEXTS.labels(name).set_function(lambda: (engine.occupancy() or (0, 0))[0])
+    QUEUE_DEPTH.labels(name).set_function(lambda: (engine.occupancy() or (0, 0))[1])
 
 
 class GenerationService(GrpcService):
@@ -46,7 +60,11 @@ class GenerationService(GrpcService):
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(self.servicer, server)
 
     async def start(self) -> None:
-        await asyncio.gather(*(engine.load() for engine in self.resolver.unique_engines()))
+        engines = self.resolver.unique_engines()
+        await asyncio.gather(*(engine.load() for engine in engines))
+        for engine in engines:
+            if engine.occupancy() is not None:
+                watch_occupancy(engine)
 
     async def stop(self) -> None:
         await asyncio.gather(*(engine.close() for engine in self.resolver.unique_engines()))

@@ -6,7 +6,6 @@ line about it, the engine's included, carries it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from services.common.chat import (
     messages_from_proto,
     sampling_from_proto,
 )
+from services.common.fields import check_name, request_id_of
 from services.common.logging import REQUEST_ID, get_logger
 from services.engines.base import Finished, TextChunk
 from services.generation.resolver import Resolver, Target
@@ -55,8 +55,9 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
 
     def _prepare(self, request: generation_pb2.GenerateStreamRequest
                  | generation_pb2.GenerateRequest) -> _Call:
-        REQUEST_ID.set(request.request_id or uuid.uuid4().hex)
-        target = self._resolver.resolve(request.model, request.backend)
+        REQUEST_ID.set(request_id_of(request.request_id))
+        target = self._resolver.resolve(check_name("model", request.model),
+                                        check_name("backend", request.backend))
         call = _Call(target, messages_from_proto(request.messages),
                      sampling_from_proto(request.sampling, self._defaults))
         log.info("generation started", extra={"fields": {

@@ -3,6 +3,12 @@
 A request is retried on the next candidate backend only while nothing has been sent to the
 caller; once a token went out, a failure ends the stream with that error (never a silent
 truncation). Deadlines pass through: each call to generation gets the caller's remaining time.
+
+Busy is not down: RESOURCE_EXHAUSTED (every context busy, queue full) or an UNAVAILABLE that
+carries a RetryInfo (a server that is draining) sends the request to the next candidate but
+leaves the backend's health alone. When every candidate was busy the caller gets
+RESOURCE_EXHAUSTED with the shortest retry delay; only failures to reach a backend (and the
+probes) mark it down.
 """
 
 from __future__ import annotations
@@ -12,9 +18,9 @@ from dataclasses import dataclass
 
 import grpc
 
-from services.common.errors import Unavailable
+from services.common.errors import ResourceExhausted, Unavailable, retry_delay_of
 from services.common.logging import get_logger
-from services.router.backend_pool import BackendPool, Resolution
+from services.router.backend_pool import BackendPool, BackendState, Resolution
 from upcoach.llm.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 
 log = get_logger(__name__)
@@ -34,6 +40,37 @@ class Job:
     sampling: common_pb2.SamplingParams
 
 
+class _Attempts:
+    """What the candidates answered so far, and the error to give when none could take it."""
+
+    def __init__(self, pool: BackendPool, job: Job) -> None:
+        self._pool = pool
+        self._job = job
+        self._failures: list[str] = []
+        self._retry_delays: list[float] = []
+
+    def failed(self, state: BackendState, exc: grpc.aio.AioRpcError) -> None:
+        """Records a retryable failure; marks the backend down only when it was not reached."""
+        delay = retry_delay_of(exc)
+        busy = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        if busy or delay is not None:
+            self._retry_delays.append(delay if delay is not None else 1.0)
+        if not busy and delay is None:
+            self._pool.mark_down(state, exc.details() or exc.code().name)
+        self._failures.append(f"{state.name}: {exc.details()}")
+        log.warning("failing over", extra={"fields": {
+            "request_id": self._job.request_id, "backend": state.name,
+            "code": exc.code().name, "error": exc.details()}})
+
+    def error(self) -> Exception:
+        model = self._job.resolution.model
+        summary = "; ".join(self._failures)
+        if self._retry_delays:
+            return ResourceExhausted(f"every backend for {model} is busy, retry shortly: "
+                                     f"{summary}", retry_after_s=max(1.0, min(self._retry_delays)))
+        return Unavailable(f"every backend for {model} failed: {summary}")
+
+
 class GenerationExecutor:
     """Sends jobs to the generation service on the chosen backends."""
 
@@ -48,7 +85,7 @@ class GenerationExecutor:
     async def stream(self, job: Job, timeout: float | None,
                      ) -> AsyncIterator[tuple[str, generation_pb2.GenerateStreamResponse]]:
         """Yields (backend, chunk) as generation sends them; fails over before the first."""
-        failures = []
+        attempts = _Attempts(self._pool, job)
         for state in job.resolution.candidates:
             sent = False
             with self._pool.track(state):
@@ -61,24 +98,17 @@ class GenerationExecutor:
                         yield state.name, chunk
                     return
                 except grpc.aio.AioRpcError as exc:
-                    if exc.code() not in RETRYABLE:
+                    if exc.code() not in RETRYABLE or sent:
                         raise
-                    self._pool.mark_down(state, exc.details() or exc.code().name)
-                    if sent:
-                        raise
-                    failures.append(f"{state.name}: {exc.details()}")
-                    log.warning("failing over", extra={"fields": {
-                        "request_id": job.request_id, "backend": state.name,
-                        "error": exc.details()}})
+                    attempts.failed(state, exc)
                 finally:
                     call.cancel()
-        raise Unavailable(f"every backend for {job.resolution.model} failed: "
-                          + "; ".join(failures))
+        raise attempts.error()
 
     async def generate(self, job: Job, timeout: float | None) -> tuple[
             generation_pb2.GenerateResponse, str]:
         """Returns the whole reply and the backend that produced it; fails over on error."""
-        failures = []
+        attempts = _Attempts(self._pool, job)
         for state in job.resolution.candidates:
             with self._pool.track(state):
                 try:
@@ -89,7 +119,5 @@ class GenerationExecutor:
                 except grpc.aio.AioRpcError as exc:
                     if exc.code() not in RETRYABLE:
                         raise
-                    self._pool.mark_down(state, exc.details() or exc.code().name)
-                    failures.append(f"{state.name}: {exc.details()}")
-        raise Unavailable(f"every backend for {job.resolution.model} failed: "
-                          + "; ".join(failures))
+                    attempts.failed(state, exc)
+        raise attempts.error()
