@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.errors import InvalidArgument
+from services.common.limits import (
+    MAX_MESSAGES,
+    MAX_PROMPT_CHARS,
+    MAX_STOP_LENGTH,
+    MAX_STOP_SEQUENCES,
+)
 from upcoach.llm.v1 import common_pb2
 
 ROLE_NAMES = {
@@ -19,10 +25,6 @@ ROLE_NAMES = {
     common_pb2.ROLE_ASSISTANT: "assistant",
 }
 ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
-MAX_MESSAGES = 256
-MAX_STOP_SEQUENCES = 4
-MAX_STOP_LENGTH = 64
-MAX_PROMPT_CHARS = 200_000
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,10 @@ model (``index_model``), so stored and query vectors are comparable.
 
 from __future__ import annotations
 
-import uuid
-
 import grpc
 
 from services.common.errors import ServiceError
+from services.common.fields import check_name, request_id_of
 from services.common.logging import get_logger
 from services.embedding.content import ContentItem
 from services.embedding.index import ContentIndex
@@ -60,8 +59,9 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
 
     async def Embed(self, request: embedding_pb2.EmbedRequest,
                     context: grpc.aio.ServicerContext) -> embedding_pb2.EmbedResponse:
-        request_id = request.request_id or uuid.uuid4().hex
+        request_id = request_id_of(request.request_id)
         texts = check_texts(request.texts)
+        check_name("model", request.model)
         served, result = await embed_first_available(
             self._resolver.candidates(request.model), texts)
         log.debug("embedded", extra={"fields": {
@@ -84,8 +84,9 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
     async def SearchContent(self, request: embedding_pb2.SearchContentRequest,
                             context: grpc.aio.ServicerContext
                             ) -> embedding_pb2.SearchContentResponse:
-        request_id = request.request_id or uuid.uuid4().hex
+        request_id = request_id_of(request.request_id)
         query = check_query(request.query)
+        check_name("category", request.category)
         top_k = check_top_k(request.top_k)
         result = await embed_with(self.index_model, [query])
         hits = self._index.search(result.vectors[0], top_k, request.category)

@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.common.errors import InvalidArgument
+from services.common.fields import check_name, check_text
+from services.common.limits import (
+    MAX_ITEMS,
+    MAX_QUERY_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TEXTS,
+    MAX_TOP_K,
+)
 from services.embedding.content import ContentItem
 from upcoach.llm.v1 import embedding_pb2
 
-MAX_TEXTS = 256
-MAX_ITEMS = 256
 DEFAULT_TOP_K = 5
-MAX_TOP_K = 50
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -23,13 +28,14 @@ def check_texts(texts: Sequence[str]) -> list[str]:
     for index, text in enumerate(texts):
         if not text.strip():
             raise InvalidArgument(f"texts[{index}]: must not be empty")
+        check_text(f"texts[{index}]", text, MAX_TEXT_CHARS)
     return list(texts)
 
 
 def check_query(query: str) -> str:
     if not query.strip():
         raise InvalidArgument("query: must not be empty")
-    return query
+    return check_text("query", query, MAX_QUERY_CHARS)
 
 
 def check_top_k(top_k: int) -> int:
@@ -52,6 +58,9 @@ def check_items(items: Sequence[embedding_pb2.ContentItem]) -> list[ContentItem]
         for field in ("id", "category", "text"):
             if not getattr(item, field).strip():
                 raise InvalidArgument(f"items[{index}].{field}: must not be empty")
+        for field in ("id", "category", "title"):
+            check_name(f"items[{index}].{field}", getattr(item, field))
+        check_text(f"items[{index}].text", item.text, MAX_TEXT_CHARS)
         if item.id in seen:
             raise InvalidArgument(f"items[{index}].id: {item.id!r} appears twice in the request")
         seen.add(item.id)

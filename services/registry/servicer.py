@@ -10,6 +10,7 @@ import grpc
 from services.common.backends import BackendConfig, BackendsFile
 from services.common.catalog import EdgeModelsFile, ModelEntry, ModelsFile
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.fields import check_name
 from services.common.logging import get_logger
 from services.engines.base import EngineHealth
 from services.engines.probes import probe_backend
@@ -106,7 +107,7 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
     def _require(self, name: str) -> ModelEntry:
         if not name:
             raise InvalidArgument("name: a model name is required")
-        entry = self._catalog.get(name)
+        entry = self._catalog.get(check_name("name", name))
         if entry is None:
             known = ", ".join(m.name for m in self._catalog.models)
             raise NotFound(f"model {name!r} is not in the catalog (known: {known})")
@@ -114,7 +115,7 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
 
     def _pull_backend(self, entry: ModelEntry, name: str) -> BackendConfig:
         if name:
-            backend = self._backends.get(name)
+            backend = self._backends.get(check_name("backend", name))
             if backend is None:
                 known = ", ".join(b.name for b in self._backends.backends)
                 raise NotFound(f"backend {name!r} is not configured (configured: {known})")

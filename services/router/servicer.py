@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import grpc
 
 from services.common.chat import messages_from_proto, messages_to_proto
 from services.common.errors import InvalidArgument
+from services.common.fields import check_name, check_text, request_id_of
+from services.common.limits import MAX_PROMPT_CHARS
 from services.common.logging import get_logger
 from services.router.backend_pool import BackendPool
 from services.router.executor import GenerationExecutor, Job
@@ -43,6 +44,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     def _plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
               ) -> tuple[Job, router_pb2.RouteDecision]:
+        request_id = request_id_of(request.request_id)
+        _check_names(request)
         messages = messages_from_proto(request.messages)
         choice = choose_model(self._policy, model=request.model, feature=request.feature,
                               coaching_context=request.coaching_context, messages=messages)
@@ -52,7 +55,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         route = router_pb2.RouteDecision(
             requested_model=choice.model, model=resolution.model, reason=choice.reason,
             fallbacks_skipped=resolution.skipped)
-        job = Job(request_id=request.request_id or uuid.uuid4().hex, resolution=resolution,
+        job = Job(request_id=request_id, resolution=resolution,
                   messages=messages_to_proto(messages), sampling=request.sampling)
         log.info("routed", extra={"fields": {
             "request_id": job.request_id, "requested": choice.model, "model": resolution.model,
@@ -86,6 +89,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     async def Route(self, request: router_pb2.RouteRequest,
                     context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
+        _check_names(request)
         messages = messages_from_proto(request.messages) if request.messages else []
         choice = choose_model(self._policy, model=request.model, feature=request.feature,
                               coaching_context=request.coaching_context, messages=messages)
@@ -101,6 +105,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         mode = MODES.get(request.mode)
         if mode is None:
             raise InvalidArgument(f"mode: unknown inference mode {request.mode}")
+        check_text("prompt", request.prompt, MAX_PROMPT_CHARS)
         limit = None
         if request.HasField("on_device_max_prompt_length"):
             if request.on_device_max_prompt_length <= 0:
@@ -122,3 +127,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                                models=sorted(set(s.config.models) | s.installed),
                                healthy=s.healthy, outstanding=s.outstanding, detail=s.detail)
             for s in self._pool.states])
+
+
+def _check_names(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest
+                 | router_pb2.RouteRequest) -> None:
+    for field in ("model", "feature", "coaching_context"):
+        check_name(field, getattr(request, field))

@@ -1,0 +1,32 @@
+"""Every numeric limit on a request, in one place: the REST models and the services read them here.
+
+Integer ranges are those of the protobuf fields a value travels in (a larger Python int cannot
+be assigned to them); the size limits bound what one request may ask of a service.
+"""
+
+from __future__ import annotations
+
+INT32_MAX = 2**31 - 1
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+# Chat: messages per request, characters of all messages together, stop sequences.
+MAX_MESSAGES = 256
+MAX_PROMPT_CHARS = 200_000
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_LENGTH = 64
+
+# Embeddings and search: texts per request and characters per text, items indexed per request,
+# search query characters and results.
+MAX_TEXTS = 256
+MAX_TEXT_CHARS = 100_000
+MAX_ITEMS = 256
+MAX_QUERY_CHARS = 2000
+MAX_TOP_K = 50
+
+# Model, feature, coaching context, content category, user and message author names; error
+# messages echo them, and a long one would overflow gRPC's status trailer.
+MAX_NAME_CHARS = 200
+
+# Device RAM an edge-model query may state, in GB.
+MAX_RAM_GB = 1024
