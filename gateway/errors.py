@@ -7,6 +7,7 @@ handlers installed by ``install_handlers`` render all of them the same way.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +19,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from gateway.http.jsonbody import dumps
+from services.common.errors import retry_delay_of
+from services.common.limits import MAX_NAME_CHARS
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -57,6 +60,10 @@ TYPE_OF_STATUS = {
     504: "timeout_error",
 }
 
+# Pydantic error locations: the request part, then field names and indexes.
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TYPE_NAMES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "none"})
 # "sampling.max_tokens: must be positive" -> param sampling.max_tokens
 _FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*|\[\d+\])*): ")
 
@@ -110,22 +117,30 @@ def from_grpc(exc: grpc.aio.AioRpcError, renames: Mapping[str, str] | None = Non
         error_code = "model_not_found"
     if status == 503:
         error_code = "upstream_unavailable"
-    return APIError(status, message, param=param, code=error_code)
+    headers = {}
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        error_code = "server_busy"
+        headers["Retry-After"] = str(max(1, math.ceil(retry_delay_of(exc) or 1)))
+    return APIError(status, message, param=param, code=error_code, headers=headers)
 
 
-def param_of(loc: tuple[Any, ...]) -> str | None:
+def param_of(loc: tuple[Any, ...], *, key_last: bool = False) -> str | None:
     """A pydantic error location as the client wrote it: ("body", "messages", 0, "role") ->
-    ``messages[0].role``."""
-    parts = [p for p in loc if p != "body"]
+    ``messages[0].role``. The request part ("body", "query", ...) and the union members pydantic
+    names ("str", "list[TextPart]") are dropped; with key_last the last part is a key the client
+    sent (an unknown field), kept as written."""
+    parts = list(loc[1:] if loc and loc[0] in _LOCATIONS else loc)
     text = ""
-    for part in parts:
+    for index, part in enumerate(parts):
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in {"str", "list[str]", "list[ContentPart]", "function-after"}:
             continue
-        else:
-            text += f".{part}" if text else str(part)
-    return text or None
+        name = str(part)
+        key = key_last and index == len(parts) - 1
+        if not key and (not _FIELD.match(name) or name in _TYPE_NAMES):
+            continue
+        text += f".{name}" if text else name
+    return _printable(text)[:MAX_NAME_CHARS] or None
 
 
 def from_validation(exc: RequestValidationError) -> APIError:
@@ -135,8 +150,8 @@ def from_validation(exc: RequestValidationError) -> APIError:
     if first.get("type") == "json_invalid":
         detail = first.get("ctx", {}).get("error", "")
         return APIError(400, f"malformed JSON body: {detail}".rstrip(": "), code="invalid_json")
-    param = param_of(tuple(first.get("loc", ())))
-    message = first.get("msg", "invalid value")
+    param = param_of(tuple(first.get("loc", ())), key_last=first.get("type") == "extra_forbidden")
+    message = _printable(str(first.get("msg", "invalid value")))
     if first.get("type") == "missing":
         message = "field required"
     if param:
@@ -144,6 +159,11 @@ def from_validation(exc: RequestValidationError) -> APIError:
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return APIError(400, message, param=param, code="invalid_value")
+
+
+def _printable(text: str) -> str:
+    """Text the JSON encoder accepts whatever the client sent (a lone surrogate is escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -1,17 +1,34 @@
 """The OpenAI chat completions request, response and stream chunk, as pydantic models.
 
-Requests are validated strictly (a string where a number belongs is a 400 naming the field);
-fields OpenAI clients send that change nothing here (penalties, logprobs, user) are accepted and
-ignored, while ones whose meaning the gateway cannot honour (tools, n > 1) are refused.
+Requests are validated strictly (a string where a number belongs is a 400 naming the field) and
+within the limits of services/common/limits.py, so that every value fits its protobuf field and
+the services' own checks; fields OpenAI clients send that change nothing here (penalties,
+logprobs) are accepted and ignored, while ones whose meaning the gateway cannot honour (tools,
+n > 1) are refused. Fields that are a string or a list are checked by a field validator, so that
+a bad value is reported at the field rather than at one member of the union.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.http.text import NOT_BLANK, Name, Schema, described, problem, refuse
+from services.common.limits import (
+    INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
+    MAX_MESSAGES,
+    MAX_PROMPT_CHARS,
+    MAX_STOP_LENGTH,
+    MAX_STOP_SEQUENCES,
+)
+
 RoleName = Literal["system", "developer", "user", "assistant"]
+PartText = described(MAX_PROMPT_CHARS)
+Content = described(MAX_PROMPT_CHARS, blank=False)
+StopSequence = described(MAX_STOP_LENGTH, min_length=1)
 
 
 class TextPart(BaseModel):
@@ -20,7 +37,11 @@ class TextPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["text"]
-    text: str
+    text: PartText
+
+
+Parts = Annotated[list[TextPart], Schema(
+    minItems=1, contains={"type": "object", "properties": {"text": {"pattern": NOT_BLANK}}})]
 
 
 class ChatMessageIn(BaseModel):
@@ -29,8 +50,20 @@ class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
 
     role: RoleName
-    content: str | list[TextPart]
-    name: str | None = None
+    content: Content | Parts = Field(
+        description="the text, or text parts joined in order; not blank")
+    name: Name | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str | list[TextPart]) -> str | list[TextPart]:
+        if isinstance(value, list) and not value:
+            raise refuse("must have at least one text part")
+        joined = value if isinstance(value, str) else "".join(part.text for part in value)
+        reason = problem(joined, max_length=MAX_PROMPT_CHARS, blank=False)
+        if reason:
+            raise refuse(reason)
+        return value
 
     def text(self) -> str:
         if isinstance(self.content, str):
@@ -50,34 +83,57 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     """POST /v1/chat/completions."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={"examples": [
+        {"model": "mistral", "max_tokens": 100,
+         "messages": [{"role": "user", "content": "Give me a motivation tip"}]},
+        {"messages": [{"role": "system", "content": "You are a concise coach."},
+                      {"role": "user", "content": "One habit tip, please"}],
+         "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}]})
 
-    model: str | None = Field(
+    model: Name | None = Field(
         default=None, description="Catalog model; empty lets the router pick (the response "
                                   "names the model actually served after fallbacks)")
-    messages: list[ChatMessageIn] = Field(min_length=1, max_length=256)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=INT32_MAX,
+        description="the service's own limit (GENERATION_MAX_TOKENS_LIMIT) may be lower")
+    max_completion_tokens: int | None = Field(
+        default=None, ge=1, le=INT32_MAX, description="takes precedence over max_tokens")
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: StopSequence | Annotated[
+        list[StopSequence], Schema(maxItems=MAX_STOP_SEQUENCES)] | None = None
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1, description="only 1 is supported")
-    feature: str | None = Field(
+    feature: Name | None = Field(
         default=None, description="UpCoach feature (e.g. habit_tips) that picks the model "
                                   "when model is empty")
-    user: str | None = None
-    tools: list[Any] | None = None
-    functions: list[Any] | None = None
+    user: Name | None = None
+    tools: list[Any] | None = Field(default=None, max_length=0,
+                                    description="not supported: absent, null or empty")
+    functions: list[Any] | None = Field(default=None, max_length=0,
+                                        description="not supported: absent, null or empty")
 
-    @field_validator("tools", "functions")
+    @field_validator("tools", "functions", mode="before")
     @classmethod
-    def _unsupported(cls, value: list[Any] | None) -> None:
-        if value:
-            raise ValueError("tool and function calling are not supported")
-        return None
+    def _unsupported(cls, value: Any) -> Any:
+        if isinstance(value, list) and value:
+            raise refuse("tool and function calling are not supported")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        sequences = [value] if isinstance(value, str) else value or []
+        if len(sequences) > MAX_STOP_SEQUENCES:
+            raise refuse(f"at most {MAX_STOP_SEQUENCES} sequences")
+        for index, sequence in enumerate(sequences):
+            reason = problem(sequence, max_length=MAX_STOP_LENGTH, min_length=1)
+            if reason:
+                raise refuse(reason if isinstance(value, str) else f"[{index}] {reason}")
+        return value
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens

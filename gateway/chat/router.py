@@ -9,11 +9,15 @@ from starlette.responses import Response
 from gateway.chat.protocol import ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse
 from gateway.chat.serving import ChatServing
 from gateway.deps import Dependencies
+from gateway.openapi import ErrorResponse, errors, event_stream
 
 STREAM_DOC = {200: {
     "description": "A chat.completion, or with stream: true an SSE stream of "
-                   "chat.completion.chunk events ending with data: [DONE]",
-    "content": {"text/event-stream": {"schema": ChatCompletionChunk.model_json_schema()}}}}
+                   "chat.completion.chunk events ending with data: [DONE]; an error after the "
+                   "stream started is one error event before [DONE]",
+    "content": {"text/event-stream": {"schema": event_stream(ChatCompletionChunk,
+                                                             ErrorResponse)}}},
+    **errors(400, 404, 429, 502, 503, 504)}
 
 
 def build_router(deps: Dependencies) -> APIRouter:

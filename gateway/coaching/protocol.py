@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from gateway.chat.protocol import ChatCompletionRequest
+from gateway.http.text import text
+from services.common.limits import MAX_NAME_CHARS
+
+ContextName = text(MAX_NAME_CHARS, min_length=1)
 
 
 class CoachingChatRequest(ChatCompletionRequest):
     """Messages plus ``context_type``; the router adds that context's system prompt and picks
     the model from the feature the context implies, unless ``model`` is given."""
 
-    context_type: str = Field(
-        min_length=1, max_length=64,
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"context_type": "habits", "stream": True,
+         "messages": [{"role": "user", "content": "Help me build a morning routine"}]}]})
+
+    context_type: ContextName = Field(
         description="Coaching context from config/coaching.yaml: general, habits, goals, "
                     "motivation, wellness, mood, affirmations, reminders, recommendations, "
                     "voice. An unknown one is a 400 listing the valid ones.")

@@ -14,6 +14,7 @@ from gateway.embeddings.protocol import (
     SearchRequest,
     SearchResponse,
 )
+from gateway.openapi import errors
 
 
 def build_router(deps: Dependencies) -> APIRouter:
@@ -26,9 +27,11 @@ def build_router(deps: Dependencies) -> APIRouter:
                             ("/api/embeddings", "api_embeddings")):
         router.add_api_route(path, embeddings, methods=["POST"], operation_id=operation,
                              response_model=EmbeddingResponse,
+                             responses=errors(400, 404, 429, 503, 504),
                              summary="Embeddings (OpenAI shape), L2-normalised")
 
     @router.post("/api/search", response_model=SearchResponse,
+                 responses=errors(400, 429, 503, 504),
                  summary="Search the coaching content by meaning, best first")
     async def search(request: Request, body: SearchRequest) -> SearchResponse:
         return await serving.search(deps, request, body)

@@ -6,8 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.http.text import text
+from services.common.limits import INT32_MAX, MAX_PROMPT_CHARS, MAX_RAM_GB
+
 InferenceMode = Literal["serverOnly", "onDeviceOnly", "onDevicePreferred", "serverPreferred",
                         "auto"]
+Prompt = text(MAX_PROMPT_CHARS)
 
 
 class EdgeQuery(BaseModel):
@@ -16,7 +20,7 @@ class EdgeQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     platform: Literal["ios", "android"]
-    ram_gb: float = Field(gt=0, le=1024, allow_inf_nan=False,
+    ram_gb: float = Field(gt=0, le=MAX_RAM_GB, allow_inf_nan=False,
                           description="device RAM in GB")
 
 
@@ -56,17 +60,19 @@ class EdgeModelsResponse(BaseModel):
 class DecideRequest(BaseModel):
     """What the app knows: its mode, the prompt, its connectivity and its on-device model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"mode": "auto", "prompt": "Quick tip for focus?", "on_device_available": True}]})
 
     mode: InferenceMode = "auto"
-    prompt: str = Field(max_length=200_000)
+    prompt: Prompt
     server_available: bool = Field(
         default=True, description="whether the app can reach the server (it just did)")
     on_device_available: bool = Field(
         default=False, description="whether an edge model is downloaded and loaded")
     on_device_max_prompt_length: int | None = Field(
-        default=None, gt=0, description="auto mode's longest on-device prompt, in characters; "
-                                        "unset takes the server's configured value")
+        default=None, ge=1, le=INT32_MAX,
+        description="auto mode's longest on-device prompt, in characters; unset takes the "
+                    "server's configured value")
 
 
 class DecideResponse(BaseModel):

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-
-from pydantic import ValidationError
 
 from gateway.deps import Dependencies
-from gateway.errors import APIError, param_of
 from gateway.ondevice.protocol import (
     DecideRequest,
     DecideResponse,
@@ -22,17 +18,6 @@ from upcoach.llm.v1 import model_registry_pb2, router_pb2
 
 PLATFORMS = {"ios": model_registry_pb2.PLATFORM_IOS,
              "android": model_registry_pb2.PLATFORM_ANDROID}
-
-
-def edge_query(params: Mapping[str, str]) -> EdgeQuery:
-    """Validates the query string; 400 names the parameter."""
-    try:
-        return EdgeQuery.model_validate(dict(params))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = param_of(tuple(first["loc"])) or "query"
-        message = "required" if first["type"] == "missing" else first["msg"]
-        raise APIError(400, f"{param}: {message}", param=param, code="invalid_value") from None
 
 
 async def edge_models(deps: Dependencies, query: EdgeQuery) -> EdgeModelsResponse:
