@@ -1,10 +1,11 @@
 """Assembles the gateway's ASGI application from its parts.
 
     CORS (when CORS_ORIGINS is set)
-      -> access (request id, auth, rate limit, metrics)
-        -> body limit (413, before the body is read)
-          -> dispatch: /upcoach.llm.v1.<Service>/<Method> to the grpc-web/Connect apps,
-                       everything else to the FastAPI REST app (which serves /openapi.json)
+      -> error boundary (an escaped exception never reaches uvicorn, which would close the socket)
+        -> access (request id, auth, rate limit, metrics)
+          -> body limit (413, before the body is read)
+            -> dispatch: /upcoach.llm.v1.<Service>/<Method> to the grpc-web/Connect apps,
+                         everything else to the FastAPI REST app (which serves /openapi.json)
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ from gateway.errors import install_handlers
 from gateway.health.router import build_router as health_routes
 from gateway.http.access import AccessMiddleware
 from gateway.http.body_limit import BodyLimitMiddleware
+from gateway.http.boundary import ErrorBoundary
 from gateway.metrics.router import build_router as metrics_routes
 from gateway.models.router import build_router as models_routes
 from gateway.ondevice.router import build_router as ondevice_routes
+from gateway.openapi import install as install_openapi
 from services.common.logging import get_logger
 
 log = get_logger(__name__)
 
-PUBLIC_PATHS = frozenset({"/health", "/metrics", "/openapi.json", "/docs", "/redoc",
-                          "/docs/oauth2-redirect"})
+PUBLIC_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs",
+                          "/redoc", "/docs/oauth2-redirect"})
 EXPOSED_HEADERS = ["X-Cache", "X-Request-ID", "Server-Timing", "X-RateLimit-Limit",
                    "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "grpc-status",
                    "grpc-message", "grpc-status-details-bin"]
@@ -42,7 +45,8 @@ DESCRIPTION = """\
 The UpCoach LLM gateway. REST: the guide's endpoints (/health, /api/models, /api/coaching/chat,
 /api/metrics), the app's on-device endpoints (/api/models/edge, /api/inference/decide),
 OpenAI-compatible chat completions, embeddings and models under /v1 and /api, and
-Prometheus metrics at /metrics. Errors always have the shape
+Prometheus metrics at /metrics, liveness at /livez and readiness at /readyz (503 while no chat
+can be served; /health too). Errors always have the shape
 `{"error": {"message", "type", "param", "code"}}`.
 
 The same port serves grpc-web and Connect for the mobile app at
@@ -88,10 +92,12 @@ def create_app(deps: Dependencies) -> ASGIApp:
     rest.include_router(ondevice_routes(deps))  # before /api/models/{model}: owns /edge
     rest.include_router(models_routes(deps))
     rest.include_router(metrics_routes(deps.metrics))
+    install_openapi(rest, gated)
 
     app: ASGIApp = grpcweb.Dispatcher(rest, grpcweb.build_apps(deps))
     app = BodyLimitMiddleware(app, deps.settings.max_body_bytes)
     app = AccessMiddleware(app, deps.gate, deps.metrics, gated)
+    app = ErrorBoundary(app)
     if deps.settings.cors_origins:
         app = CORSMiddleware(app, allow_origins=list(deps.settings.cors_origins),
                              allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],

@@ -6,8 +6,9 @@ and the Redis pool bind to it); ``close()`` releases them at shutdown.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gateway.http.shutdown import StreamRegistry
 from gateway.metrics.registry import GatewayMetrics
 from gateway.security.auth import ApiKeyAuth
 from gateway.security.gate import Gate
@@ -20,7 +21,7 @@ from gateway.upstream import Upstream
 
 @dataclass
 class Dependencies:
-    """Settings, upstream stubs, Redis, cache, rate limit, auth and metrics."""
+    """Settings, upstream stubs, Redis, cache, rate limit, auth, metrics and live streams."""
 
     settings: GatewaySettings
     upstream: Upstream
@@ -29,6 +30,7 @@ class Dependencies:
     limiter: RateLimiter
     gate: Gate
     metrics: GatewayMetrics
+    streams: StreamRegistry = field(default_factory=StreamRegistry)
 
     @classmethod
     def build(cls, settings: GatewaySettings) -> Dependencies:
@@ -39,10 +41,11 @@ class Dependencies:
                     fail_open=settings.rate_limit_fail_open)
         return cls(
             settings=settings,
-            upstream=Upstream.connect(settings.upstreams),
+            upstream=Upstream.connect(settings.upstreams, settings.internal_auth),
             redis=redis,
             cache=ResponseCache(redis, settings.cache_ttl, settings.cache_mode,
-                                settings.redis_prefix),
+                                settings.redis_prefix,
+                                shared_features=settings.cache_shared_features),
             limiter=limiter,
             gate=gate,
             metrics=metrics,

@@ -1,8 +1,16 @@
-"""Serving the gateway app with uvicorn (httptools), TLS from the settings, graceful shutdown."""
+"""Serving the gateway app with uvicorn (httptools), TLS from the settings, graceful shutdown.
+
+The HTTP protocol is uvicorn's httptools one with header and body timeouts
+(``gateway.http.timeouts``); connections are capped at GATEWAY_MAX_CONNECTIONS; X-Forwarded-For
+is believed only from TRUSTED_PROXIES. On SIGTERM open requests get GATEWAY_GRACE_SECONDS; just
+before the grace runs out, streams still open are ended with a shutdown error event.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 from collections.abc import Iterator
 
 import uvicorn
@@ -10,6 +18,8 @@ from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.deps import Dependencies
+from gateway.http.shutdown import StreamRegistry
+from gateway.http.timeouts import timed_protocol
 from gateway.settings import GatewaySettings
 from services.common.logging import get_logger
 
@@ -19,18 +29,38 @@ log = get_logger("gateway")
 def uvicorn_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
     """Host, port and TLS from the settings; the caller's event loop; our JSON logging."""
     return uvicorn.Config(
-        app, host=settings.host, port=settings.port, loop="none", http="httptools",
-        lifespan="on", access_log=False, log_config=None, timeout_graceful_shutdown=30,
+        app, host=settings.host, port=settings.port, loop="none",
+        http=timed_protocol(settings.header_timeout_s, settings.body_idle_timeout_s),
+        lifespan="on", access_log=False, log_config=None,
+        timeout_graceful_shutdown=settings.grace_seconds,  # type: ignore[arg-type]
+        limit_concurrency=settings.max_connections,
         ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
-        proxy_headers=True, server_header=False)
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies), server_header=False)
 
 
 class GatewayServer(uvicorn.Server):
-    """uvicorn's server, ending normally after the graceful drain that SIGTERM or SIGINT starts.
+    """uvicorn's server, ending live streams cleanly and exiting 0 after the graceful drain.
 
-    uvicorn re-raises the signal once drained, which makes the exit status -15; the gRPC
-    services exit 0 after their drain, and so does the gateway.
+    uvicorn cancels whatever still runs when the grace ends, which would cut a stream mid-chunk;
+    shortly before that, the stream registry cancels the streams' upstream calls so each writes
+    its error event and [DONE] while it still can. uvicorn re-raises the signal once drained,
+    which makes the exit status -15; the gRPC services exit 0 after their drain, and so does the
+    gateway.
     """
+
+    def __init__(self, config: uvicorn.Config, streams: StreamRegistry) -> None:
+        super().__init__(config)
+        self.streams = streams
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        grace = float(self.config.timeout_graceful_shutdown or 0)
+        timer = asyncio.get_running_loop().call_later(grace - min(1.0, grace / 10),
+                                                      self.streams.expire)
+        try:
+            await super().shutdown(sockets)
+        finally:
+            timer.cancel()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -43,9 +73,14 @@ class GatewayServer(uvicorn.Server):
                 self._captured_signals.clear()
 
 
-def build_server(settings: GatewaySettings) -> uvicorn.Server:
+def server_for(deps: Dependencies) -> GatewayServer:
+    """The gateway app over deps, ready to ``await server.serve()`` in the running event loop."""
+    return GatewayServer(uvicorn_config(create_app(deps), deps.settings), deps.streams)
+
+
+def build_server(settings: GatewaySettings) -> GatewayServer:
     """The whole gateway, ready to ``await server.serve()`` in the running event loop."""
-    return GatewayServer(uvicorn_config(create_app(Dependencies.build(settings)), settings))
+    return server_for(Dependencies.build(settings))
 
 
 async def serve(settings: GatewaySettings) -> None:

@@ -6,6 +6,7 @@ production) the gateway refuses to start without a real API key or without TLS.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from enum import StrEnum
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from services.common.config import env_bool, env_float, env_int, env_list, env_str
 from services.common.errors import ConfigError
+from services.common.internal_auth import InternalAuth
 from services.common.logging import parse_level
 
 DEV_KEYS = frozenset({"dev-key-local-only", "changeme", "change-me", "secret", "test"})
@@ -57,6 +59,14 @@ class GatewaySettings:
     tls_cert_file: str | None
     tls_key_file: str | None
     log_level: str
+    admin_key: str | None  # LLM_ADMIN_KEY: shows /health's details
+    cache_shared_features: frozenset[str]  # features whose cached replies all keys share
+    header_timeout_s: float
+    body_idle_timeout_s: float
+    max_connections: int
+    trusted_proxies: tuple[str, ...]
+    grace_seconds: float
+    internal_auth: InternalAuth
     upstreams: Upstreams
     upstream_timeout_s: float
     health_timeout_s: float
@@ -103,6 +113,14 @@ class GatewaySettings:
             tls_cert_file=cert,
             tls_key_file=key,
             log_level=log_level,
+            admin_key=_admin_key(environment, api_keys),
+            cache_shared_features=frozenset(env_list("CACHE_SHARED_FEATURES")),
+            header_timeout_s=env_float("GATEWAY_HEADER_TIMEOUT_S", 10.0, minimum=0.1),
+            body_idle_timeout_s=env_float("GATEWAY_BODY_IDLE_TIMEOUT_S", 30.0, minimum=0.1),
+            max_connections=env_int("GATEWAY_MAX_CONNECTIONS", 1000, minimum=1),
+            trusted_proxies=_trusted_proxies(),
+            grace_seconds=env_float("GATEWAY_GRACE_SECONDS", 30.0, minimum=0.1),
+            internal_auth=InternalAuth.from_env(),
             upstreams=Upstreams(
                 router=_address("ROUTER_ADDR", "ROUTER_PORT", 50054),
                 embedding=_address("EMBEDDING_ADDR", "EMBEDDING_PORT", 50052),
@@ -145,6 +163,17 @@ def _tls_files(enabled: bool) -> tuple[str | None, str | None]:
     return paths[0], paths[1]
 
 
+def _trusted_proxies() -> tuple[str, ...]:
+    """TRUSTED_PROXIES: the IPs or CIDRs whose X-Forwarded-For is believed (none by default)."""
+    proxies = tuple(env_list("TRUSTED_PROXIES"))
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {proxy!r} is not an IP address or CIDR") from None
+    return proxies
+
+
 def _redis_url() -> str:
     url = os.environ.get("REDIS_URL", "").strip()
     if url:
@@ -154,6 +183,17 @@ def _redis_url() -> str:
     host = env_str("REDIS_HOST", "127.0.0.1")
     port = env_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
     return f"redis://{host}:{port}/0"
+
+
+def _admin_key(environment: str, api_keys: tuple[str, ...]) -> str | None:
+    """LLM_ADMIN_KEY, or None; in production neither a development key nor a client's key."""
+    key = os.environ.get("LLM_ADMIN_KEY", "").strip() or None
+    if key and environment == "production":
+        if is_dev_key(key):
+            raise ConfigError("LLM_ADMIN_KEY: a development key is not allowed in production")
+        if key in api_keys:
+            raise ConfigError("LLM_ADMIN_KEY: must differ from every LLM_API_KEY in production")
+    return key
 
 
 def _address(addr_var: str, port_var: str, default_port: int) -> str:

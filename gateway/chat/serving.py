@@ -23,7 +23,7 @@ from gateway.chat import convert, render
 from gateway.chat.protocol import ChatCompletionRequest
 from gateway.deps import Dependencies
 from gateway.errors import APIError, from_grpc
-from gateway.http.access import MODEL_KEY, REQUEST_ID_KEY
+from gateway.http.access import MODEL_KEY, REQUEST_ID_KEY, TENANT_KEY
 from gateway.store.cache import CachedReply
 from gateway.store.link import RedisDown
 from gateway.upstream import call_unary
@@ -50,7 +50,9 @@ class ChatServing:
         headers = {"X-Cache": "MISS"}
         cache_key = None
         if deps.cache.applies(temperature=body.temperature, seed=body.seed):
-            cache_key = deps.cache.key(convert.canonical(body, coaching_context))
+            cache_key = deps.cache.key(convert.canonical(body, coaching_context),
+                                       tenant=request.scope["state"].get(TENANT_KEY),
+                                       feature=body.feature)
             if "no-cache" not in request.headers.get("cache-control", ""):
                 hit = await self._lookup(cache_key)
                 if hit is not None:
@@ -109,11 +111,13 @@ class ChatServing:
                       model: str, cid: str, include_usage: bool, cache_key: str | None,
                       started: float, renames: Mapping[str, str] | None) -> AsyncIterator[bytes]:
         metrics = self._deps.metrics
+        streams = self._deps.streams
         writer = render.ChunkWriter(cid, model)
         parts: list[str] = []
         message = first
         finished = False
         reply: CachedReply | None = None
+        streams.add(call)
         try:
             yield writer.role()
             while message is not grpc.aio.EOF:
@@ -146,7 +150,14 @@ class ChatServing:
             reply = None
             metrics.error()
             yield render.event(exc.body())
+        except asyncio.CancelledError:
+            if not streams.cut_by_shutdown(call):
+                raise
+            reply = None
+            metrics.error()
+            yield render.event(streams.error().body())
         finally:
+            streams.discard(call)
             call.cancel()
         yield render.DONE
         if cache_key and reply is not None:

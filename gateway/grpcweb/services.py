@@ -2,12 +2,14 @@
 
 Requests and responses are the same protobuf messages, passed through untouched; a failed call's
 status code reaches the client unchanged. Streams are relayed message by message and the upstream
-call is cancelled when the client goes away. RPCs not listed here (ListBackends, IndexContent,
+call is cancelled when the client goes away; a stream still open when the gateway's drain runs out
+ends with UNAVAILABLE "server shutting down". RPCs not listed here (ListBackends, IndexContent,
 PullModel) stay UNIMPLEMENTED on the public port.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
@@ -18,7 +20,7 @@ from starlette.types import ASGIApp
 
 from gateway.deps import Dependencies
 from gateway.grpcweb.interceptors import GateInterceptor
-from gateway.grpcweb.status import from_rpc_error
+from gateway.grpcweb.status import from_refusal, from_rpc_error
 from upcoach.llm.v1 import (
     embedding_connect,
     embedding_pb2,
@@ -55,6 +57,8 @@ class RouterProxy(_Proxy, router_connect.RouterService):
         started = time.perf_counter()
         metrics = self._deps.metrics
         call = self._deps.upstream.router.ChatStream(request, timeout=self._timeout(ctx))
+        streams = self._deps.streams
+        streams.add(call)
         model = ""
         first_text = True
         try:
@@ -69,7 +73,12 @@ class RouterProxy(_Proxy, router_connect.RouterService):
                 yield message
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
+        except asyncio.CancelledError:
+            if not streams.cut_by_shutdown(call):
+                raise
+            raise from_refusal(streams.error()) from None
         finally:
+            streams.discard(call)
             call.cancel()
 
     async def chat(self, request: router_pb2.ChatRequest,

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import uvicorn
 
-from gateway.app import create_app
 from gateway.deps import Dependencies
-from gateway.server import uvicorn_config
+from gateway.server import GatewayServer, server_for
 from gateway.settings import GatewaySettings
 from services.stack import free_port
 from tests.gateway.doubles import UpstreamDouble, start_double
+
+INTERNAL_TOKEN = "gateway-test-internal-token"
 
 
 @dataclass
@@ -32,9 +32,16 @@ class RunningGateway:
     url: str
     deps: Dependencies
     double: UpstreamDouble
+    server: GatewayServer
 
     def client(self, **kwargs: object) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def internal_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every gateway needs the internal token it presents to the services."""
+    monkeypatch.setenv("INTERNAL_TOKEN", INTERNAL_TOKEN)
 
 
 @pytest.fixture
@@ -47,16 +54,17 @@ async def double() -> AsyncIterator[UpstreamDouble]:
 @pytest.fixture
 async def gateway(double: UpstreamDouble, monkeypatch: pytest.MonkeyPatch
                   ) -> AsyncIterator[Callable[..., Awaitable[RunningGateway]]]:
-    servers: list[tuple[uvicorn.Server, asyncio.Task]] = []
+    servers: list[tuple[GatewayServer, asyncio.Task]] = []
     prefix = f"upcoach:test:{uuid.uuid4().hex[:12]}:"
 
     async def start(env: dict[str, str] | None = None) -> RunningGateway:
         values = {"ROUTER_ADDR": double.address, "EMBEDDING_ADDR": double.address,
                   "MODEL_REGISTRY_ADDR": double.address, "GENERATION_ADDR": double.address,
-                  "REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info", **(env or {})}
+                  "REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info",
+                  "INTERNAL_TOKEN": INTERNAL_TOKEN, **(env or {})}
         for name in ("LLM_API_KEY", "RATE_LIMIT_RPM", "CACHE_MODE", "CORS_ORIGINS",
                      "ENVIRONMENT", "APP_ENV", "TLS_ENABLED", "REDIS_URL", "MAX_BODY_BYTES",
-                     "CACHE_TTL", "RATE_LIMIT_FAIL_OPEN"):
+                     "CACHE_TTL", "RATE_LIMIT_FAIL_OPEN", "TRUSTED_PROXIES"):
             monkeypatch.delenv(name, raising=False)
         for name, value in values.items():
             monkeypatch.setenv(name, value)
@@ -65,14 +73,14 @@ async def gateway(double: UpstreamDouble, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setenv("GATEWAY_PORT", str(port))
         settings = GatewaySettings.from_env()
         deps = Dependencies.build(settings)
-        server = uvicorn.Server(uvicorn_config(create_app(deps), settings))
+        server = server_for(deps)
         task = asyncio.create_task(server.serve())
         servers.append((server, task))
         while not server.started:
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        return RunningGateway(f"http://127.0.0.1:{port}", deps, double)
+        return RunningGateway(f"http://127.0.0.1:{port}", deps, double, server)
 
     yield start
     for server, task in servers:

@@ -5,8 +5,12 @@ run the real services. The router's reply is driven by the last user message:
 
 - ``FAIL_AFTER n``: n text chunks, then UNAVAILABLE (an error after the stream started);
 - ``UNAVAILABLE``: UNAVAILABLE before any chunk;
+- ``BUSY``: RESOURCE_EXHAUSTED with a 3 s RetryInfo (every backend busy);
 - ``SLOW``: a chunk every 20 ms for 10 s, recording whether the caller cancelled;
 - anything else: ``echo: <text>`` word by word.
+
+``Route`` answers the decision, or UNAVAILABLE while ``switches.route_unavailable`` is set (as the
+real router does when no backend serves the model's fallback chain).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from services.common.errors import status_metadata
 from upcoach.llm.v1 import (
     common_pb2,
     embedding_pb2,
@@ -40,6 +45,14 @@ class Calls:
     embed: list[embedding_pb2.EmbedRequest] = field(default_factory=list)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     headers: list[dict[str, str]] = field(default_factory=list)
+    route: list[router_pb2.RouteRequest] = field(default_factory=list)
+
+
+@dataclass
+class Switches:
+    """Failures a test turns on and off."""
+
+    route_unavailable: bool = False
 
 
 async def _route(request, context: grpc.aio.ServicerContext
@@ -60,6 +73,12 @@ async def _route(request, context: grpc.aio.ServicerContext
                                     backend="embedded", reason="double")
 
 
+async def _busy(context: grpc.aio.ServicerContext) -> None:
+    message = "every backend for smollm2 is busy, retry shortly"
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    await context.abort(code, message, trailing_metadata=status_metadata(code, message, 3.0))
+
+
 def _words(request) -> list[str]:
     text = request.messages[-1].content
     words = f"echo: {text}".split(" ")
@@ -74,8 +93,19 @@ def _usage(request, completion: int) -> common_pb2.Usage:
 
 
 class RouterDouble(router_pb2_grpc.RouterServiceServicer):
-    def __init__(self, calls: Calls) -> None:
+    def __init__(self, calls: Calls, switches: Switches | None = None) -> None:
         self.calls = calls
+        self.switches = switches or Switches()
+
+    async def Route(self, request, context):
+        self.calls.route.append(request)
+        if self.switches.route_unavailable:
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                "no healthy backend serves mistral: backend embedded "
+                                "(embedded at 10.0.0.7:9201) is unreachable")
+        return router_pb2.RouteResponse(route=router_pb2.RouteDecision(
+            requested_model=request.model or "mistral", model=SERVED, backend="embedded",
+            reason="double"))
 
     async def ChatStream(self, request, context):
         self.calls.chat.append(request)
@@ -84,19 +114,25 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
         text = request.messages[-1].content
         if text == "UNAVAILABLE":
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no backend can serve smollm2")
+        if text == "BUSY":
+            await _busy(context)
         yield router_pb2.ChatStreamResponse(route=route)
         if text.startswith("FAIL_AFTER"):
             for i in range(int(text.split()[1])):
                 yield router_pb2.ChatStreamResponse(text=f"part{i} ")
             await context.abort(grpc.StatusCode.UNAVAILABLE, "backend went away")
         if text == "SLOW":
+            finished = False
             try:
                 for _ in range(500):
                     yield router_pb2.ChatStreamResponse(text="tick ")
                     await asyncio.sleep(0.02)
-            except asyncio.CancelledError:
-                self.calls.cancelled.set()
-                raise
+                finished = True
+            finally:
+                # Cancelled while sleeping (CancelledError) or while suspended at a yield
+                # (GeneratorExit): either way the caller went away.
+                if not finished:
+                    self.calls.cancelled.set()
             return
         words = _words(request)
         for word in words:
@@ -111,6 +147,8 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
         text = request.messages[-1].content
         if text == "UNAVAILABLE" or text.startswith("FAIL_AFTER"):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no backend can serve smollm2")
+        if text == "BUSY":
+            await _busy(context)
         words = _words(request)
         return router_pb2.ChatResponse(route=route, text="".join(words),
                                        finish_reason=common_pb2.FINISH_REASON_STOP,
@@ -183,6 +221,7 @@ class UpstreamDouble:
     address: str
     calls: Calls
     health: health.aio.HealthServicer
+    switches: Switches = field(default_factory=Switches)
 
     async def set_serving(self, serving: bool) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if serving
@@ -192,8 +231,9 @@ class UpstreamDouble:
 
 async def start_double() -> UpstreamDouble:
     calls = Calls()
+    switches = Switches()
     server = grpc.aio.server()
-    router_pb2_grpc.add_RouterServiceServicer_to_server(RouterDouble(calls), server)
+    router_pb2_grpc.add_RouterServiceServicer_to_server(RouterDouble(calls, switches), server)
     embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingDouble(calls), server)
     model_registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server(RegistryDouble(), server)
     health_servicer = health.aio.HealthServicer()
@@ -201,4 +241,4 @@ async def start_double() -> UpstreamDouble:
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    return UpstreamDouble(server, f"127.0.0.1:{port}", calls, health_servicer)
+    return UpstreamDouble(server, f"127.0.0.1:{port}", calls, health_servicer, switches)

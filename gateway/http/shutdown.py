@@ -1,0 +1,58 @@
+"""The live SSE relays, so a graceful shutdown can end them with an error event instead of a cut.
+
+Each streamed chat registers its upstream gRPC call. When the drain's grace is about to run out,
+the server calls ``expire()``: every registered call (and any registered later) is cancelled,
+its relay sees the read end with ``asyncio.CancelledError`` and asks ``cut_by_shutdown()``
+whether that is why, then writes ``error()`` as its last event before ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from gateway.errors import APIError
+from services.common.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class StreamRegistry:
+    """The upstream calls of the SSE responses still being written."""
+
+    def __init__(self) -> None:
+        self._calls: set[grpc.aio.Call] = set()
+        self.expired = False
+
+    def add(self, call: grpc.aio.Call) -> None:
+        self._calls.add(call)
+        if self.expired:
+            call.cancel()
+
+    def discard(self, call: grpc.aio.Call) -> None:
+        self._calls.discard(call)
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def expire(self) -> None:
+        """The grace is ending: cancel every live relay's upstream call."""
+        self.expired = True
+        if self._calls:
+            log.warning("ending live streams for shutdown",
+                        extra={"fields": {"streams": len(self._calls)}})
+        for call in list(self._calls):
+            call.cancel()
+
+    def cut_by_shutdown(self, call: grpc.aio.Call) -> bool:
+        """Whether the CancelledError a relay just caught is the shutdown cancelling its call,
+        rather than its own task being cancelled (the client went away, or the server's end)."""
+        task = asyncio.current_task()
+        return (self.expired and call.cancelled()
+                and (task is None or task.cancelling() == 0))
+
+    @staticmethod
+    def error() -> APIError:
+        return APIError(503, "server shutting down", error_type="service_unavailable_error",
+                        code="server_shutdown")
