@@ -1,1 +1,2 @@
-"""GET /health: the gateway's view of every service, Redis and each configured backend."""
+"""GET /livez, /readyz and /health: liveness, readiness (can a chat be served?) and the guide's
+view of every service, Redis and each configured backend."""

@@ -9,6 +9,7 @@ import grpc
 
 from gateway.deps import Dependencies
 from gateway.health.protocol import HealthResponse
+from gateway.health.readiness import Verdict, route_probe, verdict
 from upcoach.llm.v1 import router_pb2
 
 SERVICES = ("router", "generation", "embedding", "model-registry")
@@ -19,21 +20,28 @@ def iso_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def check_health(deps: Dependencies) -> HealthResponse:
+async def check_health(deps: Dependencies, *, with_details: bool
+                       ) -> tuple[HealthResponse, Verdict]:
+    """The guide's report (``details`` only when asked for) and whether chat can be served."""
     timeout = deps.settings.health_timeout_s
     checks = [deps.upstream.health(name, timeout) for name in SERVICES]
-    results = await asyncio.gather(*checks, _redis(deps, timeout), _backends(deps, timeout))
+    results = await asyncio.gather(*checks, _redis(deps, timeout), _backends(deps, timeout),
+                                   route_probe(deps, timeout))
     states: dict[str, tuple[bool, str]] = dict(zip(SERVICES, results[:len(SERVICES)],
                                                    strict=True))
     states["redis"] = results[len(SERVICES)]
-    for name, state in results[-1].items():
+    for name, state in results[-2].items():
         states[f"backend:{name}" if name in states else name] = state
+    chat = verdict(states["router"], results[-1])
     healthy = all(ok for ok, _ in states.values())
     details = {name: detail or "unhealthy" for name, (ok, detail) in states.items() if not ok}
+    if not chat.ready:
+        details["chat"] = f"{chat.reason}: {chat.detail}" if chat.detail else chat.reason
+    status = "down" if not chat.ready else "ok" if healthy else "degraded"
     return HealthResponse(
-        status="ok" if healthy else "degraded", timestamp=iso_now(),
+        status=status, timestamp=iso_now(),
         services={name: "healthy" if ok else "unhealthy" for name, (ok, _) in states.items()},
-        details=details or None)
+        details=(details or None) if with_details else None), chat
 
 
 async def _redis(deps: Dependencies, timeout: float) -> tuple[bool, str]:

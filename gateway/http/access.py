@@ -2,10 +2,11 @@
 
 For REST paths that need it, the Gate authenticates and spends rate-limit budget before the app
 runs (refusals are answered here in the one error shape) and the X-RateLimit-* headers are added
-to the response. Every request, grpc-web included, is counted: in-flight gauge, status, latency,
-and the model the handler reports in ``scope["state"]["model"]``. Each request gets an id (the
-caller's X-Request-ID, or a new one): on every log line of the request, in the X-Request-ID
-response header, and passed to the services as request_id.
+to the response; the caller's key identity goes to ``scope["state"]["tenant"]`` (None when auth
+is off), so handlers keep per-key data apart. Every request, grpc-web included, is counted:
+in-flight gauge, status, latency, and the model the handler reports in ``scope["state"]["model"]``.
+Each request gets an id (the caller's X-Request-ID, or a new one): on every log line of the
+request, in the X-Request-ID response header, and passed to the services as request_id.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from services.common.logging import REQUEST_ID, get_logger
 log = get_logger(__name__)
 MODEL_KEY = "model"
 REQUEST_ID_KEY = "request_id"
+TENANT_KEY = "tenant"
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -62,6 +64,7 @@ class AccessMiddleware:
                     refusal.headers["X-Request-ID"] = request_id
                     await refusal.to_response()(scope, receive, send)
                     return
+                state[TENANT_KEY] = admission.tenant
                 extra += [(k.lower().encode(), v.encode())
                           for k, v in admission.headers().items()]
 

@@ -24,9 +24,14 @@ _WARN_EVERY_S = 30.0
 
 @dataclass(frozen=True)
 class Admission:
-    """An admitted request: who it is, and its budget (None when limiting is off or failed open)."""
+    """An admitted request: who it is, and its budget (None when limiting is off or failed open).
+
+    ``client`` names the rate-limit bucket (the key identity, or the IP when auth is off);
+    ``tenant`` is the key identity alone, None when auth is off.
+    """
 
     client: str
+    tenant: str | None
     budget: RateDecision | None
 
     def headers(self) -> dict[str, str]:
@@ -52,19 +57,19 @@ class Gate:
                            headers={"WWW-Authenticate": "Bearer"}) from None
         client = identity or f"ip:{client_ip or 'unknown'}"
         if not self._limiter.enabled:
-            return Admission(client, None)
+            return Admission(client, identity, None)
         try:
             decision = await self._limiter.hit(client)
         except RedisDown as exc:
-            return self._limiter_down(client, exc)
+            return self._limiter_down(client, identity, exc)
         if not decision.allowed:
             self._metrics.rate_limited()
             raise APIError(429, f"rate limit of {decision.limit} requests per minute exceeded; "
                            f"retry in {decision.reset_s}s", code="rate_limit_exceeded",
                            headers=decision.headers())
-        return Admission(client, decision)
+        return Admission(client, identity, decision)
 
-    def _limiter_down(self, client: str, exc: RedisDown) -> Admission:
+    def _limiter_down(self, client: str, tenant: str | None, exc: RedisDown) -> Admission:
         now = time.monotonic()
         if now - self._warned_at > _WARN_EVERY_S:
             self._warned_at = now
@@ -72,5 +77,5 @@ class Gate:
             log.warning(f"rate limiter unavailable: {action}",
                         extra={"fields": {"error": str(exc)}})
         if self._fail_open:
-            return Admission(client, None)
+            return Admission(client, tenant, None)
         raise APIError(503, "rate limiter unavailable", code="rate_limiter_unavailable")

@@ -3,6 +3,10 @@
 The canonical request is the model, coaching context, feature, messages and sampling parameters
 serialised with sorted keys, so neither JSON key order nor whitespace changes the key. By default
 only reproducible requests (temperature 0 or a seed) are stored (CACHE_MODE).
+
+Entries belong to the caller's key identity (``key:<hash>``): a reply is never served to another
+API key. Requests whose ``feature`` is in CACHE_SHARED_FEATURES, whose answers are not personal,
+and every request while auth is off, use the one shared space.
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ def canonical_hash(request: dict[str, Any]) -> str:
 class ResponseCache:
     """get/put of CachedReply in Redis with a TTL; RedisDown propagates to the caller."""
 
-    def __init__(self, link: RedisLink, ttl_s: int, mode: CacheMode, prefix: str) -> None:
+    def __init__(self, link: RedisLink, ttl_s: int, mode: CacheMode, prefix: str, *,
+                 shared_features: frozenset[str]) -> None:
         self._link = link
-        self._prefix = prefix + "cache:v1:"
+        self._prefix = prefix + "cache:v2:"
         self.ttl_s = ttl_s
         self.mode = mode
+        self.shared_features = shared_features
 
     def applies(self, *, temperature: float | None, seed: int | None) -> bool:
         """Whether a request with these sampling values may be answered from the cache."""
@@ -57,9 +63,10 @@ class ResponseCache:
             return True
         return temperature == 0 or seed is not None
 
-    def key(self, request: dict[str, Any]) -> str:
-        """The Redis key of a canonical request."""
-        return self._prefix + canonical_hash(request)
+    def key(self, request: dict[str, Any], *, tenant: str | None, feature: str | None) -> str:
+        """The Redis key of a canonical request asked by ``tenant`` (None: auth is off)."""
+        owner = "shared" if tenant is None or feature in self.shared_features else tenant
+        return f"{self._prefix}{owner}:{canonical_hash(request)}"
 
     async def get(self, key: str) -> CachedReply | None:
         raw = await self._link.call("cache get", lambda: self._link.client.get(key))

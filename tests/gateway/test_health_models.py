@@ -21,12 +21,13 @@ async def test_health_ok_lists_services_redis_and_backends(gateway) -> None:
     assert "details" not in body
 
 
-async def test_health_degraded_when_a_service_is_not_serving(gateway) -> None:
-    gw: RunningGateway = await gateway()
+async def test_health_down_when_the_router_is_not_serving(gateway) -> None:
+    gw: RunningGateway = await gateway({"LLM_ADMIN_KEY": "ops-key"})
     await gw.double.set_serving(False)
     async with gw.client() as client:
-        body = (await client.get("/health")).json()
-    assert body["status"] == "degraded"
+        reply = await client.get("/health", headers={"X-API-Key": "ops-key"})
+    body = reply.json()
+    assert reply.status_code == 503 and body["status"] == "down"
     assert body["services"]["router"] == "unhealthy"
     assert body["details"]["router"] == "NOT_SERVING"
 

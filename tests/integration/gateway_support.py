@@ -1,7 +1,8 @@
 """Helpers for the gateway's integration tests: extra gateway processes and a private Redis.
 
 ``GatewayProcess`` runs ``python -m gateway`` against a running stack's services (its own port
-and settings), the way a second replica would run. ``PrivateRedis`` is a throwaway redis-server
+and settings), the way a second replica would run, and waits until it is ready (/readyz: a chat
+can be served), or only alive (/livez) when asked. ``PrivateRedis`` is a throwaway redis-server
 on a free port that a test may stop and start; the machine's shared Redis is never touched.
 """
 
@@ -24,7 +25,7 @@ from services.stack import Stack, free_port, wiring_env
 class GatewayProcess:
     """One ``python -m gateway`` wired to the stack's services."""
 
-    def __init__(self, stack: Stack, env: Mapping[str, str]) -> None:
+    def __init__(self, stack: Stack, env: Mapping[str, str], wait_path: str = "/readyz") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="gateway-", suffix=".log", delete=False)  # noqa: SIM115
@@ -32,19 +33,20 @@ class GatewayProcess:
                     "GATEWAY_PORT": str(self.port), "GATEWAY_HOST": "127.0.0.1"}
         self.process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO_ROOT,
                                         env=full_env, stdout=self.log, stderr=self.log)
-        self._wait_ready()
+        self._wait_ready(wait_path)
 
-    def _wait_ready(self, timeout: float = 30) -> None:
+    def _wait_ready(self, path: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited {self.process.returncode}: {self.logs()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{path}", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
-                time.sleep(0.1)
-        raise TimeoutError(f"gateway not ready after {timeout}s: {self.logs()}")
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"gateway: {path} not 200 after {timeout}s: {self.logs()}")
 
     def logs(self) -> str:
         with open(self.log.name) as handle:

@@ -31,6 +31,7 @@ from upcoach.llm.v1 import (
 
 pytestmark = pytest.mark.integration
 USER = common_pb2.ROLE_USER
+ADMIN_KEY = "failover-admin-key"
 ESSAY = "Write a long essay, in ten detailed sections, on how to build a lasting morning routine."
 
 
@@ -65,13 +66,13 @@ def stack(stack_factory, servers):
         "VLLM_URL": ",".join(f"{s.url}/v1" for s in servers.values()),
         "VLLM_MODEL": "smollm2", "VLLM_CATALOG_MODEL": "mistral",
         "ROUTER_HEALTH_INTERVAL": "1", "ROUTER_PROBE_TIMEOUT": "10", "GENERATION_PARALLEL": "1",
-        "CACHE_MODE": "off",
+        "CACHE_MODE": "off", "LLM_ADMIN_KEY": ADMIN_KEY,
         "REDIS_KEY_PREFIX": f"upcoach:test:{uuid.uuid4().hex[:12]}:"})
 
 
 @pytest.fixture(scope="module")
 def router(stack) -> router_pb2_grpc.RouterServiceStub:
-    return router_pb2_grpc.RouterServiceStub(grpc.insecure_channel(stack.spec("router").address))
+    return stack.stub("router", router_pb2_grpc.RouterServiceStub)
 
 
 def backends(router) -> dict[str, router_pb2.Backend]:
@@ -80,7 +81,8 @@ def backends(router) -> dict[str, router_pb2.Backend]:
 
 
 def gateway_health(stack) -> dict:
-    return httpx.get(f"http://{stack.spec('gateway').address}/health", timeout=5).json()
+    return httpx.get(f"http://{stack.spec('gateway').address}/health", timeout=5,
+                     headers={"X-API-Key": ADMIN_KEY}).json()
 
 
 def routed_backend(router, text: str = "Give me one quick tip.") -> str:
@@ -129,8 +131,7 @@ def test_following_requests_succeed_on_the_other_backend(stack, router, servers)
 
 def test_an_unreachable_backend_is_unavailable_naming_it(stack, servers) -> None:
     dead = next(name for name, server in servers.items() if server.process.poll() is not None)
-    generation = generation_pb2_grpc.GenerationServiceStub(
-        grpc.insecure_channel(stack.spec("generation").address))
+    generation = stack.stub("generation", generation_pb2_grpc.GenerationServiceStub)
     request = generation_pb2.GenerateRequest(
         model="mistral", backend=dead,
         messages=[common_pb2.ChatMessage(role=USER, content="hi")])
