@@ -24,7 +24,8 @@ Deploys the UpCoach LLM stack with Docker Compose:
   3. builds the image upcoach-llm:<release>
   4. starts Ollama and Redis (and vLLM in production), waiting for their health checks
   5. pulls the models and creates upcoach-assistant (model-manager, profile setup)
-  6. starts the services and the gateway, waiting for their health checks
+  6. starts the services and the gateway, waiting for their health checks (the gateway's is
+     GET /readyz: 200 once a chat can be served)
   7. runs scripts/verify-llm-stack.sh against the gateway
   8. records the release; on a failed step 4-7 rolls back to the previous release (or stops
      what it started when there is none) and exits 1
@@ -133,6 +134,7 @@ done
   || fail "ENVIRONMENT is '${VALUES[ENVIRONMENT]}' in $ENV_FILE but --env is $ENV_NAME: fix one of them"
 
 is_true() { [[ ${1,,} =~ ^(1|true|yes|on)$ ]]; }
+is_dev_key() { [[ ${1,,} =~ ^(dev-.*|dev-key-local-only|changeme|change-me|secret|test|\$\{.*)$ ]]; }
 TLS=0
 is_true "${VALUES[TLS_ENABLED]}" && TLS=1
 if [[ $ENV_NAME == production ]]; then
@@ -141,10 +143,13 @@ if [[ $ENV_NAME == production ]]; then
   IFS=',' read -ra keys <<<"${VALUES[LLM_API_KEY]}"
   for k in "${keys[@]}"; do
     k=${k// /}
-    if [[ ${k,,} =~ ^(dev-.*|dev-key-local-only|changeme|change-me|secret|test|\$\{.*)$ ]]; then
+    if is_dev_key "$k"; then
       fail "LLM_API_KEY is a development key: production needs the real key (export SECRET_LLM_API_KEY from the secrets manager)"
     fi
   done
+  if [[ -n ${VALUES[LLM_ADMIN_KEY]:-} ]] && is_dev_key "${VALUES[LLM_ADMIN_KEY]}"; then
+    fail "LLM_ADMIN_KEY is a development key: production needs a real one, or none"
+  fi
   ((TLS)) || fail "TLS_ENABLED must be true in production: set TLS_ENABLED=true in $ENV_FILE"
   cert_dir=${VALUES[TLS_CERT_DIR]:-./certs}
   [[ $cert_dir == /* ]] || cert_dir=${cert_dir#./}
@@ -179,6 +184,32 @@ SCHEME=http; VERIFY_ARGS=()
 GATEWAY_URL="$SCHEME://localhost:${VALUES[GATEWAY_PORT]}"
 STATE_DIR=${DEPLOY_STATE_DIR:-.deploy}/$ENV_NAME
 PREVIOUS=$(cat "$STATE_DIR/current" 2>/dev/null || true)
+
+# -- internal tokens -------------------------------------------------------------------------------
+# Every gRPC service refuses calls without INTERNAL_TOKEN; IndexContent and PullModel also need
+# INTERNAL_ADMIN_TOKEN. Production takes both from the secrets manager (exported in the shell).
+# Elsewhere, unless exported, they are generated once per environment and kept (mode 0600) in
+# $STATE_DIR/internal-tokens.env, so redeploys and rollbacks keep talking to each other.
+TOKENS_FILE=$STATE_DIR/internal-tokens.env
+random_token() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+if [[ -z ${INTERNAL_TOKEN:-} ]]; then
+  [[ $ENV_NAME == production ]] \
+    && fail "INTERNAL_TOKEN is not set: production takes it from the secrets manager (export INTERNAL_TOKEN, 16+ characters)"
+  if [[ -f $TOKENS_FILE ]]; then
+    # shellcheck disable=SC1090
+    source "$TOKENS_FILE"
+  else
+    INTERNAL_TOKEN=$(random_token)
+    INTERNAL_ADMIN_TOKEN=${INTERNAL_ADMIN_TOKEN:-$(random_token)}
+    if ((!DRY_RUN)); then
+      mkdir -p "$STATE_DIR"
+      (umask 077 && printf 'INTERNAL_TOKEN=%s\nINTERNAL_ADMIN_TOKEN=%s\n' \
+        "$INTERNAL_TOKEN" "$INTERNAL_ADMIN_TOKEN" >"$TOKENS_FILE")
+    fi
+  fi
+fi
+((${#INTERNAL_TOKEN} >= 16)) || fail "INTERNAL_TOKEN is shorter than 16 characters"
+export INTERNAL_TOKEN INTERNAL_ADMIN_TOKEN=${INTERNAL_ADMIN_TOKEN:-}
 
 # -- running steps ---------------------------------------------------------------------------------
 STEP=0
@@ -238,7 +269,7 @@ else
     || rollback "model setup failed"
 fi
 
-step "start the services and the gateway, and wait for their health checks (up to ${TIMEOUT}s)"
+step "start the services and the gateway, and wait until they are healthy and the gateway is ready (/readyz, up to ${TIMEOUT}s)"
 compose_run UPCOACH_RELEASE="$RELEASE" -- up -d --wait --wait-timeout "$TIMEOUT" \
   || rollback "health check failed for the services"
 
@@ -249,7 +280,8 @@ elif ((DRY_RUN)); then
   show "would run:" scripts/verify-llm-stack.sh --url "$GATEWAY_URL" "${VERIFY_ARGS[@]}"
 else
   show "\$" scripts/verify-llm-stack.sh --url "$GATEWAY_URL" "${VERIFY_ARGS[@]}"
-  LLM_API_KEY=${VALUES[LLM_API_KEY]%%,*} scripts/verify-llm-stack.sh \
+  LLM_API_KEY=${VALUES[LLM_API_KEY]%%,*} LLM_ADMIN_KEY=${VALUES[LLM_ADMIN_KEY]:-} \
+    scripts/verify-llm-stack.sh \
     --url "$GATEWAY_URL" "${VERIFY_ARGS[@]}" || rollback "verification failed"
 fi
 

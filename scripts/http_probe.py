@@ -1,6 +1,9 @@
-"""An HTTP health probe for the gateway's compose healthcheck: exit 0 when PATH answers 200.
+"""An HTTP probe for the gateway's compose healthcheck: exit 0 when PATH answers 200.
 
-    python scripts/http_probe.py /health [--port 3100]
+    python scripts/http_probe.py /readyz [--port 3100]
+
+The compose healthcheck probes /readyz (200 once a chat can be served, 503 until then); /livez
+only says the process answers.
 
 The port defaults to GATEWAY_PORT; the scheme follows TLS_ENABLED (the certificate is not
 verified: the probe runs inside the gateway's own container). Standard library only.
@@ -18,7 +21,7 @@ import urllib.request
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Exit 0 when 127.0.0.1:PORT/PATH answers 200.")
-    parser.add_argument("path", nargs="?", default="/health")
+    parser.add_argument("path", nargs="?", default="/readyz")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT") or 3100))
     parser.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args()

@@ -4,7 +4,8 @@
 # Usage: scripts/verify-llm-stack.sh [--url URL] [options]
 #
 # Checks, in order, each a row of the table printed at the end:
-#   1. service availability  GET /health: the gateway answers, every part it watches is healthy
+#   1. service availability  GET /health: the gateway answers 200 (503: no chat can be served),
+#                            every part it watches is healthy (why not, with the admin key)
 #   2. model loading         GET /api/models: the catalog lists models
 #   3. API functionality     POST /api/chat/completions, POST /api/coaching/chat,
 #                            POST /api/embeddings, GET /api/metrics answer with their shapes
@@ -26,6 +27,8 @@ Options:
   --url URL              gateway base URL (default: $VERIFY_URL, else
                          http://localhost:$GATEWAY_PORT, port 3100)
   --api-key KEY          API key sent as "Authorization: Bearer KEY" (default: $LLM_API_KEY)
+  --admin-key KEY        sent instead on /health, whose rows then say why a part is unhealthy
+                         (default: $LLM_ADMIN_KEY)
   --model NAME           chat model to ask (default: none, the router picks)
   --runs N               completions timed by the latency benchmark (default: 5)
   --max-latency-ms MS    p95 limit for the latency benchmark (default: 10000; the guide's
@@ -40,6 +43,7 @@ die_usage() { echo "verify-llm-stack: $1 (see --help)" >&2; exit 2; }
 
 URL=${VERIFY_URL:-http://localhost:${GATEWAY_PORT:-3100}}
 API_KEY=${LLM_API_KEY:-}
+ADMIN_KEY=${LLM_ADMIN_KEY:-}
 MODEL=""
 RUNS=5
 MAX_LATENCY_MS=10000
@@ -49,6 +53,7 @@ while (($#)); do
   case $1 in
     --url) URL=${2:?--url needs a value}; shift 2 ;;
     --api-key) API_KEY=${2:?--api-key needs a value}; shift 2 ;;
+    --admin-key) ADMIN_KEY=${2:?--admin-key needs a value}; shift 2 ;;
     --model) MODEL=${2:?--model needs a value}; shift 2 ;;
     --runs) RUNS=${2:?--runs needs a value}; shift 2 ;;
     --max-latency-ms) MAX_LATENCY_MS=${2:?--max-latency-ms needs a value}; shift 2 ;;
@@ -78,14 +83,16 @@ record() {  # record CHECK PASS|FAIL|SKIP DETAIL [MS]
 }
 
 # -- HTTP and JSON ---------------------------------------------------------------------------------
-# request METHOD PATH [JSON]: sets CODE (000 when unreachable), MS, OUT (body file), ERR
+# request METHOD PATH [JSON]: sets CODE (000 when unreachable), MS, OUT (body file), ERR;
+# sends REQUEST_KEY when set, else API_KEY
 N=0
 request() {
   local method=$1 path=$2 body=${3:-} meta
   N=$((N + 1)); OUT="$WORK/$N.json"
   local args=(-sS -X "$method" -o "$OUT" -w '%{http_code} %{time_total}' --max-time "$TIMEOUT"
               "${INSECURE[@]}" -H 'Accept: application/json')
-  [[ -n $API_KEY ]] && args+=(-H "Authorization: Bearer $API_KEY")
+  local key=${REQUEST_KEY:-$API_KEY}
+  [[ -n $key ]] && args+=(-H "Authorization: Bearer $key")
   [[ -n $body ]] && args+=(-H 'Content-Type: application/json' --data "$body")
   if meta=$(curl "${args[@]}" "$URL$path" 2>"$WORK/curl.err"); then ERR=""; else
     ERR=$(head -c 200 "$WORK/curl.err"); fi
@@ -134,7 +141,7 @@ chat_body() {  # chat_body PROMPT MAX_TOKENS
 }
 
 # -- 1. service availability -----------------------------------------------------------------------
-request GET /health
+REQUEST_KEY=$ADMIN_KEY request GET /health
 GATEWAY_UP=0
 if [[ $CODE == 000 ]]; then
   record "availability: gateway" FAIL "$URL: $(error_of)"

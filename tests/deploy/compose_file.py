@@ -21,8 +21,10 @@ from services.common.config import REPO_ROOT
 
 BINARY = Path(compose.__file__).parent / "docker-compose"
 ENVIRONMENTS = ("development", "staging", "production")
-# A stand-in for the secrets manager's value, so .env.production resolves.
-SECRETS = {"SECRET_LLM_API_KEY": "prod-0123456789abcdef"}
+# Stand-ins for the secrets manager's value (so .env.production resolves) and for the internal
+# token that the deploy script generates.
+SECRETS = {"SECRET_LLM_API_KEY": "prod-0123456789abcdef",
+           "INTERNAL_TOKEN": "internal-0123456789abcdef0123456789"}
 PYTHON_SERVICES = ("generation", "embedding", "model-registry", "router", "llm-gateway")
 
 

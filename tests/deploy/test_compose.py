@@ -82,11 +82,11 @@ def test_grpc_services_are_probed_with_the_grpc_health_probe(name: str, port: in
     assert service["environment"][f"{name.upper().replace('-', '_')}_PORT"] == str(port)
 
 
-def test_gateway_on_3100_probed_on_health() -> None:
+def test_gateway_on_3100_probed_on_readyz() -> None:
     gateway = resolved("development")["services"]["llm-gateway"]
     assert gateway["command"] == ["python", "-m", "gateway"]
     assert [(p["target"], p["published"]) for p in gateway["ports"]] == [(3100, "3100")]
-    assert gateway["healthcheck"]["test"] == ["CMD", "python", "scripts/http_probe.py", "/health"]
+    assert gateway["healthcheck"]["test"] == ["CMD", "python", "scripts/http_probe.py", "/readyz"]
     assert (REPO_ROOT / "scripts/http_probe.py").is_file()
 
 
@@ -154,7 +154,8 @@ def test_without_an_env_file_compose_names_the_missing_variable() -> None:
 
 
 def test_production_without_the_secret_names_llm_api_key() -> None:
-    result = run_compose("config", "-q", env_file=".env.production")
+    result = run_compose("config", "-q", env_file=".env.production",
+                         env={"INTERNAL_TOKEN": SECRETS["INTERNAL_TOKEN"]})
     assert result.returncode != 0
     assert "LLM_API_KEY is not set" in result.stderr
 
@@ -166,6 +167,28 @@ def test_an_undefined_dependency_is_caught(tmp_path: Path) -> None:
                                    "      rediss:\n        condition: service_healthy"))
     assert broken.read_text() != text
     result = run_compose("config", "-q", env_file=str(REPO_ROOT / ".env.development"),
-                         file=broken)
+                         file=broken, env=SECRETS)
     assert result.returncode != 0
     assert "rediss" in result.stderr
+
+
+# -- the trust boundary ------------------------------------------------------------------------
+
+def test_grpc_services_publish_no_port_and_need_the_internal_token() -> None:
+    services = resolved("production", ("production",))["services"]
+    for name in GRPC_PORTS:
+        assert not services[name].get("ports"), f"{name} is published on the host"
+        assert services[name]["environment"]["INTERNAL_TOKEN"] == SECRETS["INTERNAL_TOKEN"]
+    assert services["llm-gateway"]["environment"]["INTERNAL_TOKEN"] == SECRETS["INTERNAL_TOKEN"]
+
+
+def test_only_the_services_with_admin_rpcs_get_the_admin_token() -> None:
+    services = resolved("development")["services"]
+    holders = {n for n in PYTHON_SERVICES if "INTERNAL_ADMIN_TOKEN" in services[n]["environment"]}
+    assert holders == {"embedding", "model-registry"}
+
+
+def test_without_the_internal_token_compose_names_it() -> None:
+    result = run_compose("config", "-q", env_file=".env.development")
+    assert result.returncode != 0
+    assert "INTERNAL_TOKEN is not set" in result.stderr

@@ -48,7 +48,8 @@ def deploy(*args: str, state: Path, fake_log: Path | None = None,
 
 
 def production_env(certs: Path) -> dict[str, str]:
-    return {"SECRET_LLM_API_KEY": "prod-0123456789abcdef", "TLS_CERT_DIR": str(certs)}
+    return {"SECRET_LLM_API_KEY": "prod-0123456789abcdef", "TLS_CERT_DIR": str(certs),
+            "INTERNAL_TOKEN": "prod-internal-0123456789abcdef"}
 
 
 def logged(log: Path) -> list[tuple[str, str]]:
@@ -207,3 +208,27 @@ def test_an_unreachable_gateway_fails_verification_and_rolls_back(tmp_path: Path
     assert result.stderr.strip().splitlines()[-1] == (
         "deploy-llm-stack: verification failed; rolled back to release r1")
     assert (state / "staging" / "current").read_text().strip() == "r1"
+
+
+def test_internal_tokens_are_generated_once_and_kept_private(state: Path) -> None:
+    # No gateway answers here, so each deploy ends in its rollback; the tokens stay.
+    first = deploy("--env", "development", "--release", "r1", state=state,
+                   fake_log=state / "compose.log")
+    tokens = state / "development" / "internal-tokens.env"
+    assert oct(tokens.stat().st_mode & 0o777) == "0o600"
+    values = dict(line.split("=", 1) for line in tokens.read_text().splitlines())
+    assert len(values["INTERNAL_TOKEN"]) >= 32 and len(values["INTERNAL_ADMIN_TOKEN"]) >= 32
+    again = deploy("--env", "development", "--release", "r2", state=state,
+                   fake_log=state / "compose.log")
+    assert tokens.read_text() == "\n".join(f"{k}={v}" for k, v in values.items()) + "\n"
+    for secret in values.values():
+        assert secret not in first.stdout + first.stderr + again.stdout + again.stderr
+
+
+def test_production_needs_the_internal_token_from_the_secrets_manager(certs: Path,
+                                                                     state: Path) -> None:
+    env = production_env(certs)
+    del env["INTERNAL_TOKEN"]
+    result = deploy("--env", "production", "--dry-run", state=state, **env)
+    assert result.returncode == 2
+    assert "INTERNAL_TOKEN is not set" in result.stderr
