@@ -5,13 +5,18 @@ generation queue is "busy" (429 + Retry-After), never "down"."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
 from services.common.errors import retry_delay_of
+from services.stack import Stack, default_specs, free_port
+from tests.gateway.test_bad_input import CASES
+from tests.support.certs import make_ca, make_cert
 from upcoach.llm.v1 import (
     common_pb2,
     embedding_pb2,
@@ -133,3 +138,54 @@ def test_the_busy_answer_carries_retry_info_over_grpc(stack) -> None:
     assert refused, outcomes
     assert all(e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in refused)
     assert all(retry_delay_of(e) >= 1 for e in refused)
+
+
+def test_bad_input_is_400_naming_the_field_on_the_same_connection(stack) -> None:
+    """Each bad input of the REST unit tests, against the real stack: 400 with its param, then
+    a real chat on the same keep-alive connection."""
+    url = f"http://{stack.spec('gateway').address}"
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    with httpx.Client(base_url=url, timeout=120, limits=limits, headers=headers) as client:
+        for path, body, param in CASES:
+            reply = client.post(path, content=json.dumps(body).encode())
+            assert reply.status_code == 400, (path, param, reply.text)
+            assert reply.json()["error"]["param"] == param, (path, reply.text)
+            port = reply.extensions["network_stream"].get_extra_info("client_addr")[1]
+        good = client.post("/v1/chat/completions", content=json.dumps(
+            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}).encode())
+        assert good.status_code == 200, good.text
+        assert good.extensions["network_stream"].get_extra_info("client_addr")[1] == port
+
+
+def test_mutual_tls_alone_protects_a_service_process(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path)
+    server, client = make_cert(tmp_path, ca, "server"), make_cert(tmp_path, ca, "client")
+    stranger = make_cert(tmp_path, make_ca(tmp_path, "other-ca"), "stranger")
+    specs = default_specs({s.name: free_port() for s in default_specs()})
+    stack = Stack(specs, env={"INTERNAL_TOKEN": "", **server.env()})
+    stack.start(["model-registry"])
+    try:
+        stack.wait_ready(60)
+        address = stack.spec("model-registry").address
+        request = model_registry_pb2.ListModelsRequest()
+
+        def list_models(files) -> int:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=files.ca.read_bytes() if files is client else
+                server.ca.read_bytes(),
+                private_key=files.key.read_bytes(), certificate_chain=files.cert.read_bytes())
+            with grpc.secure_channel(address, credentials) as channel:
+                stub = model_registry_pb2_grpc.ModelRegistryServiceStub(channel)
+                return len(stub.ListModels(request, timeout=10).models)
+
+        assert list_models(client) > 0
+        with pytest.raises(grpc.RpcError) as caught:
+            list_models(stranger)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.RpcError) as caught:
+            plain(stack, "model-registry",
+                  model_registry_pb2_grpc.ModelRegistryServiceStub).ListModels(request, timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        stack.stop()
