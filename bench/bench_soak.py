@@ -1,15 +1,17 @@
 """Soak: the whole embedded stack under closed-loop chat load, and what it costs over time.
 
-    .venv/bin/python bench/bench_soak.py [--duration 300] [--concurrency 16] [--max-tokens 32]
-                                         [--json PATH]
+    .venv/bin/python -m bench.bench_soak [--duration 300] [--concurrency 16] [--max-tokens 32]
+                                         [--warmup 30] [--json PATH]
 
 Starts every service as a real process (API key on, rate limit off, Redis on 127.0.0.1:6379
-with a key prefix of its own), warms up, then keeps ``--concurrency`` clients busy for
-``--duration`` seconds: each sends a chat (every other one streamed, temperature 0.7 so the
-cache never answers), waits for the whole reply, and sends the next. It reports the status codes
-seen (the goal: no 5xx, only 429s when saturated), chat latency p50/p99 for the answered ones,
-and each process's resident memory after the warm-up and at the end (goal: < 5% growth). The
-baseline of the latency rows is a single chat on the idle stack, measured in the same run.
+with a key prefix of its own), warms up under the same load (``--warmup``), then keeps
+``--concurrency`` clients busy for ``--duration`` seconds: each sends a chat (every other one
+streamed, temperature 0.7 so the cache never answers), waits for the whole reply, and sends the
+next; a refused chat (429, 503) waits its Retry-After (else 1 s, at most 5 s) before the next,
+as the OpenAI SDK would. It reports the status codes seen (the goal: no 5xx, only 429s when
+saturated), chat latency p50/p99 for the answered ones, and each process's resident memory after
+the warm-up and at the end (goal: < 5% growth). The baseline of the latency rows is a single chat
+on the idle stack, measured in the same run.
 """
 
 from __future__ import annotations
@@ -41,10 +43,13 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def start_stack() -> Stack:
+def start_stack(max_queue: int | None) -> Stack:
     specs = default_specs({spec.name: free_port() for spec in default_specs()})
-    stack = Stack(specs, env={"LOG_LEVEL": "warn", "LLM_API_KEY": KEY, "RATE_LIMIT_RPM": "0",
-                              "REDIS_KEY_PREFIX": f"upcoach:bench:{uuid.uuid4().hex[:8]}:"},
+    env = {"LOG_LEVEL": "warn", "LLM_API_KEY": KEY, "RATE_LIMIT_RPM": "0",
+           "REDIS_KEY_PREFIX": f"upcoach:bench:{uuid.uuid4().hex[:8]}:"}
+    if max_queue is not None:
+        env["GENERATION_MAX_QUEUE"] = str(max_queue)
+    stack = Stack(specs, env=env,
                   log_dir=tempfile.mkdtemp(prefix="bench-soak-"))
     stack.start()
     try:
@@ -55,7 +60,8 @@ def start_stack() -> Stack:
     return stack
 
 
-async def one_chat(client: httpx.AsyncClient, index: int, max_tokens: int) -> tuple[int, float]:
+async def one_chat(client: httpx.AsyncClient, index: int, max_tokens: int,
+                   ) -> tuple[int, float, float]:
     body = {"messages": [{"role": "user", "content": PROMPTS[index % len(PROMPTS)]}],
             "max_tokens": max_tokens, "temperature": 0.7, "stream": index % 2 == 1}
     started = time.perf_counter()
@@ -64,9 +70,10 @@ async def one_chat(client: httpx.AsyncClient, index: int, max_tokens: int) -> tu
             async for _ in reply.aiter_bytes():
                 pass
             status = reply.status_code
+            retry_after = float(reply.headers.get("Retry-After", "1"))
     except httpx.HTTPError:
-        status = 0  # a dropped connection: counted as an error
-    return status, time.perf_counter() - started
+        status, retry_after = 0, 1.0  # a dropped connection: counted as an error
+    return status, time.perf_counter() - started, retry_after
 
 
 async def soak(url: str, duration: float, concurrency: int, max_tokens: int,
@@ -75,7 +82,7 @@ async def soak(url: str, duration: float, concurrency: int, max_tokens: int,
     headers = {"Authorization": f"Bearer {KEY}"}
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits,
                                  headers=headers) as client:
-        _, idle = await one_chat(client, 0, max_tokens)
+        _, idle, _ = await one_chat(client, 0, max_tokens)
         codes: collections.Counter = collections.Counter()
         latencies: list[float] = []
         deadline = time.monotonic() + duration
@@ -85,10 +92,12 @@ async def soak(url: str, duration: float, concurrency: int, max_tokens: int,
             nonlocal next_report
             index = offset
             while time.monotonic() < deadline:
-                status, seconds = await one_chat(client, index, max_tokens)
+                status, seconds, retry_after = await one_chat(client, index, max_tokens)
                 codes[status] += 1
                 if status == 200:
                     latencies.append(seconds)
+                elif status in (0, 429, 503):
+                    await asyncio.sleep(min(retry_after, 5.0))  # as a well-behaved client
                 index += concurrency
                 if time.monotonic() >= next_report:
                     next_report += 30
@@ -112,15 +121,22 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of load (300)")
     parser.add_argument("--concurrency", type=int, default=16, help="clients at once (16)")
     parser.add_argument("--max-tokens", type=int, default=32, help="tokens per reply (32)")
+    parser.add_argument("--max-queue", type=int, default=None,
+                        help="GENERATION_MAX_QUEUE for the run (default: the service's, 16); "
+                             "below --concurrency the queue fills and refusals show")
+    parser.add_argument("--warmup", type=float, default=30.0,
+                        help="seconds of the same load before the first memory reading (30)")
     add_json_argument(parser)
     args = parser.parse_args()
 
     print(f"==> starting the stack, then {args.concurrency} clients for {args.duration:.0f}s",
           file=sys.stderr, flush=True)
-    stack = start_stack()
+    stack = start_stack(args.max_queue)
     try:
         url = f"http://{stack.spec('gateway').address}"
-        asyncio.run(soak(url, 5, 2, args.max_tokens))  # warm-up: caches, pools, allocators
+        # Warm-up under the same load: llama.cpp's per-position buffers, pools and allocators
+        # are first touched here, so what grows afterwards is growth, not first use.
+        asyncio.run(soak(url, args.warmup, args.concurrency, args.max_tokens))
         pids = {name: process.pid for name, process in stack.processes.items()}
         before = {name: rss_kib(pid) for name, pid in pids.items()}
         codes, latencies, idle = asyncio.run(

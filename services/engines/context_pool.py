@@ -2,14 +2,13 @@
 
 Holders beyond the set wait in arrival order; when ``max_waiting`` already wait, the next one
 gets ResourceExhausted at once instead of queueing without bound, and a holder that waited
-``max_wait_s`` without getting an item gets ResourceExhausted too. Both carry ``retry_after_s``,
-the wait a caller should allow before trying again.
+``max_wait_s`` without getting an item gets ResourceExhausted too. Both carry a one-second
+``retry_after_s``: a context frees up every few hundred milliseconds under load.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import deque
 from typing import Generic, TypeVar
 
@@ -76,9 +75,9 @@ class ContextPool(Generic[T]):
                 self._waiters.remove(waiter)
             raise
 
-    def _exhausted(self, message: str) -> ResourceExhausted:
-        retry = self._max_wait_s if self._max_wait_s is not None else 1.0
-        return ResourceExhausted(message, retry_after_s=max(1, math.ceil(retry / 2)))
+    @staticmethod
+    def _exhausted(message: str) -> ResourceExhausted:
+        return ResourceExhausted(message, retry_after_s=1.0)
 
     def release(self, item: T) -> None:
         """Gives the item back: to the first live waiter, else to the free set."""

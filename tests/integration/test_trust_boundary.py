@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.errors import retry_delay_of
 from services.stack import Stack, default_specs, free_port
@@ -33,12 +34,24 @@ HELLO = [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="Give me a mo
 KEY = "tenant-a-0123456789abcdef"
 
 
+METRICS = {"generation": free_port(), "router": free_port()}
+
+
 @pytest.fixture(scope="module")
 def stack(stack_factory):
     return stack_factory(env={
         "REDIS_KEY_PREFIX": PREFIX, "RATE_LIMIT_RPM": "0", "LLM_API_KEY": KEY,
         "GENERATION_PARALLEL": "1", "GENERATION_MAX_QUEUE": "1",
-        "GENERATION_QUEUE_TIMEOUT_S": "60", "ROUTER_HEALTH_INTERVAL": "0.5"})
+        "GENERATION_QUEUE_TIMEOUT_S": "60", "ROUTER_HEALTH_INTERVAL": "0.5",
+        "GENERATION_METRICS_PORT": str(METRICS["generation"]),
+        "ROUTER_METRICS_PORT": str(METRICS["router"])})
+
+
+def scrape(service: str) -> dict[tuple[str, tuple], float]:
+    """The service's /metrics as {(sample name, sorted labels): value}."""
+    text = httpx.get(f"http://127.0.0.1:{METRICS[service]}/metrics", timeout=10).text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
 def plain(stack, name: str, stub_class: type):
@@ -119,6 +132,19 @@ def test_a_full_queue_is_busy_not_down(stack) -> None:
     after = httpx.post(f"{url}/v1/chat/completions", headers=headers, timeout=120,
                        json={**body, "max_tokens": 4})
     assert after.status_code == 200, after.text
+
+
+def test_queue_and_rpc_metrics_show_the_busy_answers(stack) -> None:
+    generation, router = scrape("generation"), scrape("router")
+    engine = (("engine", "LlamaCppEngine"),)
+    assert ("upcoach_generation_queue_depth", engine) in generation
+    assert ("upcoach_generation_busy_contexts", engine) in generation
+    refused = ("upcoach_grpc_requests_total", (
+        ("code", "RESOURCE_EXHAUSTED"), ("method", "/upcoach.llm.v1.GenerationService/Generate")))
+    assert generation[refused] >= 1
+    served = ("upcoach_grpc_requests_total", (
+        ("code", "OK"), ("method", "/upcoach.llm.v1.RouterService/Chat")))
+    assert router[served] >= 2
 
 
 def test_the_busy_answer_carries_retry_info_over_grpc(stack) -> None:
