@@ -16,13 +16,13 @@ import asyncio
 import os
 import re
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 
 import grpc
 
 from bench.report import Row, add_json_argument, write_rows
+from bench.support import start_stack
 from services.common.channels import authed
 from services.common.internal_auth import InternalAuth
 from services.embedding.content import load_content
@@ -31,7 +31,6 @@ from services.engines.onnx_embedding_engine import (
     OnnxEmbeddingEngine,
     OnnxEmbeddingSettings,
 )
-from services.stack import Stack, default_specs, free_port
 from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
 
 
@@ -100,14 +99,6 @@ async def bench(address: str, auth: InternalAuth, sentences: list[str], sizes: l
 
 
 
-def start_service() -> Stack:
-    specs = default_specs({spec.name: free_port() for spec in default_specs()})
-    stack = Stack(specs, env={"LOG_LEVEL": "warn"}, log_dir=tempfile.mkdtemp(prefix="bench-"))
-    stack.start(["embedding"])
-    stack.wait_ready(120)
-    return stack
-
-
 def print_table(engine: dict[int, Measure], service: dict[int, Measure]) -> None:
     header = (f"{'batch':>5} | {'engine sent/s':>13} | {'gRPC sent/s':>11} | "
               f"{'gRPC/engine':>11} | {'engine ms/call':>14} | {'gRPC ms/call':>12}")
@@ -139,7 +130,7 @@ def main() -> None:
     print(f"{len(sentences)} corpus sentences per round, {args.rounds} rounds, "
           f"EMBEDDING_THREADS={os.environ.get('EMBEDDING_THREADS', '0 (auto)')}, "
           f"{os.cpu_count()} CPUs\n")
-    stack = start_service()
+    stack = start_stack(["embedding"], label="embedding", timeout=120)
     try:
         engine, service = asyncio.run(
             bench(stack.spec("embedding").address, stack.auth, sentences, sizes, args.rounds))

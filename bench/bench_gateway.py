@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import grpc
 
 from bench.report import Row, add_json_argument, format_table, write_rows
+from bench.support import start_stack
 from services.common.channels import authed
 from services.embedding.content import load_content
 from services.engines.onnx_embedding_engine import (
@@ -53,7 +54,7 @@ from services.engines.onnx_embedding_engine import (
     OnnxEmbeddingEngine,
     OnnxEmbeddingSettings,
 )
-from services.stack import Stack, default_specs, free_port
+from services.stack import Stack
 from upcoach.llm.v1 import (
     common_pb2,
     embedding_pb2,
@@ -72,21 +73,13 @@ CACHED_BODY = {"model": "mistral", "messages": [{"role": "user", "content": PROM
 
 
 
-def start_stack(prefix: str, engine_threads: int | None) -> Stack:
-    specs = default_specs({spec.name: free_port() for spec in default_specs()})
-    env = {"LOG_LEVEL": "warn", "RATE_LIMIT_RPM": "1000000000", "REDIS_KEY_PREFIX": prefix,
+def start_gateway_stack(prefix: str, engine_threads: int | None) -> Stack:
+    env = {"RATE_LIMIT_RPM": "1000000000", "REDIS_KEY_PREFIX": prefix,
            "ROUTER_HEALTH_INTERVAL": "1"}
     if engine_threads:
         # the raw in-process engine below reads the same variables
         os.environ["LLAMA_N_THREADS"] = os.environ["EMBEDDING_THREADS"] = str(engine_threads)
-    stack = Stack(specs, env=env, log_dir=tempfile.mkdtemp(prefix="bench-gateway-"))
-    stack.start()
-    try:
-        stack.wait_ready(180)
-    except (RuntimeError, TimeoutError):
-        stack.stop()
-        raise
-    return stack
+    return start_stack(env=env, label="gateway")
 
 
 # --- a tiny keep-alive HTTP/1.1 client (less client overhead than httpx) -----------------------
@@ -579,7 +572,7 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs, loopback, engine threads {threads}; starting the stack...",
           flush=True)
     prefix = f"upcoach:bench:{uuid.uuid4().hex[:8]}:"
-    stack = start_stack(prefix, args.engine_threads)
+    stack = start_gateway_stack(prefix, args.engine_threads)
     rows: list[Row] = []
     try:
         if "cache" in parts:

@@ -29,7 +29,6 @@ import dataclasses
 import importlib.util
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,11 +39,11 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from bench.report import Row as ReportRow
 from bench.report import add_json_argument, write_rows
+from bench.support import start_stack
 from services.common.channels import authed
 from services.common.internal_auth import InternalAuth
 from services.engines.llama_cpp_settings import LlamaSettings
 from services.engines.llama_loader import open_llama
-from services.stack import Stack, default_specs, free_port
 from upcoach.llm.v1 import (
     common_pb2,
     generation_pb2,
@@ -186,18 +185,6 @@ def proto_messages() -> list[common_pb2.ChatMessage]:
 
 
 
-def start_stack(names: list[str], env: dict[str, str]) -> Stack:
-    stack = Stack(default_specs({s.name: free_port() for s in default_specs()}), env=env,
-                  log_dir=tempfile.mkdtemp(prefix="bench-generation-"))
-    stack.start(names)
-    try:
-        stack.wait_ready(180)
-    except (RuntimeError, TimeoutError):
-        stack.stop()
-        raise
-    return stack
-
-
 async def concurrent(address: str, auth: InternalAuth, streams: int,
                      max_tokens: int) -> tuple[float, list[Sample]]:
     """Aggregate tokens/s of ``streams`` simultaneous GenerateStream calls."""
@@ -237,7 +224,8 @@ async def run(args: argparse.Namespace) -> None:
     messages = [{"role": "user", "content": PROMPT}]
     prompt_tokens = len(raw.llama.tokenize(raw.formatter(messages=messages).prompt.encode(),
                                            add_bos=False, special=True))
-    stack = start_stack(["generation", "router"] if with_router else ["generation"], env)
+    stack = start_stack(["generation", "router"] if with_router else ["generation"], env,
+                        label="generation")
     paths: dict[str, tuple[Callable[[], Awaitable[Sample]], list[int]]] = {}
     server_pids = [stack.processes[name].pid for name in stack.processes]
     try:
@@ -284,8 +272,8 @@ async def run(args: argparse.Namespace) -> None:
           f"{'mean TTFT ms':>14}{'max TTFT ms':>13}")
     for parallel in args.parallel:
         threads = max(1, args.threads // parallel)
-        stack = start_stack(["generation"], {**env, "GENERATION_PARALLEL": str(parallel),
-                                             "LLAMA_N_THREADS": str(threads)})
+        stack = start_stack(["generation"], label="generation", env={
+            **env, "GENERATION_PARALLEL": str(parallel), "LLAMA_N_THREADS": str(threads)})
         try:
             rate, streams = await concurrent(stack.spec("generation").address, stack.auth,
                                              args.streams, args.max_tokens)

@@ -32,7 +32,6 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -42,8 +41,9 @@ import grpc
 import httpx
 
 from bench.report import Row, add_json_argument, format_table, write_rows
+from bench.support import start_stack
 from services.common.channels import authed
-from services.stack import Stack, default_specs, free_port
+from services.stack import Stack
 from tests.support.llama_server import LlamaServer
 from upcoach.llm.v1 import (
     common_pb2,
@@ -121,23 +121,14 @@ async def grpc_sample(call: Callable[[], object]) -> Sample:
     return Sample((first or end) - started, end - started, tokens or len(parts), "".join(parts))
 
 
-def start_stack(server: LlamaServer) -> Stack:
-    specs = default_specs({spec.name: free_port() for spec in default_specs()})
-    names = [s.name for s in specs if s.name in ("generation", "router", "gateway")]
-    env = {"LOG_LEVEL": "warn", "VLLM_URL": f"{server.url}/v1", "VLLM_MODEL": ALIAS,
+def start_remote_stack(server: LlamaServer) -> Stack:
+    env = {"VLLM_URL": f"{server.url}/v1", "VLLM_MODEL": ALIAS,
            "VLLM_CATALOG_MODEL": "mistral", "EMBEDDED_BACKEND": "false", "CACHE_MODE": "off",
            "RATE_LIMIT_RPM": "0", "ROUTER_HEALTH_INTERVAL": "3600", "ROUTER_PROBE_TIMEOUT": "30",
            "REDIS_KEY_PREFIX": f"upcoach:bench:{uuid.uuid4().hex[:8]}:"}
     for name in ("LLM_API_KEY", "OLLAMA_URL", "OLLAMA_PORT"):
         os.environ.pop(name, None)
-    stack = Stack(specs, env=env, log_dir=tempfile.mkdtemp(prefix="bench-remote-"))
-    stack.start(names)
-    try:
-        stack.wait_ready(120)
-    except BaseException:
-        stack.stop()
-        raise
-    return stack
+    return start_stack(["generation", "router", "gateway"], env, label="remote", timeout=120)
 
 
 async def measure(server: LlamaServer, stack: Stack, rounds: int, warmup: int,
@@ -226,7 +217,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with LlamaServer(alias=ALIAS, n_threads=args.threads) as server:
-        stack = start_stack(server)
+        stack = start_remote_stack(server)
         try:
             samples = asyncio.run(measure(server, stack, args.rounds, args.warmup,
                                           args.max_tokens))

@@ -20,14 +20,14 @@ import argparse
 import asyncio
 import collections
 import sys
-import tempfile
 import time
 import uuid
 
 import httpx
 
 from bench.report import Row, add_json_argument, write_rows
-from services.stack import Stack, default_specs, free_port
+from bench.support import start_stack
+from services.stack import Stack
 
 KEY = "soak-" + uuid.uuid4().hex
 PROMPTS = ["Give me a motivation tip", "How do I keep a morning routine?",
@@ -43,21 +43,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def start_stack(max_queue: int | None) -> Stack:
-    specs = default_specs({spec.name: free_port() for spec in default_specs()})
-    env = {"LOG_LEVEL": "warn", "LLM_API_KEY": KEY, "RATE_LIMIT_RPM": "0",
+def start_soak_stack(max_queue: int | None) -> Stack:
+    env = {"LLM_API_KEY": KEY, "RATE_LIMIT_RPM": "0",
            "REDIS_KEY_PREFIX": f"upcoach:bench:{uuid.uuid4().hex[:8]}:"}
     if max_queue is not None:
         env["GENERATION_MAX_QUEUE"] = str(max_queue)
-    stack = Stack(specs, env=env,
-                  log_dir=tempfile.mkdtemp(prefix="bench-soak-"))
-    stack.start()
-    try:
-        stack.wait_ready(180)
-    except (RuntimeError, TimeoutError):
-        stack.stop()
-        raise
-    return stack
+    return start_stack(env=env, label="soak")
 
 
 async def one_chat(client: httpx.AsyncClient, index: int, max_tokens: int,
@@ -131,7 +122,7 @@ def main() -> None:
 
     print(f"==> starting the stack, then {args.concurrency} clients for {args.duration:.0f}s",
           file=sys.stderr, flush=True)
-    stack = start_stack(args.max_queue)
+    stack = start_soak_stack(args.max_queue)
     try:
         url = f"http://{stack.spec('gateway').address}"
         # Warm-up under the same load: llama.cpp's per-position buffers, pools and allocators
