@@ -1,7 +1,8 @@
 """The one REST error shape, ``{"error": {"message", "type", "param", "code"}}``, and its sources.
 
 APIError is raised anywhere in the gateway; gRPC failures from the services become APIError with
-the HTTP status of their code; FastAPI's validation errors become 400 naming the field. The
+the HTTP status of their code and, as ``param``, the REST name of the field their BadRequest
+details name; FastAPI's validation errors become 400 naming the field. The
 handlers installed by ``install_handlers`` render all of them the same way.
 """
 
@@ -18,8 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from gateway.fields import rest_param
 from gateway.http.jsonbody import dumps
-from services.common.errors import retry_delay_of
+from services.common.errors import field_of, retry_delay_of
 from services.common.limits import MAX_NAME_CHARS
 from services.common.logging import get_logger
 
@@ -64,8 +66,6 @@ TYPE_OF_STATUS = {
 _LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
 _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
 _TYPE_NAMES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "none"})
-# "sampling.max_tokens: must be positive" -> param sampling.max_tokens
-_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*|\[\d+\])*): ")
 
 
 class APIError(Exception):
@@ -91,27 +91,21 @@ class APIError(Exception):
                         media_type="application/json", headers=self.headers)
 
 
-def from_grpc(exc: grpc.aio.AioRpcError, renames: Mapping[str, str] | None = None) -> APIError:
-    """The APIError for a failed gRPC call: status from the code, param from the message.
+def from_grpc(exc: grpc.aio.AioRpcError, family: str | None = None) -> APIError:
+    """The APIError for a failed gRPC call: status from the code, param from the BadRequest.
 
-    renames maps the service's field names to the REST request's (``coaching_context`` ->
-    ``context_type``); ``sampling.`` prefixes are dropped since REST sampling fields are top-level.
+    family (gateway.fields) names the REST operation the call served, so the service's field
+    becomes the name the REST client sent; the message then names it that way too.
     """
     code = exc.code()
     message = exc.details() or code.name
     status = HTTP_OF_GRPC.get(code, 500)
+    field = field_of(exc)
     param = None
-    match = _FIELD_PREFIX.match(message)
-    if match:
-        param = match.group(1).removeprefix("sampling.")
-    elif code == grpc.StatusCode.NOT_FOUND and message.startswith("model "):
-        param = "model"
-    for old, new in (renames or {}).items():
-        if param is not None and (param == old or param.startswith((f"{old}.", f"{old}["))):
-            if match:
-                message = new + message[len(old):]
-            param = new + param[len(old):]
-            break
+    if field is not None:
+        param = rest_param(family, field)
+        if param != field and message.startswith(f"{field}: "):
+            message = f"{param}: {message[len(field) + 2:]}"
     error_code = code.name.lower()
     if code == grpc.StatusCode.NOT_FOUND and param == "model":
         error_code = "model_not_found"

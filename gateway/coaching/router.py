@@ -12,8 +12,6 @@ from gateway.chat.serving import ChatServing
 from gateway.coaching.protocol import CoachingChatRequest
 from gateway.deps import Dependencies
 
-RENAMES = {"coaching_context": "context_type"}
-
 
 def build_router(deps: Dependencies) -> APIRouter:
     router = APIRouter(tags=["coaching"])
@@ -24,6 +22,6 @@ def build_router(deps: Dependencies) -> APIRouter:
                  summary="Coaching chat in a context (habits, goals, motivation, ...)")
     async def coaching_chat(request: Request, body: CoachingChatRequest) -> Response:
         return await serving.create(request, body, coaching_context=body.context_type,
-                                    renames=RENAMES, extra={"context_type": body.context_type})
+                                    extra={"context_type": body.context_type})
 
     return router

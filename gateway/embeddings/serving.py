@@ -16,19 +16,18 @@ from gateway.embeddings.protocol import (
     SearchResult,
 )
 from gateway.errors import APIError
+from gateway.fields import EMBEDDINGS
 from gateway.http.access import MODEL_KEY, REQUEST_ID_KEY
 from gateway.http.jsonbody import dumps
 from gateway.upstream import call_unary
 from upcoach.llm.v1 import embedding_pb2
-
-RENAMES = {"texts": "input"}
 
 
 async def embed(deps: Dependencies, request: Request, body: EmbeddingRequest) -> Response:
     reply = await call_unary(deps.upstream.embedding.Embed(
         embedding_pb2.EmbedRequest(request_id=request.scope["state"].get(REQUEST_ID_KEY, ""),
                                    model=body.model or "", texts=body.texts()),
-        timeout=deps.settings.upstream_timeout_s), RENAMES)
+        timeout=deps.settings.upstream_timeout_s), EMBEDDINGS)
     if body.dimensions is not None and body.dimensions != reply.dimensions:
         raise APIError(400, f"dimensions: {reply.model} produces {reply.dimensions} dimensions "
                             f"and cannot shorten them to {body.dimensions}", param="dimensions",
@@ -51,7 +50,7 @@ async def search(deps: Dependencies, request: Request, body: SearchRequest) -> S
         embedding_pb2.SearchContentRequest(
             request_id=request.scope["state"].get(REQUEST_ID_KEY, ""), query=body.query,
             top_k=body.top_k, category=body.category or ""),
-        timeout=deps.settings.upstream_timeout_s))
+        timeout=deps.settings.upstream_timeout_s), EMBEDDINGS)
     request.scope["state"][MODEL_KEY] = reply.model
     return SearchResponse(model=reply.model, results=[
         SearchResult(id=h.item.id, category=h.item.category, title=h.item.title,

@@ -1,12 +1,18 @@
-"""gRPC status codes as Connect codes, unchanged, and gateway refusals as Connect errors."""
+"""gRPC status codes as Connect codes, unchanged, and gateway refusals as Connect errors.
+
+An upstream failure keeps its google.rpc details (BadRequest, RetryInfo): connectrpc sends them
+as ``grpc-status-details-bin`` over grpc-web and as ``details`` in a Connect error body.
+"""
 
 from __future__ import annotations
 
 import grpc
 from connectrpc.code import Code
-from connectrpc.errors import ConnectError
+from connectrpc.errors import ConnectError, ErrorDetail
+from protobuf.wkt import Any
 
 from gateway.errors import APIError
+from services.common.errors import details_of
 
 _REFUSALS = {401: Code.UNAUTHENTICATED, 429: Code.RESOURCE_EXHAUSTED, 503: Code.UNAVAILABLE}
 
@@ -19,7 +25,8 @@ def connect_code(code: grpc.StatusCode) -> Code:
 
 
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> ConnectError:
-    return ConnectError(connect_code(exc.code()), exc.details() or exc.code().name)
+    details = [ErrorDetail(Any(type_url=d.type_url, value=d.value)) for d in details_of(exc)]
+    return ConnectError(connect_code(exc.code()), exc.details() or exc.code().name, details)
 
 
 def from_refusal(error: APIError) -> ConnectError:

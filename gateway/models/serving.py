@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.deps import Dependencies
+from gateway.fields import MODELS
 from gateway.models.protocol import CatalogModel, CatalogResponse, OpenAIModel, OpenAIModelList
 from gateway.upstream import call_unary
 from upcoach.llm.v1 import model_registry_pb2
@@ -25,5 +26,5 @@ async def openai_model(deps: Dependencies, name: str) -> OpenAIModel:
     reply = await call_unary(
         deps.upstream.registry.GetModel(model_registry_pb2.GetModelRequest(name=name),
                                         timeout=deps.settings.health_timeout_s * 5),
-        renames={"name": "model"})
+        MODELS)
     return OpenAIModel(id=reply.model.name)

@@ -23,7 +23,7 @@ def check_name(field: str, value: str) -> str:
 
 def check_text(field: str, value: str, limit: int) -> str:
     if len(value) > limit:
-        raise InvalidArgument(f"{field}: at most {limit} characters, got {len(value)}")
+        raise InvalidArgument(f"at most {limit} characters, got {len(value)}", field=field)
     return value
 
 
@@ -32,5 +32,6 @@ def request_id_of(value: str) -> str:
     if not value:
         return uuid.uuid4().hex
     if not _REQUEST_ID.match(value):
-        raise InvalidArgument(f"request_id: 1 to {MAX_REQUEST_ID_CHARS} of A-Z a-z 0-9 . _ : -")
+        raise InvalidArgument(f"1 to {MAX_REQUEST_ID_CHARS} of A-Z a-z 0-9 . _ : -",
+                              field="request_id")
     return value

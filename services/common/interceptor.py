@@ -1,6 +1,7 @@
 """The error interceptor: one place that turns exceptions into real gRPC status codes.
 
-- ServiceError subclasses keep their code and message (INVALID_ARGUMENT, NOT_FOUND, ...).
+- ServiceError subclasses keep their code and message (INVALID_ARGUMENT, NOT_FOUND, ...), and
+  their details (the failed field, the retry delay) as google.rpc details.
 - A failed call to another service (grpc.aio.AioRpcError) passes through with its code unchanged,
   so router and gateway callers see the status the engine raised.
 - Request bytes that do not parse as the RPC's message are INVALID_ARGUMENT.
@@ -91,7 +92,9 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple]:
     """Code, message and trailing metadata (status details) of the call's failure."""
     if isinstance(exc, ServiceError):
         message = clip(exc.message)
-        return exc.code, message, status_metadata(exc.code, message, exc.retry_after_s)
+        return exc.code, message, status_metadata(exc.code, message, exc.retry_after_s,
+                                                  field=exc.field,
+                                                  description=clip(exc.description))
     if isinstance(exc, grpc.aio.AioRpcError):
         details = tuple((k, v) for k, v in exc.trailing_metadata() or ()
                         if k.endswith("-bin"))

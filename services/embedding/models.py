@@ -47,10 +47,10 @@ class ModelResolver:
         name = requested.strip() or self._catalog.routing.default_embedding_model
         entry = self._catalog.get(name)
         if entry is None:
-            raise NotFound(f"model {name!r} is not in the model catalog")
+            raise NotFound(f"{name!r} is not in the model catalog", field="model")
         if entry.kind != "embedding":
-            raise InvalidArgument(f"model: {name!r} is a {entry.kind} model, not an embedding "
-                                  "model")
+            raise InvalidArgument(f"{name!r} is a {entry.kind} model, not an embedding model",
+                                  field="model")
         chain = self._catalog.fallback_chain(name)
         served = [self._served[c] for c in chain if c in self._served]
         if not served:

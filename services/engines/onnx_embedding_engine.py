@@ -143,8 +143,8 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
 
     async def embed(self, model: str, texts: list[str]) -> EmbeddingResult:
         if model != self._model_name:
-            raise NotFound(f"model {model!r} is not served by the embedded ONNX engine "
-                           f"(it serves {self._model_name!r})")
+            raise NotFound(f"{model!r} is not served by the embedded ONNX engine "
+                           f"(it serves {self._model_name!r})", field="model")
         if self._session is None or self._tokenizer is None:
             raise Unavailable("the embedded embedding engine is not loaded")
         if not texts:

@@ -35,27 +35,28 @@ class Resolver:
 
     def resolve(self, model: str, backend: str = "") -> Target:
         if not model:
-            raise InvalidArgument("model: required (a chat model from config/models.yaml)")
+            raise InvalidArgument("required (a chat model from config/models.yaml)", field="model")
         entry = self.catalog.get(model)
         if entry is None:
-            raise NotFound(f"model: {model!r} is not in the model catalog")
+            raise NotFound(f"{model!r} is not in the model catalog", field="model")
         if entry.kind != "chat":
-            raise InvalidArgument(f"model: {model!r} is an {entry.kind} model, not a chat model")
+            raise InvalidArgument(f"{model!r} is an {entry.kind} model, not a chat model",
+                                  field="model")
         if backend:
             return self._on(model, backend)
         for config in self.backends.serving(model):
             if config.name in self.engines:
                 return Target(config.name, model, config.engine_model(model),
                               self.engines[config.name])
-        raise NotFound(f"model: {model!r} is not served here: no backend with an engine in this "
-                       "generation service lists it")
+        raise NotFound(f"{model!r} is not served here: no backend with an engine in this "
+                       "generation service lists it", field="model")
 
     def _on(self, model: str, backend: str) -> Target:
         config = self.backends.get(backend)
         if config is None:
-            raise NotFound(f"backend: {backend!r} is not configured")
+            raise NotFound(f"{backend!r} is not configured", field="backend")
         if model not in config.models:
-            raise NotFound(f"backend: {backend!r} does not serve model {model!r}")
+            raise NotFound(f"{backend!r} does not serve model {model!r}", field="backend")
         engine = self.engines.get(backend)
         if engine is None:
             raise Unavailable(f"backend: {backend!r} (type {config.type}) has no engine in this "

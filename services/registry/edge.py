@@ -23,10 +23,10 @@ class EdgeSelection:
 def select_edge_models(catalog: EdgeModelsFile, platform: str, ram_gb: float) -> EdgeSelection:
     """Filters the edge catalog for a device; InvalidArgument names a bad platform or ram_gb."""
     if platform not in PLATFORM_FORMATS:
-        raise InvalidArgument(
-            f"platform: {platform or '(empty)'!s} is not one of {', '.join(PLATFORM_FORMATS)}")
+        raise InvalidArgument(f"{platform or '(empty)'!s} is not one of "
+                              f"{', '.join(PLATFORM_FORMATS)}", field="platform")
     if not 0 < ram_gb <= MAX_RAM_GB:
-        raise InvalidArgument(f"ram_gb: must be in (0, {MAX_RAM_GB:g}], got {ram_gb:g}")
+        raise InvalidArgument(f"must be in (0, {MAX_RAM_GB:g}], got {ram_gb:g}", field="ram_gb")
     usable = PLATFORM_FORMATS[platform]
     fitting = []
     for model in catalog.edge_models:

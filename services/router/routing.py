@@ -29,22 +29,24 @@ def choose_model(policy: RouterPolicy, *, model: str, feature: str, coaching_con
         entry = catalog.get(model)
         if entry is None:
             known = ", ".join(m.name for m in catalog.models if m.kind == "chat")
-            raise NotFound(f"model {model!r} is not in the catalog (chat models: {known})")
+            raise NotFound(f"{model!r} is not in the catalog (chat models: {known})",
+                           field="model")
         if entry.kind != "chat":
             raise InvalidArgument(
-                f"model: {model} is an embedding model; use the embeddings API for it")
+                f"{model} is an embedding model; use the embeddings API for it", field="model")
         return ModelChoice(model, "requested")
     if coaching_context and not feature:
         feature = coaching_feature(policy, coaching_context)
     if feature:
         row = policy.features.features.get(feature)
         if row is None:
-            raise InvalidArgument(f"feature: {feature!r} is not one of "
-                                  f"{', '.join(policy.features.features)}")
+            raise InvalidArgument(f"{feature!r} is not one of "
+                                  f"{', '.join(policy.features.features)}", field="feature")
         entry = catalog.get(row.server_model)
         if entry is None or entry.kind != "chat":
-            raise InvalidArgument(f"feature: {feature} is served by the embedding model "
-                                  f"{row.server_model}; use the content search API for it")
+            raise InvalidArgument(f"{feature} is served by the embedding model "
+                                  f"{row.server_model}; use the content search API for it",
+                                  field="feature")
         source = f"coaching context {coaching_context}" if coaching_context else "feature"
         return ModelChoice(row.server_model, f"{source} → feature {feature}")
     text = last_user_text(messages)
@@ -59,8 +61,8 @@ def coaching_feature(policy: RouterPolicy, context: str) -> str:
     """The feature a coaching context implies; InvalidArgument lists the valid contexts."""
     entry = policy.coaching.contexts.get(context)
     if entry is None:
-        raise InvalidArgument(f"coaching_context: {context!r} is not one of "
-                              f"{', '.join(policy.coaching.contexts)}")
+        raise InvalidArgument(f"{context!r} is not one of "
+                              f"{', '.join(policy.coaching.contexts)}", field="coaching_context")
     return entry.feature
 
 

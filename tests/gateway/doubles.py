@@ -7,10 +7,13 @@ run the real services. The router's reply is driven by the last user message:
 - ``UNAVAILABLE``: UNAVAILABLE before any chunk;
 - ``BUSY``: RESOURCE_EXHAUSTED with a 3 s RetryInfo (every backend busy);
 - ``SLOW``: a chunk every 20 ms for 10 s, recording whether the caller cancelled;
+- ``BAD_FIELD``: INVALID_ARGUMENT whose BadRequest names ``sampling.top_p`` while the message
+  text does not start with it (the field travels as data, never parsed from the text);
 - anything else: ``echo: <text>`` word by word.
 
 ``Route`` answers the decision, or UNAVAILABLE while ``switches.route_unavailable`` is set (as the
-real router does when no backend serves the model's fallback chain).
+real router does when no backend serves the model's fallback chain). Errors about one request
+field carry a google.rpc.BadRequest naming it, as the real services' errors do.
 """
 
 from __future__ import annotations
@@ -55,20 +58,30 @@ class Switches:
     route_unavailable: bool = False
 
 
+async def _bad_field(context: grpc.aio.ServicerContext, code: grpc.StatusCode, field: str,
+                     message: str) -> None:
+    """Aborts as the real services do for a bad field: the message, and a BadRequest naming it."""
+    await context.abort(code, message, trailing_metadata=status_metadata(
+        code, message, field=field, description=message.removeprefix(f"{field}: ")))
+
+
 async def _route(request, context: grpc.aio.ServicerContext
                  ) -> router_pb2.RouteDecision:
     """The route, or an abort with the status the real router gives for a bad request."""
     if request.model and request.model not in CHAT_MODELS:
-        await context.abort(grpc.StatusCode.NOT_FOUND,
-                            f"model {request.model!r} is not in the catalog")
+        await _bad_field(context, grpc.StatusCode.NOT_FOUND, "model",
+                         f"model {request.model!r} is not in the catalog")
     if request.coaching_context and request.coaching_context not in CONTEXTS:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                            f"coaching_context: {request.coaching_context!r} is not one of "
-                            f"{', '.join(CONTEXTS)}")
+        await _bad_field(context, grpc.StatusCode.INVALID_ARGUMENT, "coaching_context",
+                         f"coaching_context: {request.coaching_context!r} is not one of "
+                         f"{', '.join(CONTEXTS)}")
     if request.sampling.HasField("max_tokens") and request.sampling.max_tokens > 4096:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                            f"sampling.max_tokens: {request.sampling.max_tokens} is above the "
-                            "limit of 4096")
+        await _bad_field(context, grpc.StatusCode.INVALID_ARGUMENT, "sampling.max_tokens",
+                         f"sampling.max_tokens: {request.sampling.max_tokens} is above the "
+                         "limit of 4096")
+    if request.messages and request.messages[-1].content == "BAD_FIELD":
+        await _bad_field(context, grpc.StatusCode.INVALID_ARGUMENT, "sampling.top_p",
+                         "this model cannot sample with that nucleus")
     return router_pb2.RouteDecision(requested_model=request.model or "mistral", model=SERVED,
                                     backend="embedded", reason="double")
 
@@ -172,10 +185,11 @@ class EmbeddingDouble(embedding_pb2_grpc.EmbeddingServiceServicer):
     async def Embed(self, request, context):
         self.calls.embed.append(request)
         if not request.texts:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "texts: at least one text")
+            await _bad_field(context, grpc.StatusCode.INVALID_ARGUMENT, "texts",
+                             "texts: at least one text")
         if request.model and request.model not in ("nomic-embed-text", "all-minilm-l6-v2"):
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"model {request.model!r} is not in the catalog")
+            await _bad_field(context, grpc.StatusCode.NOT_FOUND, "model",
+                             f"model {request.model!r} is not in the catalog")
         vectors = [embedding_pb2.Embedding(values=[float(len(t)), 0.5, -0.25, 1.0])
                    for t in request.texts]
         return embedding_pb2.EmbedResponse(model="all-minilm-l6-v2", embeddings=vectors,
@@ -201,13 +215,14 @@ class RegistryDouble(model_registry_pb2_grpc.ModelRegistryServiceServicer):
 
     async def GetModel(self, request, context):
         if request.name != "mistral":
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"model {request.name!r} is not in the catalog")
+            await _bad_field(context, grpc.StatusCode.NOT_FOUND, "name",
+                             f"name: {request.name!r} is not in the catalog")
         return model_registry_pb2.GetModelResponse(model=model_registry_pb2.Model(name="mistral"))
 
     async def ListEdgeModels(self, request, context):
         if request.platform == model_registry_pb2.PLATFORM_UNSPECIFIED:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "platform: required")
+            await _bad_field(context, grpc.StatusCode.INVALID_ARGUMENT, "platform",
+                             "platform: required")
         return model_registry_pb2.ListEdgeModelsResponse(
             models=[model_registry_pb2.EdgeModel(id="smollm-360m", name="SmolLM 360M")],
             default_model_id="smollm-360m")

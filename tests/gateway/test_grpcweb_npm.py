@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from google.rpc import error_details_pb2
 
 from tests.gateway import npm_client
 from tests.gateway.conftest import RunningGateway
@@ -33,3 +36,13 @@ async def test_status_codes_reach_the_npm_client(gateway) -> None:
     assert (refused.code, refused.last["error"]["code"]) == (3, "Unauthenticated")
     assert (unknown.code, unknown.last["error"]["code"]) == (3, "NotFound")
     assert "gpt-9" in unknown.last["error"]["message"]
+
+
+async def test_the_failed_field_reaches_the_npm_client_as_a_bad_request(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    run = await npm_client.chat_stream(gw.url, "hi", "--context", "taxes")
+    assert (run.code, run.last["error"]["code"]) == (3, "InvalidArgument"), run.stderr
+    [detail] = run.last["error"]["details"]
+    assert detail["type"] == "google.rpc.BadRequest"
+    request = error_details_pb2.BadRequest.FromString(base64.b64decode(detail["value"]))
+    assert request.field_violations[0].field == "coaching_context"

@@ -7,6 +7,7 @@ import time
 import grpc
 import pytest
 
+from services.common.errors import field_of
 from tests.support.logs import log_lines
 from upcoach.llm.v1 import common_pb2, router_pb2, router_pb2_grpc
 
@@ -89,6 +90,18 @@ def test_bad_input_keeps_its_status_through_the_router(router, request_, code, n
         list(router.ChatStream(request_, timeout=30))
     assert caught.value.code() == code
     assert names in caught.value.details()
+
+
+@pytest.mark.parametrize(("request_", "field"), [
+    (chat(""), "messages[0].content"),
+    (chat("hi", coaching_context="astrology"), "coaching_context"),
+    (chat("hi", sampling=common_pb2.SamplingParams(max_tokens=4000)), "sampling.max_tokens"),
+])
+def test_the_failed_field_arrives_as_a_bad_request(router, request_, field) -> None:
+    """Raised by the router, or by generation's engine and passed through the router."""
+    with pytest.raises(grpc.RpcError) as caught:
+        list(router.ChatStream(request_, timeout=30))
+    assert field_of(caught.value) == field
 
 
 def test_cancelling_the_router_stream_stops_the_engine(stack, router) -> None:

@@ -3,7 +3,8 @@
 //
 //   tsx chat_stream.ts <base-url> <prompt> [--context <coaching context>] [--model <m>] [--key <k>]
 //
-// Exit 0 with {"summary": ...} last; on an RPC error, {"error": {"code", "message"}} and exit 3.
+// Exit 0 with {"summary": ...} last; on an RPC error, {"error": {"code", "message", "details"}}
+// and exit 3, each detail as {"type", "value"} (the google.rpc message, base64).
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { Role } from "../../../build/ts/upcoach/llm/v1/common_pb.js";
@@ -42,7 +43,13 @@ try {
   }
 } catch (err) {
   const error = ConnectError.from(err);
-  console.log(JSON.stringify({ error: { code: Code[error.code], message: error.rawMessage } }));
+  const details = error.details.map((d) =>
+    "type" in d
+      ? { type: d.type, value: Buffer.from(d.value).toString("base64") }
+      : { type: d.desc.typeName },
+  );
+  const message = error.rawMessage;
+  console.log(JSON.stringify({ error: { code: Code[error.code], message, details } }));
   process.exit(3);
 }
 console.log(JSON.stringify({ summary: { messages, text, model, finishReason } }));

@@ -25,8 +25,9 @@ def test_explicit_model_wins(policy: RouterPolicy) -> None:
 
 
 def test_unknown_model_is_not_found_and_named(policy: RouterPolicy) -> None:
-    with pytest.raises(NotFound, match="model 'gpt-9' is not in the catalog"):
+    with pytest.raises(NotFound, match="^model: 'gpt-9' is not in the catalog") as caught:
         choose(policy, model="gpt-9")
+    assert caught.value.field == "model"
 
 
 def test_embedding_model_is_not_a_chat_model(policy: RouterPolicy) -> None:
