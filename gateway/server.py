@@ -34,6 +34,7 @@ def uvicorn_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
         lifespan="on", access_log=False, log_config=None,
         timeout_graceful_shutdown=settings.grace_seconds,  # type: ignore[arg-type]
         limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keepalive_timeout_s,  # type: ignore[arg-type]
         ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies), server_header=False)

@@ -16,6 +16,7 @@ from services.common.config import env_bool, env_float, env_int, env_list, env_s
 from services.common.errors import ConfigError
 from services.common.internal_auth import InternalAuth
 from services.common.logging import parse_level
+from services.common.topology import EMBEDDING, GATEWAY, GENERATION, MODEL_REGISTRY, ROUTER, Service
 
 DEV_KEYS = frozenset({"dev-key-local-only", "changeme", "change-me", "secret", "test"})
 
@@ -63,6 +64,7 @@ class GatewaySettings:
     cache_shared_features: frozenset[str]  # features whose cached replies all keys share
     header_timeout_s: float
     body_idle_timeout_s: float
+    keepalive_timeout_s: float
     max_connections: int
     trusted_proxies: tuple[str, ...]
     grace_seconds: float
@@ -97,7 +99,7 @@ class GatewaySettings:
         cert, key = _tls_files(tls_enabled)
         settings = cls(
             host=env_str("GATEWAY_HOST", "0.0.0.0"),
-            port=env_int("GATEWAY_PORT", 3100, minimum=1, maximum=65535),
+            port=env_int(GATEWAY.port_env, GATEWAY.port, minimum=1, maximum=65535),
             environment=environment,
             api_keys=api_keys,
             rate_limit_rpm=env_int("RATE_LIMIT_RPM", 120, minimum=0),
@@ -117,15 +119,16 @@ class GatewaySettings:
             cache_shared_features=frozenset(env_list("CACHE_SHARED_FEATURES")),
             header_timeout_s=env_float("GATEWAY_HEADER_TIMEOUT_S", 10.0, minimum=0.1),
             body_idle_timeout_s=env_float("GATEWAY_BODY_IDLE_TIMEOUT_S", 30.0, minimum=0.1),
+            keepalive_timeout_s=env_float("GATEWAY_KEEPALIVE_TIMEOUT_S", 30.0, minimum=0.1),
             max_connections=env_int("GATEWAY_MAX_CONNECTIONS", 1000, minimum=1),
             trusted_proxies=_trusted_proxies(),
             grace_seconds=env_float("GATEWAY_GRACE_SECONDS", 30.0, minimum=0.1),
             internal_auth=InternalAuth.from_env(),
             upstreams=Upstreams(
-                router=_address("ROUTER_ADDR", "ROUTER_PORT", 50054),
-                embedding=_address("EMBEDDING_ADDR", "EMBEDDING_PORT", 50052),
-                registry=_address("MODEL_REGISTRY_ADDR", "MODEL_REGISTRY_PORT", 50053),
-                generation=_address("GENERATION_ADDR", "GENERATION_PORT", 50051),
+                router=_address(ROUTER),
+                embedding=_address(EMBEDDING),
+                registry=_address(MODEL_REGISTRY),
+                generation=_address(GENERATION),
             ),
             upstream_timeout_s=env_float("UPSTREAM_TIMEOUT_S", 300.0, minimum=0.1),
             health_timeout_s=env_float("HEALTH_TIMEOUT_S", 1.0, minimum=0.05),
@@ -196,11 +199,13 @@ def _admin_key(environment: str, api_keys: tuple[str, ...]) -> str | None:
     return key
 
 
-def _address(addr_var: str, port_var: str, default_port: int) -> str:
+def _address(service: Service) -> str:
+    """<NAME>_ADDR, else 127.0.0.1 on <NAME>_PORT (default: the topology's port)."""
+    addr_var = service.addr_env
     value = os.environ.get(addr_var, "").strip()
     if value:
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ConfigError(f"{addr_var}: {value!r} is not host:port")
         return value
-    return f"127.0.0.1:{env_int(port_var, default_port, minimum=1, maximum=65535)}"
+    return f"127.0.0.1:{env_int(service.port_env, service.port, minimum=1, maximum=65535)}"

@@ -8,7 +8,7 @@ requests through as protobuf messages, so the REST layer and the grpc-web proxy 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -19,6 +19,7 @@ from gateway.errors import from_grpc
 from gateway.settings import Upstreams
 from services.common.channels import aio_channel, authed
 from services.common.internal_auth import InternalAuth
+from services.common.topology import EMBEDDING, GENERATION, MODEL_REGISTRY, ROUTER
 from upcoach.llm.v1 import (
     embedding_pb2_grpc,
     model_registry_pb2_grpc,
@@ -41,16 +42,17 @@ class Upstream:
     @classmethod
     def connect(cls, addresses: Upstreams, auth: InternalAuth) -> Upstream:
         """Opens the channels (lazily: nothing is dialled until the first call)."""
-        by_name = {"router": addresses.router, "generation": addresses.generation,
-                   "embedding": addresses.embedding, "model-registry": addresses.registry}
+        by_name = {ROUTER.name: addresses.router, GENERATION.name: addresses.generation,
+                   EMBEDDING.name: addresses.embedding, MODEL_REGISTRY.name: addresses.registry}
         channels = {name: aio_channel(address, auth) for name, address in by_name.items()}
         return cls(
             addresses=addresses,
             channels=channels,
-            router=authed(router_pb2_grpc.RouterServiceStub(channels["router"]), auth),
-            embedding=authed(embedding_pb2_grpc.EmbeddingServiceStub(channels["embedding"]), auth),
+            router=authed(router_pb2_grpc.RouterServiceStub(channels[ROUTER.name]), auth),
+            embedding=authed(embedding_pb2_grpc.EmbeddingServiceStub(channels[EMBEDDING.name]),
+                             auth),
             registry=authed(model_registry_pb2_grpc.ModelRegistryServiceStub(
-                channels["model-registry"]), auth),
+                channels[MODEL_REGISTRY.name]), auth),
         )
 
     async def health(self, name: str, timeout: float) -> tuple[bool, str]:
@@ -68,9 +70,10 @@ class Upstream:
             await channel.close()
 
 
-async def call_unary(call: Awaitable[T], renames: Mapping[str, str] | None = None) -> T:
-    """Awaits a unary gRPC call; a failure becomes the APIError of its status code."""
+async def call_unary(call: Awaitable[T], family: str | None = None) -> T:
+    """Awaits a unary gRPC call; a failure becomes the APIError of its status code, naming
+    the failed field as the REST operation family (gateway.fields) spells it."""
     try:
         return await call
     except grpc.aio.AioRpcError as exc:
-        raise from_grpc(exc, renames) from None
+        raise from_grpc(exc, family) from None

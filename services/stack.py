@@ -32,6 +32,7 @@ from services.common.channels import authed
 from services.common.config import REPO_ROOT
 from services.common.health_probe import check
 from services.common.internal_auth import InternalAuth, tls_from_env
+from services.common.topology import GENERATION, SERVICES, Service
 
 TOKEN_FILE = REPO_ROOT / "build" / "run" / "internal-tokens.env"
 
@@ -59,13 +60,18 @@ def free_port() -> int:
 
 @dataclass
 class ProcessSpec:
-    """One service process: its module, port variable and port."""
+    """One service process of the topology, on a port."""
 
-    name: str
-    module: str
-    port_env: str
+    service: Service
     port: int
-    http: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    @property
+    def http(self) -> bool:
+        return not self.service.grpc
 
     @property
     def address(self) -> str:
@@ -73,31 +79,17 @@ class ProcessSpec:
 
 
 def default_specs(ports: dict[str, int] | None = None) -> list[ProcessSpec]:
-    """The stack's processes in start order, on the default ports unless given."""
+    """The stack's processes in start order, on the default ports unless given; the gateway
+    only where its package is there."""
     ports = ports or {}
-    specs = [
-        ProcessSpec("generation", "services.generation", "GENERATION_PORT",
-                    ports.get("generation", 50051)),
-        ProcessSpec("embedding", "services.embedding", "EMBEDDING_PORT",
-                    ports.get("embedding", 50052)),
-        ProcessSpec("model-registry", "services.registry", "MODEL_REGISTRY_PORT",
-                    ports.get("model-registry", 50053)),
-        ProcessSpec("router", "services.router", "ROUTER_PORT", ports.get("router", 50054)),
-    ]
-    if importlib.util.find_spec("gateway.__main__") is not None:
-        specs.append(ProcessSpec("gateway", "gateway", "GATEWAY_PORT",
-                                 ports.get("gateway", 3100), http=True))
-    return specs
+    return [ProcessSpec(s, ports.get(s.name, s.port)) for s in SERVICES
+            if s.grpc or importlib.util.find_spec(f"{s.module}.__main__") is not None]
 
 
 def wiring_env(specs: list[ProcessSpec]) -> dict[str, str]:
     """The variables that tell each process its own port and where the others listen."""
-    env = {spec.port_env: str(spec.port) for spec in specs}
-    addresses = {"generation": "GENERATION_ADDR", "embedding": "EMBEDDING_ADDR",
-                 "model-registry": "MODEL_REGISTRY_ADDR", "router": "ROUTER_ADDR"}
-    for spec in specs:
-        if spec.name in addresses:
-            env[addresses[spec.name]] = spec.address
+    env = {spec.service.port_env: str(spec.port) for spec in specs}
+    env.update({spec.service.addr_env: spec.address for spec in specs if spec.service.grpc})
     return env
 
 
@@ -137,7 +129,7 @@ class Stack:
             if self.log_dir:
                 out = open(os.path.join(self.log_dir, f"{spec.name}.log"), "ab")  # noqa: SIM115
             self.processes[spec.name] = subprocess.Popen(
-                [sys.executable, "-m", spec.module], env=env, stdout=out, stderr=out)
+                [sys.executable, "-m", spec.service.module], env=env, stdout=out, stderr=out)
 
     def spec(self, name: str) -> ProcessSpec:
         return next(s for s in self.specs if s.name == name)
@@ -146,7 +138,7 @@ class Stack:
         if spec.http:
             try:
                 # A stack without generation cannot chat: its gateway is up once it is alive.
-                path = "/readyz" if "generation" in self.processes else "/livez"
+                path = "/readyz" if GENERATION.name in self.processes else "/livez"
                 return httpx.get(f"http://{spec.address}{path}", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
@@ -206,8 +198,8 @@ def write_tokens(env: dict[str, str]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="Start the UpCoach LLM stack (each service a separate process) on the "
-                    "embedded engines. Ports come from GENERATION_PORT, EMBEDDING_PORT, "
-                    "MODEL_REGISTRY_PORT, ROUTER_PORT and GATEWAY_PORT.")
+                    "embedded engines. Ports come from "
+                    + ", ".join(s.port_env for s in SERVICES) + ".")
     parser.add_argument("--only", help="comma-separated services to start (default: all)")
     parser.add_argument("--no-gateway", action="store_true", help="do not start the gateway")
     parser.add_argument("--timeout", type=float, default=180.0,
@@ -216,7 +208,7 @@ def main() -> None:
 
     ports = {}
     for spec in default_specs():
-        value = os.environ.get(spec.port_env)
+        value = os.environ.get(spec.service.port_env)
         if value:
             ports[spec.name] = int(value)
     specs = default_specs(ports)

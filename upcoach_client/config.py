@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from services.common.config import env_float, env_str
+from services.common.topology import EMBEDDING, MODEL_REGISTRY, ROUTER
 
 
 @dataclass(frozen=True)
 class ServerAddresses:
     """host:port of each service, the default deadline of a call in seconds, and the tokens."""
 
-    router: str = "127.0.0.1:50054"
-    embedding: str = "127.0.0.1:50052"
-    registry: str = "127.0.0.1:50053"
+    router: str = ROUTER.local_address
+    embedding: str = EMBEDDING.local_address
+    registry: str = MODEL_REGISTRY.local_address
     timeout: float = 120.0
     token: str | None = None
     admin_token: str | None = None
@@ -28,9 +29,9 @@ class ServerAddresses:
     def from_env(cls) -> ServerAddresses:
         """ROUTER_ADDR, EMBEDDING_ADDR, MODEL_REGISTRY_ADDR, UPCOACH_CLIENT_TIMEOUT,
         INTERNAL_TOKEN, INTERNAL_ADMIN_TOKEN."""
-        return cls(router=env_str("ROUTER_ADDR", cls.router),
-                   embedding=env_str("EMBEDDING_ADDR", cls.embedding),
-                   registry=env_str("MODEL_REGISTRY_ADDR", cls.registry),
+        return cls(router=env_str(ROUTER.addr_env, cls.router),
+                   embedding=env_str(EMBEDDING.addr_env, cls.embedding),
+                   registry=env_str(MODEL_REGISTRY.addr_env, cls.registry),
                    timeout=env_float("UPCOACH_CLIENT_TIMEOUT", cls.timeout, minimum=0.1),
                    token=env_str("INTERNAL_TOKEN", "") or None,
                    admin_token=env_str("INTERNAL_ADMIN_TOKEN", "") or None)

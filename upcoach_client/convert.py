@@ -9,8 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.common.chat import ROLE_VALUES, Message
-from services.router.hybrid import MODES
+from services.common.chat import Message
+from services.common.names import (
+    BACKEND_TYPE_NAMES,
+    FINISH_REASON_NAMES,
+    INFERENCE_MODE_VALUES,
+    INFERENCE_MODES,
+    INFERENCE_TARGET_NAMES,
+    MODEL_KIND_NAMES,
+    MODEL_KIND_VALUES,
+    PLATFORM_VALUES,
+    ROLE_VALUES,
+)
 from upcoach.llm.v1 import (
     common_pb2,
     embedding_pb2,
@@ -34,21 +44,6 @@ from upcoach_client.types import (
     SearchHit,
     Usage,
 )
-
-FINISH = {common_pb2.FINISH_REASON_STOP: "stop", common_pb2.FINISH_REASON_LENGTH: "length"}
-MODE_VALUES = {"serverOnly": router_pb2.INFERENCE_MODE_SERVER_ONLY,
-               "onDeviceOnly": router_pb2.INFERENCE_MODE_ON_DEVICE_ONLY,
-               "onDevicePreferred": router_pb2.INFERENCE_MODE_ON_DEVICE_PREFERRED,
-               "serverPreferred": router_pb2.INFERENCE_MODE_SERVER_PREFERRED,
-               "auto": router_pb2.INFERENCE_MODE_AUTO}
-KIND_VALUES = {"chat": model_registry_pb2.MODEL_KIND_CHAT,
-               "embedding": model_registry_pb2.MODEL_KIND_EMBEDDING}
-KIND_NAMES = {v: k for k, v in KIND_VALUES.items()}
-PLATFORM_VALUES = {"ios": model_registry_pb2.PLATFORM_IOS,
-                   "android": model_registry_pb2.PLATFORM_ANDROID}
-BACKEND_TYPE_NAMES = {common_pb2.BACKEND_TYPE_EMBEDDED: "embedded",
-                      common_pb2.BACKEND_TYPE_OLLAMA: "ollama",
-                      common_pb2.BACKEND_TYPE_OPENAI: "openai"}
 
 
 def as_messages(messages: Iterable[MessageLike]) -> list[Message]:
@@ -108,16 +103,16 @@ def route(proto: router_pb2.RouteDecision) -> Route:
 def chunk(proto: router_pb2.ChatStreamResponse) -> ChatChunk:
     last = proto.finish_reason != common_pb2.FINISH_REASON_UNSPECIFIED
     return ChatChunk(text=proto.text, route=route(proto.route) if proto.HasField("route") else None,
-                     finish_reason=FINISH.get(proto.finish_reason) if last else None,
+                     finish_reason=FINISH_REASON_NAMES.get(proto.finish_reason) if last else None,
                      usage=usage(proto.usage) if last else None)
 
 
 def decide_request(mode: str, prompt: str, server_available: bool, on_device_available: bool,
                    max_prompt_length: int | None) -> router_pb2.DecideInferenceRequest:
-    if mode not in MODE_VALUES:
-        raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+    if mode not in INFERENCE_MODE_VALUES:
+        raise ValueError(f"mode: {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
     request = router_pb2.DecideInferenceRequest(
-        mode=MODE_VALUES[mode], prompt=prompt, server_available=server_available,
+        mode=INFERENCE_MODE_VALUES[mode], prompt=prompt, server_available=server_available,
         on_device_available=on_device_available)
     if max_prompt_length is not None:
         request.on_device_max_prompt_length = max_prompt_length
@@ -125,7 +120,7 @@ def decide_request(mode: str, prompt: str, server_available: bool, on_device_ava
 
 
 def decision(proto: router_pb2.DecideInferenceResponse) -> Decision:
-    target = "on_device" if proto.target == router_pb2.INFERENCE_TARGET_ON_DEVICE else "server"
+    target = INFERENCE_TARGET_NAMES.get(proto.target, "server")
     return Decision(target=target, reason=proto.reason, simple_query=proto.simple_query)
 
 
@@ -151,14 +146,14 @@ def hits(proto: embedding_pb2.SearchContentResponse) -> list[SearchHit]:
 
 
 def list_models_request(kind: str | None) -> model_registry_pb2.ListModelsRequest:
-    if kind is not None and kind not in KIND_VALUES:
+    if kind is not None and kind not in MODEL_KIND_VALUES:
         raise ValueError(f"kind: {kind!r} is not chat or embedding")
-    return model_registry_pb2.ListModelsRequest(kind=KIND_VALUES.get(kind or "", 0))
+    return model_registry_pb2.ListModelsRequest(kind=MODEL_KIND_VALUES.get(kind or "", 0))
 
 
 def model(proto: model_registry_pb2.Model) -> ModelInfo:
     return ModelInfo(
-        name=proto.name, description=proto.description, kind=KIND_NAMES.get(proto.kind, ""),
+        name=proto.name, description=proto.description, kind=MODEL_KIND_NAMES.get(proto.kind, ""),
         required=proto.required, size_bytes=proto.size_bytes, served=proto.served,
         use_cases=tuple(proto.use_cases),
         availability=tuple(Availability(a.backend, BACKEND_TYPE_NAMES.get(a.type, "unknown"),

@@ -19,7 +19,8 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from services.common.config import load_config_file
-from services.router.hybrid import MODES, InferenceDecision, decide
+from services.common.names import INFERENCE_MODES
+from services.router.hybrid import InferenceDecision, decide
 from services.router.policy import HybridFile
 from upcoach_client import convert
 from upcoach_client.aio import AsyncUpcoachClient, collect
@@ -34,8 +35,8 @@ class AsyncHybridClient:
     def __init__(self, server: AsyncUpcoachClient, mode: str = "auto", *,
                  on_device: OnDeviceModel | None = None, policy: HybridFile | None = None,
                  max_prompt_length: int | None = None, offline_recheck_s: float = 5.0) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode: {mode!r} is not one of {', '.join(MODES)}")
+        if mode not in INFERENCE_MODES:
+            raise ValueError(f"mode: {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
         self.server = server
         self.mode = mode
         self.on_device = on_device or OnDeviceModel()

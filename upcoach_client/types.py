@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from services.common.chat import Message
+from services.common.names import InferenceTargetName
 
 Source = Literal["server", "on_device"]
 MessageLike = Message | Mapping[str, str] | tuple[str, str]
@@ -63,7 +64,7 @@ class ChatReply:
 class Decision:
     """Where a prompt should run (the router's DecideInference)."""
 
-    target: Literal["on_device", "server"]
+    target: InferenceTargetName
     reason: str
     simple_query: bool
 

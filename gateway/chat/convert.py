@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.chat.protocol import ChatCompletionRequest
+from services.common.names import ROLE_VALUES
 from upcoach.llm.v1 import common_pb2
-
-_ROLES = {"system": common_pb2.ROLE_SYSTEM, "user": common_pb2.ROLE_USER,
-          "assistant": common_pb2.ROLE_ASSISTANT}
 
 
 def messages(request: ChatCompletionRequest) -> list[common_pb2.ChatMessage]:
-    return [common_pb2.ChatMessage(role=_ROLES[m.role_name()], content=m.text())
+    return [common_pb2.ChatMessage(role=ROLE_VALUES[m.role_name()], content=m.text())
             for m in request.messages]
 
 

@@ -24,6 +24,7 @@ from services.common.limits import (
     MAX_STOP_LENGTH,
     MAX_STOP_SEQUENCES,
 )
+from services.common.names import FinishReasonName
 
 RoleName = Literal["system", "developer", "user", "assistant"]
 PartText = described(MAX_PROMPT_CHARS)
@@ -158,7 +159,7 @@ class ChatMessageOut(BaseModel):
 class Choice(BaseModel):
     index: int = 0
     message: ChatMessageOut
-    finish_reason: Literal["stop", "length"] | None
+    finish_reason: FinishReasonName | None
     logprobs: None = None
 
 
@@ -181,7 +182,7 @@ class Delta(BaseModel):
 class ChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
-    finish_reason: Literal["stop", "length"] | None = None
+    finish_reason: FinishReasonName | None = None
 
 
 class ChatCompletionChunk(BaseModel):

@@ -14,7 +14,6 @@ from gateway.http.jsonbody import dumps
 from upcoach.llm.v1 import common_pb2
 
 DONE = b"data: [DONE]\n\n"
-FINISH = {common_pb2.FINISH_REASON_STOP: "stop", common_pb2.FINISH_REASON_LENGTH: "length"}
 _WORDS = re.compile(r"\S+\s*|\s+")
 
 

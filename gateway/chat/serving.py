@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 import grpc
 from starlette.background import BackgroundTask
@@ -23,11 +23,13 @@ from gateway.chat import convert, render
 from gateway.chat.protocol import ChatCompletionRequest
 from gateway.deps import Dependencies
 from gateway.errors import APIError, from_grpc
+from gateway.fields import CHAT
 from gateway.http.access import MODEL_KEY, REQUEST_ID_KEY, TENANT_KEY
 from gateway.store.cache import CachedReply
 from gateway.store.link import RedisDown
 from gateway.upstream import call_unary
 from services.common.logging import get_logger
+from services.common.names import FINISH_REASON_NAMES
 from upcoach.llm.v1 import router_pb2
 
 log = get_logger(__name__)
@@ -41,8 +43,7 @@ class ChatServing:
         self._deps = deps
 
     async def create(self, request: Request, body: ChatCompletionRequest, *,
-                     coaching_context: str = "", renames: Mapping[str, str] | None = None,
-                     extra: dict[str, str] | None = None) -> Response:
+                     coaching_context: str = "", extra: dict[str, str] | None = None) -> Response:
         started = time.perf_counter()
         deps = self._deps
         cid = render.completion_id()
@@ -63,13 +64,12 @@ class ChatServing:
                   "feature": body.feature or "", "coaching_context": coaching_context,
                   "messages": convert.messages(body), "sampling": convert.sampling(body)}
         if body.stream:
-            return await self._stream(request, body, fields, cid, headers, cache_key, started,
-                                      renames)
+            return await self._stream(request, body, fields, cid, headers, cache_key, started)
         reply = await call_unary(deps.upstream.router.Chat(
-            router_pb2.ChatRequest(**fields), timeout=deps.settings.upstream_timeout_s), renames)
+            router_pb2.ChatRequest(**fields), timeout=deps.settings.upstream_timeout_s), CHAT)
         model = reply.route.model
         request.scope["state"][MODEL_KEY] = model
-        finish = render.FINISH.get(reply.finish_reason)
+        finish = FINISH_REASON_NAMES.get(reply.finish_reason)
         deps.metrics.tokens(model, reply.usage.completion_tokens)
         store = None
         if cache_key and finish:
@@ -85,14 +85,14 @@ class ChatServing:
 
     async def _stream(self, request: Request, body: ChatCompletionRequest, fields: dict,
                       cid: str, headers: dict[str, str], cache_key: str | None,
-                      started: float, renames: Mapping[str, str] | None) -> Response:
+                      started: float) -> Response:
         deps = self._deps
         call = deps.upstream.router.ChatStream(router_pb2.ChatStreamRequest(**fields),
                                                timeout=deps.settings.upstream_timeout_s)
         try:
             first = await call.read()
         except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, renames) from None
+            raise from_grpc(exc, CHAT) from None
         except asyncio.CancelledError:
             call.cancel()
             raise
@@ -102,14 +102,13 @@ class ChatServing:
         model = first.route.model or body.model or ""
         request.scope["state"][MODEL_KEY] = model
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = self._events(call, first, model, cid, include_usage, cache_key, started,
-                              renames)
+        events = self._events(call, first, model, cid, include_usage, cache_key, started)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={**headers, **SSE_HEADERS})
 
     async def _events(self, call: grpc.aio.UnaryStreamCall, first: router_pb2.ChatStreamResponse,
                       model: str, cid: str, include_usage: bool, cache_key: str | None,
-                      started: float, renames: Mapping[str, str] | None) -> AsyncIterator[bytes]:
+                      started: float) -> AsyncIterator[bytes]:
         metrics = self._deps.metrics
         streams = self._deps.streams
         writer = render.ChunkWriter(cid, model)
@@ -128,7 +127,7 @@ class ChatServing:
                     yield writer.text(message.text)
                 if message.finish_reason:
                     finished = True
-                    reason = render.FINISH.get(message.finish_reason, "stop")
+                    reason = FINISH_REASON_NAMES.get(message.finish_reason, "stop")
                     use = render.usage(message.usage.prompt_tokens,
                                        message.usage.completion_tokens)
                     metrics.tokens(model, message.usage.completion_tokens)
@@ -145,7 +144,7 @@ class ChatServing:
         except grpc.aio.AioRpcError as exc:
             reply = None
             metrics.error()
-            yield render.event(from_grpc(exc, renames).body())
+            yield render.event(from_grpc(exc, CHAT).body())
         except APIError as exc:
             reply = None
             metrics.error()

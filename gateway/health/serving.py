@@ -10,9 +10,10 @@ import grpc
 from gateway.deps import Dependencies
 from gateway.health.protocol import HealthResponse
 from gateway.health.readiness import Verdict, route_probe, verdict
+from services.common.topology import GRPC_SERVICES
 from upcoach.llm.v1 import router_pb2
 
-SERVICES = ("router", "generation", "embedding", "model-registry")
+SERVICES = tuple(s.name for s in GRPC_SERVICES)
 
 
 def iso_now() -> str:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.http.text import text
 from services.common.limits import INT32_MAX, MAX_PROMPT_CHARS, MAX_RAM_GB
+from services.common.names import InferenceModeName, InferenceTargetName, PlatformName
 
-InferenceMode = Literal["serverOnly", "onDeviceOnly", "onDevicePreferred", "serverPreferred",
-                        "auto"]
 Prompt = text(MAX_PROMPT_CHARS)
 
 
@@ -19,7 +16,7 @@ class EdgeQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    platform: Literal["ios", "android"]
+    platform: PlatformName
     ram_gb: float = Field(gt=0, le=MAX_RAM_GB, allow_inf_nan=False,
                           description="device RAM in GB")
 
@@ -63,7 +60,7 @@ class DecideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"mode": "auto", "prompt": "Quick tip for focus?", "on_device_available": True}]})
 
-    mode: InferenceMode = "auto"
+    mode: InferenceModeName = "auto"
     prompt: Prompt
     server_available: bool = Field(
         default=True, description="whether the app can reach the server (it just did)")
@@ -78,7 +75,7 @@ class DecideRequest(BaseModel):
 class DecideResponse(BaseModel):
     """Where to run the prompt, and why."""
 
-    target: Literal["on_device", "server"]
+    target: InferenceTargetName
     use_on_device: bool
     reason: str
     simple_query: bool

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from gateway.deps import Dependencies
 from gateway.ondevice.protocol import (
     DecideRequest,
@@ -14,15 +12,13 @@ from gateway.ondevice.protocol import (
     EdgeQuery,
 )
 from gateway.upstream import call_unary
+from services.common.names import INFERENCE_MODE_VALUES, INFERENCE_TARGET_NAMES, PLATFORM_VALUES
 from upcoach.llm.v1 import model_registry_pb2, router_pb2
-
-PLATFORMS = {"ios": model_registry_pb2.PLATFORM_IOS,
-             "android": model_registry_pb2.PLATFORM_ANDROID}
 
 
 async def edge_models(deps: Dependencies, query: EdgeQuery) -> EdgeModelsResponse:
     reply = await call_unary(deps.upstream.registry.ListEdgeModels(
-        model_registry_pb2.ListEdgeModelsRequest(platform=PLATFORMS[query.platform],
+        model_registry_pb2.ListEdgeModelsRequest(platform=PLATFORM_VALUES[query.platform],
                                                  ram_gb=query.ram_gb),
         timeout=deps.settings.upstream_timeout_s))
     return EdgeModelsResponse(
@@ -37,20 +33,14 @@ async def edge_models(deps: Dependencies, query: EdgeQuery) -> EdgeModelsRespons
                      for f in m.formats]) for m in reply.models])
 
 
-def mode_value(mode: str) -> int:
-    """serverOnly -> INFERENCE_MODE_SERVER_ONLY (the proto names the guide's modes)."""
-    return router_pb2.InferenceMode.Value(
-        "INFERENCE_MODE_" + re.sub(r"(?<!^)(?=[A-Z])", "_", mode).upper())
-
-
 async def decide(deps: Dependencies, body: DecideRequest) -> DecideResponse:
     request = router_pb2.DecideInferenceRequest(
-        mode=mode_value(body.mode), prompt=body.prompt, server_available=body.server_available,
-        on_device_available=body.on_device_available)
+        mode=INFERENCE_MODE_VALUES[body.mode], prompt=body.prompt,
+        server_available=body.server_available, on_device_available=body.on_device_available)
     if body.on_device_max_prompt_length is not None:
         request.on_device_max_prompt_length = body.on_device_max_prompt_length
     reply = await call_unary(deps.upstream.router.DecideInference(
         request, timeout=deps.settings.upstream_timeout_s))
-    on_device = reply.target == router_pb2.INFERENCE_TARGET_ON_DEVICE
-    return DecideResponse(target="on_device" if on_device else "server", use_on_device=on_device,
+    target = INFERENCE_TARGET_NAMES.get(reply.target, "server")
+    return DecideResponse(target=target, use_on_device=target == "on_device",
                           reason=reply.reason, simple_query=reply.simple_query)

@@ -21,7 +21,6 @@ The environment adds remote backends in front of the file's (several instances e
 from __future__ import annotations
 
 import os
-from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -29,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from services.common.catalog import ModelsFile
 from services.common.config import config_dir, env_bool, env_list, env_str, load_yaml, validate
 from services.common.errors import ConfigError
+from services.common.names import BackendTypeName
 
-BackendTypeName = Literal["embedded", "ollama", "openai"]
 DEFAULT_OLLAMA_MODELS = ["mistral", "llama3.2:3b", "nomic-embed-text"]
 
 
@@ -54,7 +53,7 @@ class BackendConfig(BaseModel):
 
     @model_validator(mode="after")
     def _url_for_remote(self) -> BackendConfig:
-        if self.type != "embedded" and not self.url:
+        if not _in_process(self) and not self.url:
             raise ValueError(f"backend {self.name!r}: type {self.type} needs a url")
         return self
 
@@ -95,27 +94,35 @@ def load_backends(catalog: ModelsFile | None = None) -> BackendsFile:
                 if catalog.get(model) is None:
                     raise ConfigError(
                         f"{path}: backends.{index}.models: {model!r} is not in models.yaml")
-    remote = env_backends(catalog)
+    by_variable = env_backends(catalog)
     taken = {b.name for b in from_file.backends}
-    for backend in remote:
-        if backend.name in taken:
-            variable = "OLLAMA_URL" if backend.type == "ollama" else "VLLM_URL"
-            raise ConfigError(f"{variable}: backend name {backend.name!r} is already used in "
-                              f"{path}; remove it there or unset {variable}")
+    for variable, backends in by_variable.items():
+        for backend in backends:
+            if backend.name in taken:
+                raise ConfigError(f"{variable}: backend name {backend.name!r} is already used in "
+                                  f"{path}; remove it there or unset {variable}")
+    remote = [backend for backends in by_variable.values() for backend in backends]
     kept = list(from_file.backends)
     if not env_bool("EMBEDDED_BACKEND", True):
-        kept = [b for b in kept if b.type != "embedded"]
+        kept = [b for b in kept if not _in_process(b)]
         if not kept and not remote:
             raise ConfigError("EMBEDDED_BACKEND: false, but no other backend is configured "
                               f"(set OLLAMA_URL or VLLM_URL, or add one to {path})")
-    embedded = [b for b in kept if b.type == "embedded"]
-    others = [b for b in kept if b.type != "embedded"]
-    return BackendsFile(backends=[*others, *remote, *embedded])
+    in_process = [b for b in kept if _in_process(b)]
+    others = [b for b in kept if not _in_process(b)]
+    return BackendsFile(backends=[*others, *remote, *in_process])
 
 
-def env_backends(catalog: ModelsFile | None = None) -> list[BackendConfig]:
-    """The Ollama and OpenAI-compatible backends the environment configures."""
-    return _ollama_backends(catalog) + _vllm_backends(catalog)
+def env_backends(catalog: ModelsFile | None = None) -> dict[str, list[BackendConfig]]:
+    """The Ollama and OpenAI-compatible backends the environment configures, by the variable
+    that gives their URLs."""
+    return {"OLLAMA_URL": _ollama_backends(catalog), "VLLM_URL": _vllm_backends(catalog)}
+
+
+def _in_process(backend: BackendConfig) -> bool:
+    from services.engines.types import type_of  # imported here: the engines import this module
+
+    return type_of(backend).in_process
 
 
 def _url(variable: str, raw: str) -> str:

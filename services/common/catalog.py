@@ -14,8 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.common.config import load_config_file
-
-ModelKindName = Literal["chat", "embedding"]
+from services.common.names import ModelKindName, PlatformName
 
 
 class _Strict(BaseModel):
@@ -99,7 +98,6 @@ class ModelsFile(_Strict):
         return chain
 
 
-PlatformName = Literal["ios", "android"]
 FormatName = Literal["onnx", "coreml", "tflite", "gguf"]
 
 

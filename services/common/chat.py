@@ -17,14 +17,8 @@ from services.common.limits import (
     MAX_STOP_LENGTH,
     MAX_STOP_SEQUENCES,
 )
+from services.common.names import ROLE_NAMES, ROLE_VALUES
 from upcoach.llm.v1 import common_pb2
-
-ROLE_NAMES = {
-    common_pb2.ROLE_SYSTEM: "system",
-    common_pb2.ROLE_USER: "user",
-    common_pb2.ROLE_ASSISTANT: "assistant",
-}
-ROLE_VALUES = {name: value for value, name in ROLE_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -64,24 +58,25 @@ class SamplingDefaults:
 def messages_from_proto(messages: Any) -> list[Message]:
     """Validates and converts repeated ChatMessage."""
     if len(messages) == 0:
-        raise InvalidArgument("messages: at least one message is required")
+        raise InvalidArgument("at least one message is required", field="messages")
     if len(messages) > MAX_MESSAGES:
-        raise InvalidArgument(f"messages: at most {MAX_MESSAGES} messages are allowed")
+        raise InvalidArgument(f"at most {MAX_MESSAGES} messages are allowed", field="messages")
     result = []
     total = 0
     for index, message in enumerate(messages):
         role = ROLE_NAMES.get(message.role)
         if role is None:
             raise InvalidArgument(
-                f"messages[{index}].role: unknown role {message.role}; "
-                "use ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT")
+                f"unknown role {message.role}; use ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT",
+                field=f"messages[{index}].role")
         if not message.content.strip():
-            raise InvalidArgument(f"messages[{index}].content: must not be empty")
+            raise InvalidArgument("must not be empty", field=f"messages[{index}].content")
         total += len(message.content)
         result.append(Message(role=role, content=message.content))
     if total > MAX_PROMPT_CHARS:
         raise InvalidArgument(
-            f"messages: {total} characters in all, more than the limit of {MAX_PROMPT_CHARS}")
+            f"{total} characters in all, more than the limit of {MAX_PROMPT_CHARS}",
+            field="messages")
     return result
 
 
@@ -96,33 +91,24 @@ def sampling_from_proto(params: common_pb2.SamplingParams,
     """Validates SamplingParams and fills unset fields from defaults."""
     max_tokens = params.max_tokens if params.HasField("max_tokens") else defaults.max_tokens
     if max_tokens <= 0:
-        raise InvalidArgument(f"sampling.max_tokens: must be positive, got {max_tokens}")
+        raise InvalidArgument(f"must be positive, got {max_tokens}", field="sampling.max_tokens")
     if max_tokens > defaults.max_tokens_limit:
-        raise InvalidArgument(
-            f"sampling.max_tokens: {max_tokens} is above the limit of {defaults.max_tokens_limit}")
+        raise InvalidArgument(f"{max_tokens} is above the limit of {defaults.max_tokens_limit}",
+                              field="sampling.max_tokens")
     temperature = params.temperature if params.HasField("temperature") else defaults.temperature
     if not math.isfinite(temperature) or not 0.0 <= temperature <= 2.0:
-        raise InvalidArgument(f"sampling.temperature: must be in [0, 2], got {temperature:g}")
+        raise InvalidArgument(f"must be in [0, 2], got {temperature:g}",
+                              field="sampling.temperature")
     top_p = params.top_p if params.HasField("top_p") else defaults.top_p
     if not math.isfinite(top_p) or not 0.0 < top_p <= 1.0:
-        raise InvalidArgument(f"sampling.top_p: must be in (0, 1], got {top_p:g}")
+        raise InvalidArgument(f"must be in (0, 1], got {top_p:g}", field="sampling.top_p")
     stop = tuple(params.stop)
     if len(stop) > MAX_STOP_SEQUENCES:
-        raise InvalidArgument(f"sampling.stop: at most {MAX_STOP_SEQUENCES} sequences")
+        raise InvalidArgument(f"at most {MAX_STOP_SEQUENCES} sequences", field="sampling.stop")
     for index, sequence in enumerate(stop):
         if not sequence or len(sequence) > MAX_STOP_LENGTH:
-            raise InvalidArgument(
-                f"sampling.stop[{index}]: must be 1 to {MAX_STOP_LENGTH} characters")
+            raise InvalidArgument(f"must be 1 to {MAX_STOP_LENGTH} characters",
+                                  field=f"sampling.stop[{index}]")
     seed = params.seed if params.HasField("seed") else None
     return Sampling(max_tokens=max_tokens, temperature=round(temperature, 6),
                     top_p=round(top_p, 6), stop=stop, seed=seed)
-
-
-def sampling_to_proto(sampling: Sampling) -> common_pb2.SamplingParams:
-    """Converts filled-in sampling back to protobuf (every field set)."""
-    params = common_pb2.SamplingParams(max_tokens=sampling.max_tokens,
-                                       temperature=sampling.temperature,
-                                       top_p=sampling.top_p, stop=list(sampling.stop))
-    if sampling.seed is not None:
-        params.seed = sampling.seed
-    return params

@@ -12,6 +12,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram, start_http_server
 
 from services.common.config import env_int
+from services.common.topology import Service
 
 RPCS = Counter("upcoach_grpc_requests", "gRPC calls served, by method and status code",
                ["method", "code"])
@@ -24,9 +25,8 @@ def record(method: str, code: str, seconds: float) -> None:
     RPC_SECONDS.labels(method).observe(seconds)
 
 
-def metrics_port(name: str) -> int:
-    return env_int(f"{name.upper().replace('-', '_')}_METRICS_PORT", 0, minimum=0,
-                   maximum=65535)
+def metrics_port(service: Service) -> int:
+    return env_int(service.metrics_port_env, 0, minimum=0, maximum=65535)
 
 
 def serve_metrics(host: str, port: int) -> None:

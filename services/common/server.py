@@ -2,7 +2,7 @@
 
     class GenerationService(GrpcService): ...
     if __name__ == "__main__":
-        run(GenerationService.from_env, name="generation", default_port=50051)
+        run(GenerationService.from_env, GENERATION)  # services.common.topology
 
 Order of events: bind the port and answer health probes with NOT_SERVING, load the engine
 (``start``), flip health to SERVING, serve; on SIGTERM or SIGINT flip health to NOT_SERVING, stop
@@ -30,6 +30,7 @@ from services.common.interceptor import ErrorInterceptor, ReadinessGate
 from services.common.internal_auth import InternalAuth
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import metrics_port, serve_metrics
+from services.common.topology import Service
 
 log = get_logger(__name__)
 
@@ -72,14 +73,13 @@ class ServerSettings:
     metrics_port: int
 
     @classmethod
-    def from_env(cls, name: str, default_port: int) -> ServerSettings:
-        prefix = name.upper().replace("-", "_")
+    def from_env(cls, service: Service) -> ServerSettings:
         return cls(
             host=env_str("GRPC_HOST", "0.0.0.0"),
-            port=env_int(f"{prefix}_PORT", default_port, minimum=0, maximum=65535),
+            port=env_int(service.port_env, service.port, minimum=0, maximum=65535),
             grace_seconds=env_float("GRPC_GRACE_SECONDS", 10.0, minimum=0.0),
             auth=InternalAuth.from_env(),
-            metrics_port=metrics_port(name),
+            metrics_port=metrics_port(service),
         )
 
 
@@ -175,11 +175,12 @@ async def serve(service: GrpcService, settings: ServerSettings) -> None:
     log.info("stopped")
 
 
-def run(factory: Callable[[], GrpcService], *, name: str, default_port: int) -> None:
+def run(factory: Callable[[], GrpcService], process: Service) -> None:
     """Entry point of a service process: config, logging, serve; exits 2 on a config error."""
+    name = process.name
     try:
         configure_logging(name)
-        settings = ServerSettings.from_env(name, default_port)
+        settings = ServerSettings.from_env(process)
         service = factory()
     except ConfigError as exc:
         print(f"{name}: configuration error: {exc}", file=sys.stderr)

@@ -11,11 +11,9 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal
 
 from services.common.chat import Message, Sampling
-
-FinishReasonName = Literal["stop", "length"]
+from services.common.names import FinishReasonName
 
 
 @dataclass(frozen=True)

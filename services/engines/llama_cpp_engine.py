@@ -121,8 +121,8 @@ class LlamaCppEngine(ChatEngine):
     async def stream(self, model: str, messages: list[Message],
                      sampling: Sampling) -> AsyncIterator[TextChunk | Finished]:
         if model != self.settings.model_name:
-            raise NotFound(f"model: {model!r} is not served by the embedded llama.cpp engine, "
-                           f"which serves {self.settings.model_name!r}")
+            raise NotFound(f"{model!r} is not served by the embedded llama.cpp engine, "
+                           f"which serves {self.settings.model_name!r}", field="model")
         pool = self.pool
         if pool is None:
             raise Unavailable("the llama.cpp engine is not loaded")
@@ -253,13 +253,14 @@ class LlamaCppEngine(ChatEngine):
     def _check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
         if prompt_tokens >= self._n_ctx:
             raise OutOfRange(
-                f"messages: the prompt is {prompt_tokens} tokens after the chat template, "
-                f"which does not fit the model's context of {self._n_ctx} tokens")
+                f"the prompt is {prompt_tokens} tokens after the chat template, "
+                f"which does not fit the model's context of {self._n_ctx} tokens",
+                field="messages")
         if prompt_tokens + max_tokens > self._n_ctx:
             raise OutOfRange(
-                f"sampling.max_tokens: {max_tokens} tokens do not fit after a prompt of "
+                f"{max_tokens} tokens do not fit after a prompt of "
                 f"{prompt_tokens} tokens in the model's context of {self._n_ctx}; "
-                f"at most {self._n_ctx - prompt_tokens}")
+                f"at most {self._n_ctx - prompt_tokens}", field="sampling.max_tokens")
 
     def occupancy(self) -> tuple[int, int] | None:
         pool = self.pool

@@ -21,13 +21,12 @@ from services.common.chat import (
 )
 from services.common.fields import check_name, request_id_of
 from services.common.logging import REQUEST_ID, get_logger
+from services.common.names import FINISH_REASON_VALUES
 from services.engines.base import Finished, TextChunk
 from services.generation.resolver import Resolver, Target
 from upcoach.llm.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 
 log = get_logger(__name__)
-
-FINISH_REASONS = {"stop": common_pb2.FINISH_REASON_STOP, "length": common_pb2.FINISH_REASON_LENGTH}
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
             async for item in items:
                 if isinstance(item, Finished):
                     _log_finished(call, item)
-                    yield response(finish_reason=FINISH_REASONS[item.reason],
+                    yield response(finish_reason=FINISH_REASON_VALUES[item.reason],
                                    usage=usage_of(item))
                 else:
                     yield response(text=item.text)
@@ -91,7 +90,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 if isinstance(item, Finished):
                     _log_finished(call, item)
                     return generation_pb2.GenerateResponse(
-                        text="".join(parts), finish_reason=FINISH_REASONS[item.reason],
+                        text="".join(parts), finish_reason=FINISH_REASON_VALUES[item.reason],
                         usage=usage_of(item))
                 parts.append(item.text)
         raise RuntimeError("the engine ended its stream without Finished")

@@ -1,7 +1,8 @@
-"""Runs the model-registry service: ``python -m services.registry`` (port MODEL_REGISTRY_PORT)."""
+"""Runs the model-registry service: ``python -m services.registry`` (its port: topology.py)."""
 
 from services.common.server import run
+from services.common.topology import MODEL_REGISTRY
 from services.registry.service import RegistryService
 
 if __name__ == "__main__":
-    run(RegistryService.from_env, name="model-registry", default_port=50053)
+    run(RegistryService.from_env, MODEL_REGISTRY)

@@ -12,21 +12,20 @@ from services.common.catalog import EdgeModelsFile, ModelEntry, ModelsFile
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.fields import check_name
 from services.common.logging import get_logger
+from services.common.names import (
+    BACKEND_TYPE_VALUES,
+    MODEL_KIND_NAMES,
+    MODEL_KIND_VALUES,
+    PLATFORM_NAMES,
+)
 from services.engines.base import EngineHealth
 from services.engines.probes import probe_backend
+from services.engines.types import type_of
 from services.registry.edge import select_edge_models
 from services.registry.pull import can_pull, puller_for
-from upcoach.llm.v1 import common_pb2, model_registry_pb2, model_registry_pb2_grpc
+from upcoach.llm.v1 import model_registry_pb2, model_registry_pb2_grpc
 
 log = get_logger(__name__)
-
-BACKEND_TYPES = {"embedded": common_pb2.BACKEND_TYPE_EMBEDDED,
-                 "ollama": common_pb2.BACKEND_TYPE_OLLAMA,
-                 "openai": common_pb2.BACKEND_TYPE_OPENAI}
-KINDS = {"chat": model_registry_pb2.MODEL_KIND_CHAT,
-         "embedding": model_registry_pb2.MODEL_KIND_EMBEDDING}
-PLATFORMS = {model_registry_pb2.PLATFORM_IOS: "ios",
-             model_registry_pb2.PLATFORM_ANDROID: "android"}
 
 
 class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer):
@@ -59,18 +58,18 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
             else:
                 detail = f"not installed on {backend.name}"
             availability.append(model_registry_pb2.BackendAvailability(
-                backend=backend.name, type=BACKEND_TYPES[backend.type], available=available,
+                backend=backend.name, type=BACKEND_TYPE_VALUES[backend.type], available=available,
                 detail=detail))
         return model_registry_pb2.Model(
             name=entry.name, description=entry.description, required=entry.required,
-            use_cases=entry.use_cases, kind=KINDS[entry.kind], size_bytes=entry.size,
+            use_cases=entry.use_cases, kind=MODEL_KIND_VALUES[entry.kind], size_bytes=entry.size,
             availability=availability, served=any(a.available for a in availability))
 
     async def ListModels(self, request: model_registry_pb2.ListModelsRequest,
                          context: grpc.aio.ServicerContext,
                          ) -> model_registry_pb2.ListModelsResponse:
         health = await self._probe_all()
-        wanted = {v: k for k, v in KINDS.items()}.get(request.kind)
+        wanted = MODEL_KIND_NAMES.get(request.kind)
         models = [self._model_proto(m, health) for m in self._catalog.models
                   if wanted is None or m.kind == wanted]
         return model_registry_pb2.ListModelsResponse(models=models)
@@ -84,9 +83,9 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
     async def ListEdgeModels(
             self, request: model_registry_pb2.ListEdgeModelsRequest,
             context: grpc.aio.ServicerContext) -> model_registry_pb2.ListEdgeModelsResponse:
-        platform = PLATFORMS.get(request.platform)
+        platform = PLATFORM_NAMES.get(request.platform)
         if platform is None:
-            raise InvalidArgument("platform: required, PLATFORM_IOS or PLATFORM_ANDROID")
+            raise InvalidArgument("required, PLATFORM_IOS or PLATFORM_ANDROID", field="platform")
         selection = select_edge_models(self._edge, platform, request.ram_gb)
         return model_registry_pb2.ListEdgeModelsResponse(
             models=[_edge_proto(m) for m in selection.models],
@@ -106,11 +105,11 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
 
     def _require(self, name: str) -> ModelEntry:
         if not name:
-            raise InvalidArgument("name: a model name is required")
+            raise InvalidArgument("a model name is required", field="name")
         entry = self._catalog.get(check_name("name", name))
         if entry is None:
             known = ", ".join(m.name for m in self._catalog.models)
-            raise NotFound(f"model {name!r} is not in the catalog (known: {known})")
+            raise NotFound(f"{name!r} is not in the catalog (known: {known})", field="name")
         return entry
 
     def _pull_backend(self, entry: ModelEntry, name: str) -> BackendConfig:
@@ -118,7 +117,8 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
             backend = self._backends.get(check_name("backend", name))
             if backend is None:
                 known = ", ".join(b.name for b in self._backends.backends)
-                raise NotFound(f"backend {name!r} is not configured (configured: {known})")
+                raise NotFound(f"{name!r} is not configured (configured: {known})",
+                               field="backend")
             return backend
         for backend in self._backends.backends:
             if can_pull(backend, entry.name):
@@ -129,8 +129,8 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
 
 
 def _hosts(backend: BackendConfig, entry: ModelEntry) -> bool:
-    """Whether a backend could host the model: embedded and vLLM list theirs, Ollama hosts any."""
-    return backend.type == "ollama" or entry.name in backend.models
+    """Whether a backend could host the model: it lists it, or (Ollama) can pull any."""
+    return type_of(backend).pulls_models or entry.name in backend.models
 
 
 def _edge_proto(entry) -> model_registry_pb2.EdgeModel:

@@ -1,7 +1,8 @@
-"""Runs the router service: ``python -m services.router`` (port ROUTER_PORT)."""
+"""Runs the router service: ``python -m services.router`` (its port: topology.py)."""
 
 from services.common.server import run
+from services.common.topology import ROUTER
 from services.router.service import RouterService
 
 if __name__ == "__main__":
-    run(RouterService.from_env, name="router", default_port=50054)
+    run(RouterService.from_env, ROUTER)

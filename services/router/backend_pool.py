@@ -18,6 +18,7 @@ from services.common.backends import BackendConfig
 from services.common.errors import Unavailable
 from services.common.logging import get_logger
 from services.engines.base import EngineHealth
+from services.engines.types import type_of
 
 log = get_logger(__name__)
 
@@ -45,8 +46,9 @@ class BackendState:
         return model in self.config.models or model in self.installed
 
     def ready_for(self, model: str) -> bool:
-        """Healthy, and an Ollama backend has the model pulled (configuring it is not enough)."""
-        return self.healthy and (self.config.type != "ollama" or model in self.installed)
+        """Healthy, and the model pulled where models arrive by pulls (Ollama): configuring it
+        there is not enough."""
+        return self.healthy and (model in self.installed or not type_of(self.config).pulls_models)
 
     def missing(self, model: str) -> str:
         """Why a healthy backend cannot take the model: it is not pulled there."""

@@ -8,7 +8,6 @@ from functools import lru_cache
 
 from services.router.policy import HybridFile
 
-MODES = ("serverOnly", "onDeviceOnly", "onDevicePreferred", "serverPreferred", "auto")
 _SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
 
 
@@ -41,7 +40,7 @@ def is_simple_query(prompt: str, policy: HybridFile) -> bool:
 
 def decide(mode: str, *, prompt: str, server_available: bool, on_device_available: bool,
            policy: HybridFile, max_prompt_length: int | None = None) -> InferenceDecision:
-    """The guide's switch, case by case; mode is one of MODES."""
+    """The guide's switch, case by case; mode is one of services.common.names.INFERENCE_MODES."""
     simple = is_simple_query(prompt, policy)
     limit = max_prompt_length or policy.on_device_max_prompt_length
     if mode == "serverOnly":

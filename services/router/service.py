@@ -15,8 +15,10 @@ from services.common.config import env_float, env_str
 from services.common.internal_auth import InternalAuth
 from services.common.logging import get_logger
 from services.common.server import GrpcService
+from services.common.topology import GENERATION
 from services.engines.base import EngineHealth
 from services.engines.probes import probe_backend
+from services.engines.types import type_of
 from services.router.backend_pool import BackendPool
 from services.router.executor import GenerationExecutor
 from services.router.policy import load_policy
@@ -41,7 +43,7 @@ class RouterSettings:
     @classmethod
     def from_env(cls) -> RouterSettings:
         return cls(
-            generation_addr=env_str("GENERATION_ADDR", "127.0.0.1:50051"),
+            generation_addr=env_str(GENERATION.addr_env, GENERATION.local_address),
             health_interval=env_float("ROUTER_HEALTH_INTERVAL", 2.0, minimum=0.1),
             probe_timeout=env_float("ROUTER_PROBE_TIMEOUT", 2.0, minimum=0.05),
             startup_wait=env_float("ROUTER_STARTUP_WAIT", 30.0, minimum=0.0),
@@ -85,7 +87,7 @@ class RouterService(GrpcService):
         address = self._settings.generation_addr
 
         async def prober(backend: BackendConfig) -> EngineHealth:
-            if backend.type != "embedded":
+            if not type_of(backend).in_process:
                 return await probe_backend(backend, timeout)
             try:
                 reply = await health.Check(

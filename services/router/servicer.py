@@ -11,26 +11,15 @@ from services.common.errors import InvalidArgument
 from services.common.fields import check_name, check_text, request_id_of
 from services.common.limits import MAX_PROMPT_CHARS
 from services.common.logging import get_logger
+from services.common.names import BACKEND_TYPE_VALUES, INFERENCE_MODE_NAMES
 from services.router.backend_pool import BackendPool
 from services.router.executor import GenerationExecutor, Job
 from services.router.hybrid import decide
 from services.router.policy import RouterPolicy
 from services.router.routing import choose_model, with_coaching_prompt
-from upcoach.llm.v1 import common_pb2, router_pb2, router_pb2_grpc
+from upcoach.llm.v1 import router_pb2, router_pb2_grpc
 
 log = get_logger(__name__)
-
-MODES = {
-    router_pb2.INFERENCE_MODE_UNSPECIFIED: "auto",
-    router_pb2.INFERENCE_MODE_SERVER_ONLY: "serverOnly",
-    router_pb2.INFERENCE_MODE_ON_DEVICE_ONLY: "onDeviceOnly",
-    router_pb2.INFERENCE_MODE_ON_DEVICE_PREFERRED: "onDevicePreferred",
-    router_pb2.INFERENCE_MODE_SERVER_PREFERRED: "serverPreferred",
-    router_pb2.INFERENCE_MODE_AUTO: "auto",
-}
-BACKEND_TYPES = {"embedded": common_pb2.BACKEND_TYPE_EMBEDDED,
-                 "ollama": common_pb2.BACKEND_TYPE_OLLAMA,
-                 "openai": common_pb2.BACKEND_TYPE_OPENAI}
 
 
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
@@ -102,14 +91,14 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def DecideInference(self, request: router_pb2.DecideInferenceRequest,
                               context: grpc.aio.ServicerContext,
                               ) -> router_pb2.DecideInferenceResponse:
-        mode = MODES.get(request.mode)
+        mode = INFERENCE_MODE_NAMES.get(request.mode or router_pb2.INFERENCE_MODE_AUTO)
         if mode is None:
-            raise InvalidArgument(f"mode: unknown inference mode {request.mode}")
+            raise InvalidArgument(f"unknown inference mode {request.mode}", field="mode")
         check_text("prompt", request.prompt, MAX_PROMPT_CHARS)
         limit = None
         if request.HasField("on_device_max_prompt_length"):
             if request.on_device_max_prompt_length <= 0:
-                raise InvalidArgument("on_device_max_prompt_length: must be positive")
+                raise InvalidArgument("must be positive", field="on_device_max_prompt_length")
             limit = request.on_device_max_prompt_length
         decision = decide(mode, prompt=request.prompt, server_available=request.server_available,
                           on_device_available=request.on_device_available,
@@ -122,7 +111,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def ListBackends(self, request: router_pb2.ListBackendsRequest,
                            context: grpc.aio.ServicerContext) -> router_pb2.ListBackendsResponse:
         return router_pb2.ListBackendsResponse(backends=[
-            router_pb2.Backend(name=s.name, type=BACKEND_TYPES[s.config.type],
+            router_pb2.Backend(name=s.name, type=BACKEND_TYPE_VALUES[s.config.type],
                                url=s.config.url or "",
                                models=sorted(set(s.config.models) | s.installed),
                                healthy=s.healthy, outstanding=s.outstanding, detail=s.detail)

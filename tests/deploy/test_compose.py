@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.common.config import REPO_ROOT
+from services.common.topology import GATEWAY, GRPC_SERVICES, Service
 from tests.deploy.compose_file import (
     ENVIRONMENTS,
     PYTHON_SERVICES,
@@ -18,7 +19,6 @@ from tests.deploy.compose_file import (
 )
 
 PROFILE_SETS = [(), ("production",), ("setup",), ("production", "setup")]
-GRPC_PORTS = {"generation": 50051, "embedding": 50052, "model-registry": 50053, "router": 50054}
 
 
 @pytest.mark.parametrize("profiles", PROFILE_SETS, ids=lambda p: "+".join(p) or "default")
@@ -74,17 +74,21 @@ def test_redis_runs_the_guides_exact_command() -> None:
         "redis-server --appendonly yes --maxmemory 256mb --maxmemory-policy allkeys-lru")
 
 
-@pytest.mark.parametrize("name,port", GRPC_PORTS.items())
-def test_grpc_services_are_probed_with_the_grpc_health_probe(name: str, port: int) -> None:
-    service = resolved("development")["services"][name]
-    assert service["healthcheck"]["test"] == [
-        "CMD", "python", "-m", "services.common.health_probe", f"127.0.0.1:{port}"]
-    assert service["environment"][f"{name.upper().replace('-', '_')}_PORT"] == str(port)
+@pytest.mark.parametrize("service", GRPC_SERVICES, ids=lambda s: s.name)
+def test_grpc_services_run_and_listen_as_the_topology_says(service: Service) -> None:
+    compose = resolved("development")["services"][service.name]
+    assert compose["command"] == ["python", "-m", service.module]
+    assert compose["healthcheck"]["test"] == [
+        "CMD", "python", "-m", "services.common.health_probe", service.local_address]
+    assert compose["environment"][service.port_env] == str(service.port)
+    assert compose["environment"][service.addr_env] == f"{service.name}:{service.port}"
 
 
 def test_gateway_on_3100_probed_on_readyz() -> None:
     gateway = resolved("development")["services"]["llm-gateway"]
-    assert gateway["command"] == ["python", "-m", "gateway"]
+    assert GATEWAY.port == 3100
+    assert gateway["command"] == ["python", "-m", GATEWAY.module]
+    assert gateway["environment"][GATEWAY.port_env] == str(GATEWAY.port)
     assert [(p["target"], p["published"]) for p in gateway["ports"]] == [(3100, "3100")]
     assert gateway["healthcheck"]["test"] == ["CMD", "python", "scripts/http_probe.py", "/readyz"]
     assert (REPO_ROOT / "scripts/http_probe.py").is_file()
@@ -120,10 +124,9 @@ def test_every_python_service_gets_every_env_file_variable(environment: str) -> 
 
 def test_service_wiring_addresses() -> None:
     env = resolved("development")["services"]["llm-gateway"]["environment"]
-    assert env["ROUTER_ADDR"] == "router:50054"
-    assert env["GENERATION_ADDR"] == "generation:50051"
-    assert env["EMBEDDING_ADDR"] == "embedding:50052"
-    assert env["MODEL_REGISTRY_ADDR"] == "model-registry:50053"
+    assert {s.addr_env: env[s.addr_env] for s in GRPC_SERVICES} == {
+        "GENERATION_ADDR": "generation:50051", "EMBEDDING_ADDR": "embedding:50052",
+        "MODEL_REGISTRY_ADDR": "model-registry:50053", "ROUTER_ADDR": "router:50054"}
     assert env["OLLAMA_URL"] == "http://ollama:11434"
     assert env["REDIS_URL"] == "redis://redis:6379/0"
 
@@ -176,7 +179,7 @@ def test_an_undefined_dependency_is_caught(tmp_path: Path) -> None:
 
 def test_grpc_services_publish_no_port_and_need_the_internal_token() -> None:
     services = resolved("production", ("production",))["services"]
-    for name in GRPC_PORTS:
+    for name in (s.name for s in GRPC_SERVICES):
         assert not services[name].get("ports"), f"{name} is published on the host"
         assert services[name]["environment"]["INTERNAL_TOKEN"] == SECRETS["INTERNAL_TOKEN"]
     assert services["llm-gateway"]["environment"]["INTERNAL_TOKEN"] == SECRETS["INTERNAL_TOKEN"]

@@ -16,6 +16,7 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
 
+from services.common.names import INFERENCE_MODE_VALUES, INFERENCE_TARGET_VALUES
 from upcoach.llm.v1 import (
     model_registry_connect,
     model_registry_pb2,
@@ -109,22 +110,14 @@ def test_decision_truth_table_over_rest(http, mode, server, device, prompt, targ
     assert body["simple_query"] == (prompt == SHORT)
 
 
-MODE_VALUES = {"serverOnly": router_pb2.INFERENCE_MODE_SERVER_ONLY,
-               "onDeviceOnly": router_pb2.INFERENCE_MODE_ON_DEVICE_ONLY,
-               "onDevicePreferred": router_pb2.INFERENCE_MODE_ON_DEVICE_PREFERRED,
-               "serverPreferred": router_pb2.INFERENCE_MODE_SERVER_PREFERRED,
-               "auto": router_pb2.INFERENCE_MODE_AUTO}
-TARGETS = {D: router_pb2.INFERENCE_TARGET_ON_DEVICE, S: router_pb2.INFERENCE_TARGET_SERVER}
-
-
 @pytest.mark.parametrize(("mode", "server", "device", "prompt", "target"), CASES, ids=IDS)
 async def test_decision_truth_table_over_grpc_web(gateway_url, mode, server, device, prompt,
                                                   target) -> None:
     client = router_connect.RouterServiceClient(gateway_url, protocol=ProtocolType.GRPC_WEB)
     reply = await client.decide_inference(router_pb2.DecideInferenceRequest(
-        mode=MODE_VALUES[mode], prompt=prompt, server_available=server,
+        mode=INFERENCE_MODE_VALUES[mode], prompt=prompt, server_available=server,
         on_device_available=device))
-    assert reply.target == TARGETS[target] and reply.reason.startswith(f"{mode}:")
+    assert reply.target == INFERENCE_TARGET_VALUES[target] and reply.reason.startswith(f"{mode}:")
 
 
 def test_the_prompt_length_limit_can_be_set_per_request(http) -> None:

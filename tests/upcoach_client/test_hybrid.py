@@ -53,9 +53,9 @@ WITHOUT_DEVICE = {
 
 
 def test_the_table_covers_every_mode_and_connectivity() -> None:
-    from services.router.hybrid import MODES
+    from services.common.names import INFERENCE_MODES
 
-    assert set(TABLE) == {(mode, online) for mode in MODES for online in (True, False)}
+    assert set(TABLE) == {(mode, online) for mode in INFERENCE_MODES for online in (True, False)}
     assert len(LONG) > 200 and len(SHORT.split()) < 25
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -15,6 +16,7 @@ from services.embedding.models import ModelResolver
 from services.embedding.service import EmbeddingService
 from services.engines.ollama import OllamaEngine
 from services.engines.onnx_embedding_engine import OnnxEmbeddingEngine
+from services.engines.types import TYPES
 from services.stack import free_port
 from tests.support.grpc_server import serving
 from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
@@ -52,9 +54,8 @@ def test_an_ollama_backend_serves_its_embedding_models(catalog: ModelsFile) -> N
 def test_backend_types_without_an_engine_are_skipped_with_a_warning(
         catalog: ModelsFile, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.embedding import engines as module
-
-    monkeypatch.delitem(module._BUILDERS, "ollama")
+    monkeypatch.setitem(TYPES, "ollama", dataclasses.replace(TYPES["ollama"],
+                                                             embedding_engine=None))
     with caplog.at_level(logging.WARNING):
         served = build_served_models(catalog, backends(OLLAMA, EMBEDDED))
     assert list(served) == ["all-minilm-l6-v2"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
@@ -12,6 +13,7 @@ from services.common.errors import ConfigError
 from services.engines.llama_cpp_engine import LlamaCppEngine
 from services.engines.ollama import OllamaEngine
 from services.engines.openai_compat import OpenAICompatEngine
+from services.engines.types import TYPES
 from services.generation.engines import build_engines
 
 
@@ -36,9 +38,7 @@ def test_each_backend_type_gets_its_engine() -> None:
 
 def test_a_type_without_an_engine_is_skipped_with_a_warning(
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    from services.generation import engines as module
-
-    monkeypatch.delitem(module._BUILDERS, "ollama")
+    monkeypatch.setitem(TYPES, "ollama", dataclasses.replace(TYPES["ollama"], chat_engine=None))
     caplog.set_level(logging.WARNING)
     engines = build_engines(load_models(), backends(
         BackendConfig(name="ollama-dev", type="ollama", url="http://127.0.0.1:9",

@@ -1,0 +1,54 @@
+"""The stack's processes: their names, default ports, the variables that move them, their modules.
+
+A service named ``model-registry`` listens on ``MODEL_REGISTRY_PORT`` (default its ``port``), its
+callers find it at ``MODEL_REGISTRY_ADDR`` (host:port) and it serves Prometheus text on
+``MODEL_REGISTRY_METRICS_PORT``; ``python -m <module>`` runs it. Standard library only, so the
+client distribution can share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Service:
+    """One process of the stack; gRPC unless ``grpc`` is False (the gateway: HTTP)."""
+
+    name: str
+    port: int
+    module: str
+    grpc: bool = True
+
+    @property
+    def _prefix(self) -> str:
+        return self.name.upper().replace("-", "_")
+
+    @property
+    def port_env(self) -> str:
+        return f"{self._prefix}_PORT"
+
+    @property
+    def addr_env(self) -> str:
+        return f"{self._prefix}_ADDR"
+
+    @property
+    def metrics_port_env(self) -> str:
+        return f"{self._prefix}_METRICS_PORT"
+
+    @property
+    def local_address(self) -> str:
+        """Where it listens when run on this machine with its default port."""
+        return f"127.0.0.1:{self.port}"
+
+
+GENERATION = Service("generation", 50051, "services.generation")
+EMBEDDING = Service("embedding", 50052, "services.embedding")
+MODEL_REGISTRY = Service("model-registry", 50053, "services.registry")
+ROUTER = Service("router", 50054, "services.router")
+GATEWAY = Service("gateway", 3100, "gateway", grpc=False)
+
+# In start order: each one's callees come before it.
+SERVICES = (GENERATION, EMBEDDING, MODEL_REGISTRY, ROUTER, GATEWAY)
+GRPC_SERVICES = tuple(s for s in SERVICES if s.grpc)
+BY_NAME = {s.name: s for s in SERVICES}
