@@ -27,7 +27,6 @@ class Dependencies:
     upstream: Upstream
     redis: RedisLink
     cache: ResponseCache
-    limiter: RateLimiter
     gate: Gate
     metrics: GatewayMetrics
     streams: StreamRegistry = field(default_factory=StreamRegistry)
@@ -46,7 +45,6 @@ class Dependencies:
             cache=ResponseCache(redis, settings.cache_ttl, settings.cache_mode,
                                 settings.redis_prefix,
                                 shared_features=settings.cache_shared_features),
-            limiter=limiter,
             gate=gate,
             metrics=metrics,
         )

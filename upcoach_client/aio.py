@@ -17,15 +17,13 @@ import grpc
 
 from upcoach.llm.v1 import (
     embedding_pb2,
-    embedding_pb2_grpc,
     model_registry_pb2,
-    model_registry_pb2_grpc,
     router_pb2,
-    router_pb2_grpc,
 )
 from upcoach_client import convert
-from upcoach_client.config import ServerAddresses, with_token
+from upcoach_client.config import ServerAddresses
 from upcoach_client.errors import from_rpc
+from upcoach_client.stubs import Stubs
 from upcoach_client.types import (
     BackendInfo,
     ChatChunk,
@@ -49,15 +47,9 @@ class AsyncUpcoachClient:
         self._channels = [grpc.aio.insecure_channel(a) for a in
                           (self.addresses.router, self.addresses.embedding,
                            self.addresses.registry)]
-        token = self.addresses.token
-        self._router = with_token(router_pb2_grpc.RouterServiceStub(self._channels[0]), token)
-        self._embedding = with_token(embedding_pb2_grpc.EmbeddingServiceStub(self._channels[1]),
-                                     token)
-        self._registry = with_token(
-            model_registry_pb2_grpc.ModelRegistryServiceStub(self._channels[2]), token)
-        self._admin_registry = with_token(
-            model_registry_pb2_grpc.ModelRegistryServiceStub(self._channels[2]),
-            self.addresses.admin_token)
+        stubs = Stubs.over(self._channels, self.addresses)
+        self._router, self._embedding = stubs.router, stubs.embedding
+        self._registry, self._admin_registry = stubs.registry, stubs.admin_registry
 
     async def close(self) -> None:
         for channel in self._channels:

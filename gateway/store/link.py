@@ -39,11 +39,6 @@ class RedisLink:
         self._down_until = 0.0
         self._down = False
 
-    @property
-    def up(self) -> bool:
-        """False while the link is in its back-off after a failure."""
-        return not self._down
-
     async def call(self, what: str, command: Callable[[], Awaitable[T]]) -> T:
         """Runs a command; raises RedisDown when Redis is down or the command fails."""
         if self._down and time.monotonic() < self._down_until:

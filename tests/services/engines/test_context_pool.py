@@ -60,3 +60,17 @@ async def test_an_item_handed_to_a_waiter_cancelled_before_it_ran_goes_back() ->
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert pool.free == 1
+
+
+async def test_a_holder_that_waits_too_long_is_refused_with_a_retry_hint() -> None:
+    pool = ContextPool(["a"], max_waiting=4, max_wait_s=0.05)
+    held = await pool.acquire()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ResourceExhausted) as refused:
+        await pool.acquire()
+    assert 0.05 <= asyncio.get_running_loop().time() - started < 1
+    assert refused.value.retry_after_s == 1.0
+    assert "GENERATION_QUEUE_TIMEOUT_S" in refused.value.message
+    assert pool.waiting == 0 and pool.busy == 1
+    pool.release(held)
+    assert await pool.acquire() == "a"

@@ -35,7 +35,8 @@ def greedy(max_tokens: int, stop: tuple[str, ...] = ()) -> Sampling:
 
 async def make_engine(parallel: int) -> LlamaCppEngine:
     engine = LlamaCppEngine(LlamaSettings(model_path=packaged_model_path(), n_ctx=N_CTX,
-                                          n_threads=2, parallel=parallel, max_queue=8))
+                                          n_threads=2, parallel=parallel, max_queue=8,
+                                          queue_timeout_s=300.0))  # waits are not tested here
     await engine.load()
     return engine
 
