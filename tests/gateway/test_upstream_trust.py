@@ -44,3 +44,21 @@ async def test_a_busy_upstream_over_grpc_web_is_resource_exhausted(gateway) -> N
 
 def _connect_frame(payload: bytes) -> bytes:
     return b"\x00" + len(payload).to_bytes(4, "big") + payload
+
+
+@pytest.mark.parametrize(("path", "streaming"), [
+    ("/upcoach.llm.v1.EmbeddingService/IndexContent", False),
+    ("/upcoach.llm.v1.RouterService/ListBackends", False),
+    ("/upcoach.llm.v1.ModelRegistryService/PullModel", True)])
+async def test_administrative_rpcs_are_not_served_on_the_public_port(gateway, path: str,
+                                                                     streaming: bool) -> None:
+    running = await gateway()
+    async with running.client() as client:
+        if streaming:
+            reply = await client.post(path, content=_connect_frame(b"{}"),
+                                      headers={"Content-Type": "application/connect+json"})
+        else:
+            reply = await client.post(path, content=b"{}",
+                                      headers={"Content-Type": "application/json"})
+    assert b"unimplemented" in reply.content, reply.content
+    assert running.double.calls.headers == []
