@@ -1,6 +1,9 @@
 """Builds the OpenAI response bodies and SSE events as bytes, without a pydantic round trip.
 
-The shapes are the ones declared in protocol.py (ChatCompletionResponse, ChatCompletionChunk).
+The pydantic models of protocol.py are the one definition of these shapes (OpenAPI publishes
+them); the builders here write the same fields as plain dicts for speed, taking the constant
+values from the models, and tests/gateway/test_shapes.py fails when a body stops matching its
+model exactly.
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ import secrets
 import time
 from typing import Any
 
+from gateway.chat.protocol import ChatCompletionChunk, ChatCompletionResponse, ChatMessageOut
 from gateway.http.jsonbody import dumps
 from upcoach.llm.v1 import common_pb2
 
 DONE = b"data: [DONE]\n\n"
 _WORDS = re.compile(r"\S+\s*|\s+")
+_COMPLETION = ChatCompletionResponse.model_fields["object"].default
+_CHUNK = ChatCompletionChunk.model_fields["object"].default
+_ROLE = ChatMessageOut.model_fields["role"].default
 
 
 def completion_id() -> str:
@@ -32,8 +39,8 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 def completion(cid: str, model: str, content: str, finish_reason: str | None,
                use: dict[str, int], extra: dict[str, Any] | None = None) -> bytes:
-    body = {"id": cid, "object": "chat.completion", "created": now(), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+    body = {"id": cid, "object": _COMPLETION, "created": now(), "model": model,
+            "choices": [{"index": 0, "message": {"role": _ROLE, "content": content},
                          "finish_reason": finish_reason, "logprobs": None}],
             "usage": use}
     if extra:
@@ -45,11 +52,11 @@ class ChunkWriter:
     """Formats the chunks of one stream (same id, created and model on each)."""
 
     def __init__(self, cid: str, model: str) -> None:
-        self._head = {"id": cid, "object": "chat.completion.chunk", "created": now(),
+        self._head = {"id": cid, "object": _CHUNK, "created": now(),
                       "model": model}
 
     def role(self) -> bytes:
-        return self._event([{"index": 0, "delta": {"role": "assistant", "content": ""},
+        return self._event([{"index": 0, "delta": {"role": _ROLE, "content": ""},
                              "finish_reason": None}])
 
     def text(self, text: str) -> bytes:

@@ -9,12 +9,10 @@ in the cache after the response has gone out, so the store adds nothing to the l
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
 
-import grpc
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -22,9 +20,9 @@ from starlette.responses import Response, StreamingResponse
 from gateway.chat import convert, render
 from gateway.chat.protocol import ChatCompletionRequest
 from gateway.deps import Dependencies
-from gateway.errors import APIError, from_grpc
 from gateway.fields import CHAT
 from gateway.http.access import MODEL_KEY, REQUEST_ID_KEY, TENANT_KEY
+from gateway.relay import ChatRelay, StreamFailed
 from gateway.store.cache import CachedReply
 from gateway.store.link import RedisDown
 from gateway.upstream import call_unary
@@ -87,77 +85,46 @@ class ChatServing:
                       cid: str, headers: dict[str, str], cache_key: str | None,
                       started: float) -> Response:
         deps = self._deps
-        call = deps.upstream.router.ChatStream(router_pb2.ChatStreamRequest(**fields),
-                                               timeout=deps.settings.upstream_timeout_s)
+        relay = ChatRelay(deps, router_pb2.ChatStreamRequest(**fields),
+                          timeout=deps.settings.upstream_timeout_s, started=started,
+                          model=body.model or "")
         try:
-            first = await call.read()
-        except grpc.aio.AioRpcError as exc:
-            raise from_grpc(exc, CHAT) from None
-        except asyncio.CancelledError:
-            call.cancel()
-            raise
-        if first is grpc.aio.EOF:
-            raise APIError(502, "the router ended the stream without a reply",
-                           code="upstream_protocol_error")
-        model = first.route.model or body.model or ""
-        request.scope["state"][MODEL_KEY] = model
+            first = await relay.first()
+        except StreamFailed as failure:
+            raise failure.rest() from None
+        request.scope["state"][MODEL_KEY] = relay.model
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = self._events(call, first, model, cid, include_usage, cache_key, started)
+        events = self._events(relay, first, cid, include_usage, cache_key)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={**headers, **SSE_HEADERS})
 
-    async def _events(self, call: grpc.aio.UnaryStreamCall, first: router_pb2.ChatStreamResponse,
-                      model: str, cid: str, include_usage: bool, cache_key: str | None,
-                      started: float) -> AsyncIterator[bytes]:
-        metrics = self._deps.metrics
-        streams = self._deps.streams
-        writer = render.ChunkWriter(cid, model)
+    async def _events(self, relay: ChatRelay, first: router_pb2.ChatStreamResponse, cid: str,
+                      include_usage: bool, cache_key: str | None) -> AsyncIterator[bytes]:
+        """The relay's messages as SSE chunks; a failure is one error event before [DONE]."""
+        writer = render.ChunkWriter(cid, relay.model)
         parts: list[str] = []
-        message = first
-        finished = False
         reply: CachedReply | None = None
-        streams.add(call)
         try:
-            yield writer.role()
-            while message is not grpc.aio.EOF:
-                if message.text:
-                    if not parts:
-                        metrics.first_token(model, time.perf_counter() - started)
-                    parts.append(message.text)
-                    yield writer.text(message.text)
-                if message.finish_reason:
-                    finished = True
-                    reason = FINISH_REASON_NAMES.get(message.finish_reason, "stop")
-                    use = render.usage(message.usage.prompt_tokens,
-                                       message.usage.completion_tokens)
-                    metrics.tokens(model, message.usage.completion_tokens)
-                    yield writer.finish(reason, use)
-                    yield render.timing_comment(message.usage)
-                    if include_usage:
-                        yield writer.usage_only(use)
-                    reply = CachedReply(model, "".join(parts), reason, use["prompt_tokens"],
-                                        use["completion_tokens"])
-                message = await call.read()
-            if not finished:
-                raise APIError(502, "the router ended the stream before the reply finished",
-                               code="upstream_protocol_error")
-        except grpc.aio.AioRpcError as exc:
+            async with contextlib.aclosing(relay.messages(first)) as messages:
+                async for message in messages:
+                    if message is first:
+                        yield writer.role()
+                    if message.text:
+                        parts.append(message.text)
+                        yield writer.text(message.text)
+                    if message.finish_reason:
+                        reason = FINISH_REASON_NAMES.get(message.finish_reason, "stop")
+                        use = render.usage(message.usage.prompt_tokens,
+                                           message.usage.completion_tokens)
+                        yield writer.finish(reason, use)
+                        yield render.timing_comment(message.usage)
+                        if include_usage:
+                            yield writer.usage_only(use)
+                        reply = CachedReply(relay.model, "".join(parts), reason,
+                                            use["prompt_tokens"], use["completion_tokens"])
+        except StreamFailed as failure:
             reply = None
-            metrics.error()
-            yield render.event(from_grpc(exc, CHAT).body())
-        except APIError as exc:
-            reply = None
-            metrics.error()
-            yield render.event(exc.body())
-        except asyncio.CancelledError:
-            if not streams.cut_by_shutdown(call):
-                raise
-            reply = None
-            metrics.error()
-            yield render.event(streams.error().body())
-        finally:
-            streams.discard(call)
-            call.cancel()
+            yield render.event(failure.rest().body())
         yield render.DONE
         if cache_key and reply is not None:
             await self._store(cache_key, reply)

@@ -1,10 +1,10 @@
-"""The coaching chat request: a chat completion request plus the coaching context."""
+"""The coaching chat request and reply: a chat completion plus the coaching context."""
 
 from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from gateway.chat.protocol import ChatCompletionRequest
+from gateway.chat.protocol import ChatCompletionRequest, ChatCompletionResponse
 from gateway.http.text import text
 from services.common.limits import MAX_NAME_CHARS
 
@@ -23,3 +23,9 @@ class CoachingChatRequest(ChatCompletionRequest):
         description="Coaching context from config/coaching.yaml: general, habits, goals, "
                     "motivation, wellness, mood, affirmations, reminders, recommendations, "
                     "voice. An unknown one is a 400 listing the valid ones.")
+
+
+class CoachingChatResponse(ChatCompletionResponse):
+    """The whole reply, naming the coaching context it was given (streamed chunks do not)."""
+
+    context_type: str

@@ -6,10 +6,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.chat.protocol import ChatCompletionResponse
 from gateway.chat.router import STREAM_DOC
 from gateway.chat.serving import ChatServing
-from gateway.coaching.protocol import CoachingChatRequest
+from gateway.coaching.protocol import CoachingChatRequest, CoachingChatResponse
 from gateway.deps import Dependencies
 
 
@@ -17,7 +16,7 @@ def build_router(deps: Dependencies) -> APIRouter:
     router = APIRouter(tags=["coaching"])
     serving = ChatServing(deps)
 
-    @router.post("/api/coaching/chat", response_model=ChatCompletionResponse,
+    @router.post("/api/coaching/chat", response_model=CoachingChatResponse,
                  responses=STREAM_DOC,
                  summary="Coaching chat in a context (habits, goals, motivation, ...)")
     async def coaching_chat(request: Request, body: CoachingChatRequest) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import numpy as np
 from starlette.requests import Request
@@ -10,7 +11,9 @@ from starlette.responses import Response
 
 from gateway.deps import Dependencies
 from gateway.embeddings.protocol import (
+    EmbeddingData,
     EmbeddingRequest,
+    EmbeddingResponse,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -21,6 +24,9 @@ from gateway.http.access import MODEL_KEY, REQUEST_ID_KEY
 from gateway.http.jsonbody import dumps
 from gateway.upstream import call_unary
 from upcoach.llm.v1 import embedding_pb2
+
+_LIST = EmbeddingResponse.model_fields["object"].default
+_EMBEDDING = EmbeddingData.model_fields["object"].default
 
 
 async def embed(deps: Dependencies, request: Request, body: EmbeddingRequest) -> Response:
@@ -33,16 +39,21 @@ async def embed(deps: Dependencies, request: Request, body: EmbeddingRequest) ->
                             f"and cannot shorten them to {body.dimensions}", param="dimensions",
                        code="invalid_value")
     request.scope["state"][MODEL_KEY] = reply.model
+    return Response(dumps(response_body(reply, body.encoding_format)),
+                    media_type="application/json")
+
+
+def response_body(reply: embedding_pb2.EmbedResponse, encoding_format: str) -> dict[str, Any]:
+    """The EmbeddingResponse of protocol.py as a plain dict (orjson writes the float32 arrays
+    without a pydantic round trip); tests/gateway/test_shapes.py holds the two together."""
     arrays = [np.array(e.values, dtype="<f4") for e in reply.embeddings]
     vectors: list = ([base64.b64encode(a.tobytes()).decode() for a in arrays]
-                     if body.encoding_format == "base64" else arrays)
-    payload = {"object": "list",
-               "data": [{"object": "embedding", "index": i, "embedding": v}
-                        for i, v in enumerate(vectors)],
-               "model": reply.model,
-               "usage": {"prompt_tokens": reply.prompt_tokens,
-                         "total_tokens": reply.prompt_tokens}}
-    return Response(dumps(payload), media_type="application/json")
+                     if encoding_format == "base64" else arrays)
+    return {"object": _LIST,
+            "data": [{"object": _EMBEDDING, "index": i, "embedding": v}
+                     for i, v in enumerate(vectors)],
+            "model": reply.model,
+            "usage": {"prompt_tokens": reply.prompt_tokens, "total_tokens": reply.prompt_tokens}}
 
 
 async def search(deps: Dependencies, request: Request, body: SearchRequest) -> SearchResponse:

@@ -1,15 +1,15 @@
 """The app-facing RPCs, served over grpc-web and Connect by proxying to the gRPC services.
 
 Requests and responses are the same protobuf messages, passed through untouched; a failed call's
-status code reaches the client unchanged. Streams are relayed message by message and the upstream
-call is cancelled when the client goes away; a stream still open when the gateway's drain runs out
-ends with UNAVAILABLE "server shutting down". RPCs not listed here (ListBackends, IndexContent,
-PullModel) stay UNIMPLEMENTED on the public port.
+status code reaches the client unchanged. ChatStream goes through the relay it shares with the
+REST SSE stream (gateway.relay): message by message, cancelled when the client goes away, and a
+stream still open when the gateway's drain runs out ends with UNAVAILABLE "server shutting down".
+RPCs not listed here (ListBackends, IndexContent, PullModel) stay UNIMPLEMENTED on the public port.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
@@ -20,7 +20,8 @@ from starlette.types import ASGIApp
 
 from gateway.deps import Dependencies
 from gateway.grpcweb.interceptors import GateInterceptor
-from gateway.grpcweb.status import from_refusal, from_rpc_error
+from gateway.grpcweb.status import from_rpc_error
+from gateway.relay import ChatRelay, StreamFailed
 from upcoach.llm.v1 import (
     embedding_connect,
     embedding_pb2,
@@ -54,32 +55,14 @@ class RouterProxy(_Proxy, router_connect.RouterService):
 
     async def chat_stream(self, request: router_pb2.ChatStreamRequest,
                           ctx: RequestContext) -> AsyncIterator[router_pb2.ChatStreamResponse]:
-        started = time.perf_counter()
-        metrics = self._deps.metrics
-        call = self._deps.upstream.router.ChatStream(request, timeout=self._timeout(ctx))
-        streams = self._deps.streams
-        streams.add(call)
-        model = ""
-        first_text = True
+        relay = ChatRelay(self._deps, request, timeout=self._timeout(ctx),
+                          started=time.perf_counter())
         try:
-            async for message in call:
-                if message.HasField("route"):
-                    model = message.route.model
-                if message.text and first_text:
-                    first_text = False
-                    metrics.first_token(model, time.perf_counter() - started)
-                if message.HasField("usage"):
-                    metrics.tokens(model, message.usage.completion_tokens)
-                yield message
-        except grpc.aio.AioRpcError as exc:
-            raise from_rpc_error(exc) from None
-        except asyncio.CancelledError:
-            if not streams.cut_by_shutdown(call):
-                raise
-            raise from_refusal(streams.error()) from None
-        finally:
-            streams.discard(call)
-            call.cancel()
+            async with contextlib.aclosing(relay.messages()) as messages:
+                async for message in messages:
+                    yield message
+        except StreamFailed as failure:
+            raise failure.connect() from None
 
     async def chat(self, request: router_pb2.ChatRequest,
                    ctx: RequestContext) -> router_pb2.ChatResponse:

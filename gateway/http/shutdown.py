@@ -1,9 +1,10 @@
-"""The live SSE relays, so a graceful shutdown can end them with an error event instead of a cut.
+"""The live chat stream relays, so a graceful shutdown ends them with an error instead of a cut.
 
-Each streamed chat registers its upstream gRPC call. When the drain's grace is about to run out,
-the server calls ``expire()``: every registered call (and any registered later) is cancelled,
-its relay sees the read end with ``asyncio.CancelledError`` and asks ``cut_by_shutdown()``
-whether that is why, then writes ``error()`` as its last event before ``[DONE]``.
+Each relayed ChatStream (gateway.relay: REST SSE and grpc-web) registers its upstream gRPC call.
+When the drain's grace is about to run out, the server calls ``expire()``: every registered call
+(and any registered later) is cancelled, its relay sees the read end with
+``asyncio.CancelledError`` and asks ``cut_by_shutdown()`` whether that is why, then ends its
+stream with ``error()`` (an SSE error event before ``[DONE]``, or UNAVAILABLE over grpc-web).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ log = get_logger(__name__)
 
 
 class StreamRegistry:
-    """The upstream calls of the SSE responses still being written."""
+    """The upstream calls of the chat streams still being relayed."""
 
     def __init__(self) -> None:
         self._calls: set[grpc.aio.Call] = set()

@@ -143,3 +143,15 @@ async def test_rpcs_are_counted_in_metrics(gateway) -> None:
         text = (await client.get("/metrics")).text
     assert 'route="/upcoach.llm.v1.RouterService/ChatStream"' in text
     assert 'gateway_tokens_generated_total{model="smollm2-135m-instruct"} 2.0' in text
+
+
+@pytest.mark.parametrize("protocol", [ProtocolType.GRPC_WEB, ProtocolType.CONNECT])
+@pytest.mark.parametrize("text", ["FAIL_AFTER 2", "UNAVAILABLE"])
+async def test_a_failed_stream_is_counted_once_as_over_sse(gateway, protocol: ProtocolType,
+                                                           text: str) -> None:
+    gw: RunningGateway = await gateway()
+    with pytest.raises(ConnectError):
+        _ = [m async for m in router(gw, protocol).chat_stream(chat(text))]
+    async with gw.client() as client:
+        metrics = (await client.get("/api/metrics")).json()
+    assert metrics["errors_total"] == 1
