@@ -69,6 +69,11 @@ def test_errors_carry_their_status_code(client, offline) -> None:
     with pytest.raises(UpcoachError) as caught:
         client.chat(ASK, model="gpt-9")
     assert caught.value.code == grpc.StatusCode.NOT_FOUND and "gpt-9" in caught.value.message
+    assert caught.value.field == "model"
+    with pytest.raises(UpcoachError) as caught:
+        client.chat([{"role": "user", "content": " "}])
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.field == "messages[0].content"
     with pytest.raises(UpcoachError) as caught:
         client.list_edge_models("windows", 4)
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
