@@ -75,7 +75,7 @@ CACHED_BODY = {"model": "mistral", "messages": [{"role": "user", "content": PROM
 
 def start_gateway_stack(prefix: str, engine_threads: int | None) -> Stack:
     env = {"RATE_LIMIT_RPM": "1000000000", "REDIS_KEY_PREFIX": prefix,
-           "ROUTER_HEALTH_INTERVAL": "1"}
+           "ROUTER_HEALTH_INTERVAL_S": "1"}
     if engine_threads:
         # the raw in-process engine below reads the same variables
         os.environ["LLAMA_N_THREADS"] = os.environ["EMBEDDING_THREADS"] = str(engine_threads)

@@ -18,7 +18,7 @@ content and to the end of the stream. "Added" is the per-round difference to the
 (p50 and p99 over the rounds); tokens/s is the reply's completion tokens (the usage the chain
 reports; llama_cpp.server streams one token per event) over the stream's duration, median over
 the rounds. The cache is off, so every request reaches the engine. The
-router probes the backend at start-up only (ROUTER_HEALTH_INTERVAL=3600): llama_cpp.server
+router probes the backend at start-up only (ROUTER_HEALTH_INTERVAL_S=3600): llama_cpp.server
 answers /v1/models only between replies (one lock for everything), and on a busy machine a probe
 queued behind back-to-back replies times out and marks the only backend down mid-run.
 """
@@ -124,7 +124,8 @@ async def grpc_sample(call: Callable[[], object]) -> Sample:
 def start_remote_stack(server: LlamaServer) -> Stack:
     env = {"VLLM_URL": f"{server.url}/v1", "VLLM_MODEL": ALIAS,
            "VLLM_CATALOG_MODEL": "mistral", "EMBEDDED_BACKEND": "false", "CACHE_MODE": "off",
-           "RATE_LIMIT_RPM": "0", "ROUTER_HEALTH_INTERVAL": "3600", "ROUTER_PROBE_TIMEOUT": "30",
+           "RATE_LIMIT_RPM": "0", "ROUTER_HEALTH_INTERVAL_S": "3600",
+           "ROUTER_PROBE_TIMEOUT_S": "30",
            "REDIS_KEY_PREFIX": f"upcoach:bench:{uuid.uuid4().hex[:8]}:"}
     for name in ("LLM_API_KEY", "OLLAMA_URL", "OLLAMA_PORT"):
         os.environ.pop(name, None)

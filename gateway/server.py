@@ -2,7 +2,7 @@
 
 The HTTP protocol is uvicorn's httptools one with header and body timeouts
 (``gateway.http.timeouts``); connections are capped at GATEWAY_MAX_CONNECTIONS; X-Forwarded-For
-is believed only from TRUSTED_PROXIES. On SIGTERM open requests get GATEWAY_GRACE_SECONDS; just
+is believed only from TRUSTED_PROXIES. On SIGTERM open requests get GATEWAY_GRACE_S; just
 before the grace runs out, streams still open are ended with a shutdown error event.
 """
 

@@ -1,22 +1,21 @@
 """Gateway settings: read once from the environment into a typed object at start-up.
 
-Every bad value raises ConfigError naming the variable. In production (ENVIRONMENT or APP_ENV =
-production) the gateway refuses to start without a real API key or without TLS.
+Every bad value raises ConfigError naming the variable. In production
+(ENVIRONMENT=production) the gateway refuses to start without a real API key or without TLS.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from services.common.config import env_bool, env_float, env_int, env_list, env_str
 from services.common.errors import ConfigError
 from services.common.internal_auth import InternalAuth
 from services.common.logging import parse_level
 from services.common.topology import EMBEDDING, GATEWAY, GENERATION, MODEL_REGISTRY, ROUTER, Service
+from services.common.variables import VARIABLES as V
 
 DEV_KEYS = frozenset({"dev-key-local-only", "changeme", "change-me", "secret", "test"})
 
@@ -84,45 +83,40 @@ class GatewaySettings:
     @classmethod
     def from_env(cls) -> GatewaySettings:
         """Reads and checks every variable; ConfigError names the first bad one."""
-        environment = (os.environ.get("ENVIRONMENT") or os.environ.get("APP_ENV")
-                       or "development").strip().lower()
-        log_level = env_str("LOG_LEVEL", "info")
+        environment = V.str("ENVIRONMENT").lower()
+        log_level = V.str("LOG_LEVEL")
         parse_level(log_level)
-        mode = env_str("CACHE_MODE", CacheMode.REPRODUCIBLE.value).lower()
-        if mode not in {m.value for m in CacheMode}:
-            raise ConfigError(f"CACHE_MODE: {mode!r} is not one of "
-                              f"{', '.join(m.value for m in CacheMode)}")
-        tls_enabled = env_bool("TLS_ENABLED", False)
-        api_keys = tuple(env_list("LLM_API_KEY"))
+        tls_enabled = V.bool("TLS_ENABLED")
+        api_keys = tuple(V.list("LLM_API_KEY"))
         if environment == "production":
             check_production(api_keys, tls_enabled)
         cert, key = _tls_files(tls_enabled)
         settings = cls(
-            host=env_str("GATEWAY_HOST", "0.0.0.0"),
-            port=env_int(GATEWAY.port_env, GATEWAY.port, minimum=1, maximum=65535),
+            host=V.str("GATEWAY_HOST"),
+            port=V.int(GATEWAY.port_env),
             environment=environment,
             api_keys=api_keys,
-            rate_limit_rpm=env_int("RATE_LIMIT_RPM", 120, minimum=0),
-            rate_limit_fail_open=env_bool("RATE_LIMIT_FAIL_OPEN", True),
-            cache_ttl=env_int("CACHE_TTL", 300, minimum=0),
-            cache_mode=CacheMode(mode),
+            rate_limit_rpm=V.int("RATE_LIMIT_RPM"),
+            rate_limit_fail_open=V.bool("RATE_LIMIT_FAIL_OPEN"),
+            cache_ttl=V.int("CACHE_TTL"),
+            cache_mode=CacheMode(V.str("CACHE_MODE")),
             redis_url=_redis_url(),
-            redis_timeout_s=env_float("REDIS_TIMEOUT_MS", 250.0, minimum=1.0) / 1000,
-            redis_prefix=env_str("REDIS_KEY_PREFIX", "upcoach:gw:"),
-            max_body_bytes=env_int("MAX_BODY_BYTES", 1_048_576, minimum=1024),
-            cors_origins=tuple(env_list("CORS_ORIGINS")),
+            redis_timeout_s=V.float("REDIS_TIMEOUT_S"),
+            redis_prefix=V.str("REDIS_KEY_PREFIX"),
+            max_body_bytes=V.int("MAX_BODY_BYTES"),
+            cors_origins=tuple(V.list("CORS_ORIGINS")),
             tls_enabled=tls_enabled,
             tls_cert_file=cert,
             tls_key_file=key,
             log_level=log_level,
             admin_key=_admin_key(environment, api_keys),
-            cache_shared_features=frozenset(env_list("CACHE_SHARED_FEATURES")),
-            header_timeout_s=env_float("GATEWAY_HEADER_TIMEOUT_S", 10.0, minimum=0.1),
-            body_idle_timeout_s=env_float("GATEWAY_BODY_IDLE_TIMEOUT_S", 30.0, minimum=0.1),
-            keepalive_timeout_s=env_float("GATEWAY_KEEPALIVE_TIMEOUT_S", 30.0, minimum=0.1),
-            max_connections=env_int("GATEWAY_MAX_CONNECTIONS", 1000, minimum=1),
+            cache_shared_features=frozenset(V.list("CACHE_SHARED_FEATURES")),
+            header_timeout_s=V.float("GATEWAY_HEADER_TIMEOUT_S"),
+            body_idle_timeout_s=V.float("GATEWAY_BODY_IDLE_TIMEOUT_S"),
+            keepalive_timeout_s=V.float("GATEWAY_KEEPALIVE_TIMEOUT_S"),
+            max_connections=V.int("GATEWAY_MAX_CONNECTIONS"),
             trusted_proxies=_trusted_proxies(),
-            grace_seconds=env_float("GATEWAY_GRACE_SECONDS", 30.0, minimum=0.1),
+            grace_seconds=V.float("GATEWAY_GRACE_S"),
             internal_auth=InternalAuth.from_env(),
             upstreams=Upstreams(
                 router=_address(ROUTER),
@@ -130,8 +124,8 @@ class GatewaySettings:
                 registry=_address(MODEL_REGISTRY),
                 generation=_address(GENERATION),
             ),
-            upstream_timeout_s=env_float("UPSTREAM_TIMEOUT_S", 300.0, minimum=0.1),
-            health_timeout_s=env_float("HEALTH_TIMEOUT_S", 1.0, minimum=0.05),
+            upstream_timeout_s=V.float("UPSTREAM_TIMEOUT_S"),
+            health_timeout_s=V.float("HEALTH_TIMEOUT_S"),
         )
         return settings
 
@@ -157,7 +151,7 @@ def _tls_files(enabled: bool) -> tuple[str | None, str | None]:
         return None, None
     paths = []
     for name in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
-        value = os.environ.get(name, "").strip()
+        value = V.str(name)
         if not value:
             raise ConfigError(f"{name}: must be set when TLS_ENABLED is true")
         if not Path(value).is_file():
@@ -168,7 +162,7 @@ def _tls_files(enabled: bool) -> tuple[str | None, str | None]:
 
 def _trusted_proxies() -> tuple[str, ...]:
     """TRUSTED_PROXIES: the IPs or CIDRs whose X-Forwarded-For is believed (none by default)."""
-    proxies = tuple(env_list("TRUSTED_PROXIES"))
+    proxies = tuple(V.list("TRUSTED_PROXIES"))
     for proxy in proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -178,19 +172,19 @@ def _trusted_proxies() -> tuple[str, ...]:
 
 
 def _redis_url() -> str:
-    url = os.environ.get("REDIS_URL", "").strip()
+    url = V.str("REDIS_URL")
     if url:
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"REDIS_URL: {url!r} must start with redis://, rediss:// or unix://")
         return url
-    host = env_str("REDIS_HOST", "127.0.0.1")
-    port = env_int("REDIS_PORT", 6379, minimum=1, maximum=65535)
+    host = V.str("REDIS_HOST")
+    port = V.int("REDIS_PORT")
     return f"redis://{host}:{port}/0"
 
 
 def _admin_key(environment: str, api_keys: tuple[str, ...]) -> str | None:
     """LLM_ADMIN_KEY, or None; in production neither a development key nor a client's key."""
-    key = os.environ.get("LLM_ADMIN_KEY", "").strip() or None
+    key = V.str("LLM_ADMIN_KEY") or None
     if key and environment == "production":
         if is_dev_key(key):
             raise ConfigError("LLM_ADMIN_KEY: a development key is not allowed in production")
@@ -202,10 +196,10 @@ def _admin_key(environment: str, api_keys: tuple[str, ...]) -> str | None:
 def _address(service: Service) -> str:
     """<NAME>_ADDR, else 127.0.0.1 on <NAME>_PORT (default: the topology's port)."""
     addr_var = service.addr_env
-    value = os.environ.get(addr_var, "").strip()
+    value = V.str(addr_var)
     if value:
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise ConfigError(f"{addr_var}: {value!r} is not host:port")
         return value
-    return f"127.0.0.1:{env_int(service.port_env, service.port, minimum=1, maximum=65535)}"
+    return f"127.0.0.1:{V.int(service.port_env)}"

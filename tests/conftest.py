@@ -29,7 +29,7 @@ def stack_factory() -> Iterator:
               timeout: float = 180.0) -> Stack:
         specs = default_specs({s.name: free_port() for s in default_specs()})
         log_dir = tempfile.mkdtemp(prefix="upcoach-stack-")
-        stack = Stack(specs, env={"LOG_LEVEL": "info", "GRPC_GRACE_SECONDS": "5", **(env or {})},
+        stack = Stack(specs, env={"LOG_LEVEL": "info", "GRPC_GRACE_S": "5", **(env or {})},
                       log_dir=log_dir)
         stacks.append(stack)
         stack.start(names)

@@ -10,8 +10,8 @@ import functools
 from dataclasses import dataclass
 from typing import TypeVar
 
-from services.common.config import env_float, env_str
 from services.common.topology import EMBEDDING, MODEL_REGISTRY, ROUTER
+from services.common.variables import VARIABLES as V
 
 
 @dataclass(frozen=True)
@@ -21,20 +21,20 @@ class ServerAddresses:
     router: str = ROUTER.local_address
     embedding: str = EMBEDDING.local_address
     registry: str = MODEL_REGISTRY.local_address
-    timeout: float = 120.0
+    timeout: float = V["UPCOACH_CLIENT_TIMEOUT_S"].default
     token: str | None = None
     admin_token: str | None = None
 
     @classmethod
     def from_env(cls) -> ServerAddresses:
-        """ROUTER_ADDR, EMBEDDING_ADDR, MODEL_REGISTRY_ADDR, UPCOACH_CLIENT_TIMEOUT,
+        """ROUTER_ADDR, EMBEDDING_ADDR, MODEL_REGISTRY_ADDR, UPCOACH_CLIENT_TIMEOUT_S,
         INTERNAL_TOKEN, INTERNAL_ADMIN_TOKEN."""
-        return cls(router=env_str(ROUTER.addr_env, cls.router),
-                   embedding=env_str(EMBEDDING.addr_env, cls.embedding),
-                   registry=env_str(MODEL_REGISTRY.addr_env, cls.registry),
-                   timeout=env_float("UPCOACH_CLIENT_TIMEOUT", cls.timeout, minimum=0.1),
-                   token=env_str("INTERNAL_TOKEN", "") or None,
-                   admin_token=env_str("INTERNAL_ADMIN_TOKEN", "") or None)
+        return cls(router=V.str(ROUTER.addr_env, cls.router),
+                   embedding=V.str(EMBEDDING.addr_env, cls.embedding),
+                   registry=V.str(MODEL_REGISTRY.addr_env, cls.registry),
+                   timeout=V.float("UPCOACH_CLIENT_TIMEOUT_S"),
+                   token=V.str("INTERNAL_TOKEN") or None,
+                   admin_token=V.str("INTERNAL_ADMIN_TOKEN") or None)
 
 
 S = TypeVar("S")

@@ -4,33 +4,24 @@ A backend is one engine instance: the embedded engines inside this stack's own p
 Ollama server, or an OpenAI-compatible server such as vLLM. Each maps catalog model names to the
 engine's own model names (``mistral`` → ``mistralai/Mistral-7B-Instruct-v0.2`` on vLLM).
 
-The environment adds remote backends in front of the file's (several instances each):
-
-    OLLAMA_URL          comma-separated Ollama URLs → backends ollama, ollama-2, ...
-    OLLAMA_PORT         without OLLAMA_URL: one Ollama at http://OLLAMA_HOST:OLLAMA_PORT
-    OLLAMA_HOST         host name for OLLAMA_PORT (default localhost)
-    OLLAMA_MODELS       catalog models the Ollama backends serve, ``name`` or ``name=ollama-name``
-                        (default: the guide's mistral, llama3.2:3b, nomic-embed-text)
-    VLLM_URL            comma-separated OpenAI-compatible URLs (``/v1`` optional) → vllm, vllm-2
-    VLLM_MODEL          the model those servers load (required with VLLM_URL)
-    VLLM_CATALOG_MODEL  the catalog name it is served as (default mistral)
-    EMBEDDED_BACKEND    false drops the embedded backend; by default it stays, last, as the
-                        fallback of last resort
+The environment (OLLAMA_*, VLLM_*, EMBEDDED_BACKEND: services/common/variables.py) adds remote
+backends in front of the file's, several instances each: OLLAMA_URL's comma-separated URLs become
+backends ollama, ollama-2, ... (without it, OLLAMA_PORT gives one at OLLAMA_HOST), VLLM_URL's
+become vllm, vllm-2, ... serving VLLM_MODEL as VLLM_CATALOG_MODEL. The embedded backend stays,
+last, as the fallback of last resort unless EMBEDDED_BACKEND is false.
 """
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.common.catalog import ModelsFile
-from services.common.config import config_dir, env_bool, env_list, env_str, load_yaml, validate
+from services.common.config import config_dir, load_yaml, validate
 from services.common.errors import ConfigError
 from services.common.names import BackendTypeName
-
-DEFAULT_OLLAMA_MODELS = ["mistral", "llama3.2:3b", "nomic-embed-text"]
+from services.common.variables import VARIABLES
 
 
 class BackendConfig(BaseModel):
@@ -103,7 +94,7 @@ def load_backends(catalog: ModelsFile | None = None) -> BackendsFile:
                                   f"{path}; remove it there or unset {variable}")
     remote = [backend for backends in by_variable.values() for backend in backends]
     kept = list(from_file.backends)
-    if not env_bool("EMBEDDED_BACKEND", True):
+    if not VARIABLES.bool("EMBEDDED_BACKEND"):
         kept = [b for b in kept if not _in_process(b)]
         if not kept and not remote:
             raise ConfigError("EMBEDDED_BACKEND: false, but no other backend is configured "
@@ -141,15 +132,13 @@ def _numbered(prefix: str, urls: list[str]) -> list[tuple[str, str]]:
 
 
 def _ollama_urls() -> list[str]:
-    urls = env_list("OLLAMA_URL")
+    urls = VARIABLES.list("OLLAMA_URL")
     if urls:
         return [_url("OLLAMA_URL", url) for url in urls]
-    port = env_str("OLLAMA_PORT", "")
-    if not port:
+    port = VARIABLES.int("OLLAMA_PORT")
+    if port is None:
         return []
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"OLLAMA_PORT: {port!r} is not a port number")
-    host = env_str("OLLAMA_HOST", "localhost")
+    host = VARIABLES.str("OLLAMA_HOST")
     if any(c in host for c in ":/ "):
         raise ConfigError(f"OLLAMA_HOST: {host!r} must be a host name; set OLLAMA_URL for a "
                           "full address")
@@ -157,7 +146,7 @@ def _ollama_urls() -> list[str]:
 
 
 def _ollama_models(catalog: ModelsFile | None) -> dict[str, str]:
-    entries = env_list("OLLAMA_MODELS", DEFAULT_OLLAMA_MODELS)
+    entries = VARIABLES.list("OLLAMA_MODELS")
     if not entries:
         raise ConfigError("OLLAMA_MODELS: empty; name at least one catalog model")
     models: dict[str, str] = {}
@@ -180,14 +169,14 @@ def _ollama_backends(catalog: ModelsFile | None) -> list[BackendConfig]:
 
 
 def _vllm_backends(catalog: ModelsFile | None) -> list[BackendConfig]:
-    urls = [_url("VLLM_URL", url) for url in env_list("VLLM_URL")]
+    urls = [_url("VLLM_URL", url) for url in VARIABLES.list("VLLM_URL")]
     if not urls:
         return []
-    engine_model = os.environ.get("VLLM_MODEL", "").strip()
+    engine_model = VARIABLES.str("VLLM_MODEL")
     if not engine_model:
         raise ConfigError("VLLM_MODEL: required when VLLM_URL is set (the model the server "
                           "loads, e.g. mistralai/Mistral-7B-Instruct-v0.2)")
-    name = env_str("VLLM_CATALOG_MODEL", "mistral")
+    name = VARIABLES.str("VLLM_CATALOG_MODEL")
     if catalog is not None:
         entry = catalog.get(name)
         if entry is None:

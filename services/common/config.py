@@ -1,11 +1,12 @@
 """Reading configuration: environment variables over YAML files, validated once at start-up.
 
 Every failure raises ConfigError with a message that names the variable, or the file and the key.
+Environment variables are read through the registry (services.common.variables), which parses
+them with the ``parse_*`` functions here.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from services.common.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+N = TypeVar("N", int, float)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _TRUE = {"1", "true", "yes", "on"}
@@ -23,51 +25,33 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 def config_dir() -> Path:
     """The folder holding models.yaml and the other config files (UPCOACH_CONFIG_DIR)."""
-    return Path(os.environ.get("UPCOACH_CONFIG_DIR", REPO_ROOT / "config"))
+    from services.common.variables import VARIABLES  # imported here: it builds on this module
+
+    return Path(VARIABLES.str("UPCOACH_CONFIG_DIR") or REPO_ROOT / "config")
 
 
-def env_str(name: str, default: str) -> str:
-    """The variable's value, or default when unset or empty."""
-    value = os.environ.get(name, "").strip()
-    return value or default
-
-
-def env_int(name: str, default: int, *, minimum: int | None = None,
-            maximum: int | None = None) -> int:
-    """The variable as an integer within [minimum, maximum]; ConfigError names it otherwise."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
+def parse_int(name: str, raw: str, minimum: float | None = None,
+              maximum: float | None = None) -> int:
+    """raw as an integer within [minimum, maximum]; ConfigError names the variable otherwise."""
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name}: {raw!r} is not an integer") from None
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name}: {value} is below the minimum {minimum}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name}: {value} is above the maximum {maximum}")
-    return value
+    return _bounded(name, value, minimum, maximum)
 
 
-def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
-    """The variable as a number, at least minimum; ConfigError names it otherwise."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
+def parse_float(name: str, raw: str, minimum: float | None = None,
+                maximum: float | None = None) -> float:
+    """raw as a number within [minimum, maximum]; ConfigError names the variable otherwise."""
     try:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}: {raw!r} is not a number") from None
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name}: {value} is below the minimum {minimum}")
-    return value
+    return _bounded(name, value, minimum, maximum)
 
 
-def env_bool(name: str, default: bool) -> bool:
-    """The variable as a boolean (1/true/yes/on, 0/false/no/off)."""
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
-        return default
+def parse_bool(name: str, raw: str) -> bool:
+    """raw as a boolean (1/true/yes/on, 0/false/no/off); ConfigError names the variable."""
     value = raw.strip().lower()
     if value in _TRUE:
         return True
@@ -76,12 +60,17 @@ def env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name}: {raw!r} is not a boolean (use true or false)")
 
 
-def env_list(name: str, default: list[str] | None = None) -> list[str]:
-    """The variable as a comma-separated list, blanks dropped."""
-    raw = os.environ.get(name)
-    if raw is None:
-        return list(default or [])
+def parse_list(raw: str) -> list[str]:
+    """raw as a comma-separated list, blanks dropped."""
     return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _bounded(name: str, value: N, minimum: float | None, maximum: float | None) -> N:
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}: {value} is below the minimum {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}: {value} is above the maximum {maximum}")
+    return value
 
 
 def load_yaml(path: Path) -> Any:

@@ -21,7 +21,6 @@ RPCs always need the admin token.
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,8 @@ from typing import Any
 
 import grpc
 
-from services.common.config import env_bool
 from services.common.errors import ConfigError
+from services.common.variables import VARIABLES
 from upcoach.llm.v1 import embedding_pb2, model_registry_pb2
 
 METADATA_KEY = "authorization"
@@ -76,9 +75,9 @@ class InternalAuth:
     @classmethod
     def from_env(cls) -> InternalAuth:
         """Reads the variables above; ConfigError when nothing protects the service."""
-        enabled = env_bool("INTERNAL_AUTH", True)
-        token = os.environ.get("INTERNAL_TOKEN", "").strip() or None
-        admin = os.environ.get("INTERNAL_ADMIN_TOKEN", "").strip() or None
+        enabled = VARIABLES.bool("INTERNAL_AUTH")
+        token = VARIABLES.str("INTERNAL_TOKEN") or None
+        admin = VARIABLES.str("INTERNAL_ADMIN_TOKEN") or None
         tls = tls_from_env()
         if not enabled:
             return cls(token=token, admin_token=admin, tls=tls, enabled=False)
@@ -181,9 +180,8 @@ def _same(presented: str, expected: str | None) -> bool:
 
 def tls_from_env(environ: Mapping[str, str] | None = None) -> TlsFiles | None:
     """The INTERNAL_TLS_* files, read; None when none is set."""
-    environ = os.environ if environ is None else environ
     names = ("INTERNAL_TLS_CERT_FILE", "INTERNAL_TLS_KEY_FILE", "INTERNAL_TLS_CA_FILE")
-    values = {name: environ.get(name, "").strip() for name in names}
+    values = {name: VARIABLES.str(name, environ=environ) for name in names}
     given = [name for name, value in values.items() if value]
     if not given:
         return None
@@ -197,4 +195,4 @@ def tls_from_env(environ: Mapping[str, str] | None = None) -> TlsFiles | None:
         except OSError as exc:
             raise ConfigError(f"{name}: {value} cannot be read ({exc.strerror})") from None
     return TlsFiles(cert=contents[names[0]], key=contents[names[1]], ca=contents[names[2]],
-                    server_name=environ.get("INTERNAL_TLS_SERVER_NAME", "").strip() or None)
+                    server_name=VARIABLES.str("INTERNAL_TLS_SERVER_NAME", environ=environ) or None)

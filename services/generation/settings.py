@@ -1,9 +1,7 @@
 """The generation service's own settings: server defaults for unset sampling fields.
 
-    GENERATION_DEFAULT_MAX_TOKENS    256     GENERATION_DEFAULT_TEMPERATURE  0.7
-    GENERATION_DEFAULT_TOP_P         0.95    GENERATION_MAX_TOKENS_LIMIT     4096
-
-The engines' settings (LLAMA_*, GENERATION_PARALLEL, ...) live with each engine.
+GENERATION_DEFAULT_MAX_TOKENS / _TEMPERATURE / _TOP_P and GENERATION_MAX_TOKENS_LIMIT, declared in
+services/common/variables.py; the engines' settings (LLAMA_*, ...) are read with each engine.
 """
 
 from __future__ import annotations
@@ -11,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.common.chat import SamplingDefaults
-from services.common.config import env_float, env_int
 from services.common.errors import ConfigError
+from services.common.variables import VARIABLES
 
 
 @dataclass(frozen=True)
@@ -23,13 +21,14 @@ class GenerationSettings:
 
     @classmethod
     def from_env(cls) -> GenerationSettings:
-        limit = env_int("GENERATION_MAX_TOKENS_LIMIT", 4096, minimum=1)
-        max_tokens = env_int("GENERATION_DEFAULT_MAX_TOKENS", 256, minimum=1, maximum=limit)
-        temperature = env_float("GENERATION_DEFAULT_TEMPERATURE", 0.7, minimum=0.0)
-        if temperature > 2.0:
-            raise ConfigError(f"GENERATION_DEFAULT_TEMPERATURE: {temperature} is above 2")
-        top_p = env_float("GENERATION_DEFAULT_TOP_P", 0.95, minimum=0.0)
-        if not 0.0 < top_p <= 1.0:
+        limit = VARIABLES.int("GENERATION_MAX_TOKENS_LIMIT")
+        max_tokens = VARIABLES.int("GENERATION_DEFAULT_MAX_TOKENS")
+        if max_tokens > limit:
+            raise ConfigError(f"GENERATION_DEFAULT_MAX_TOKENS: {max_tokens} is above the maximum "
+                              f"{limit} (GENERATION_MAX_TOKENS_LIMIT)")
+        temperature = VARIABLES.float("GENERATION_DEFAULT_TEMPERATURE")
+        top_p = VARIABLES.float("GENERATION_DEFAULT_TOP_P")
+        if top_p == 0.0:
             raise ConfigError(f"GENERATION_DEFAULT_TOP_P: {top_p} is not in (0, 1]")
         return cls(SamplingDefaults(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                     max_tokens_limit=limit))

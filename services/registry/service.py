@@ -6,8 +6,8 @@ import grpc
 
 from services.common.backends import load_backends
 from services.common.catalog import load_edge_models, load_models
-from services.common.config import env_float
 from services.common.server import GrpcService
+from services.common.variables import VARIABLES
 from services.registry.servicer import ModelRegistryServicer
 from upcoach.llm.v1 import model_registry_pb2, model_registry_pb2_grpc
 
@@ -23,7 +23,7 @@ class RegistryService(GrpcService):
         catalog = load_models()
         servicer = ModelRegistryServicer(
             catalog, load_edge_models(), load_backends(catalog),
-            probe_timeout=env_float("REGISTRY_PROBE_TIMEOUT", 2.0, minimum=0.1))
+            probe_timeout=VARIABLES.float("REGISTRY_PROBE_TIMEOUT_S"))
         return cls(servicer)
 
     def service_names(self) -> list[str]:

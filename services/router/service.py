@@ -11,11 +11,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.common.backends import BackendConfig, load_backends
 from services.common.catalog import load_edge_models, load_models
 from services.common.channels import aio_channel, authed
-from services.common.config import env_float, env_str
 from services.common.internal_auth import InternalAuth
 from services.common.logging import get_logger
 from services.common.server import GrpcService
 from services.common.topology import GENERATION
+from services.common.variables import VARIABLES
 from services.engines.base import EngineHealth
 from services.engines.probes import probe_backend
 from services.engines.types import type_of
@@ -31,8 +31,8 @@ GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationServi
 
 @dataclass(frozen=True)
 class RouterSettings:
-    """GENERATION_ADDR, ROUTER_HEALTH_INTERVAL, ROUTER_PROBE_TIMEOUT, ROUTER_STARTUP_WAIT, and
-    the internal credentials it calls generation with."""
+    """GENERATION_ADDR, ROUTER_HEALTH_INTERVAL_S, ROUTER_PROBE_TIMEOUT_S, ROUTER_STARTUP_WAIT_S,
+    and the internal credentials it calls generation with."""
 
     generation_addr: str
     health_interval: float
@@ -43,10 +43,10 @@ class RouterSettings:
     @classmethod
     def from_env(cls) -> RouterSettings:
         return cls(
-            generation_addr=env_str(GENERATION.addr_env, GENERATION.local_address),
-            health_interval=env_float("ROUTER_HEALTH_INTERVAL", 2.0, minimum=0.1),
-            probe_timeout=env_float("ROUTER_PROBE_TIMEOUT", 2.0, minimum=0.05),
-            startup_wait=env_float("ROUTER_STARTUP_WAIT", 30.0, minimum=0.0),
+            generation_addr=VARIABLES.str(GENERATION.addr_env, GENERATION.local_address),
+            health_interval=VARIABLES.float("ROUTER_HEALTH_INTERVAL_S"),
+            probe_timeout=VARIABLES.float("ROUTER_PROBE_TIMEOUT_S"),
+            startup_wait=VARIABLES.float("ROUTER_STARTUP_WAIT_S"),
             auth=InternalAuth.from_env(),
         )
 
@@ -103,7 +103,7 @@ class RouterService(GrpcService):
         return prober
 
     async def start(self) -> None:
-        """Waits (up to ROUTER_STARTUP_WAIT) for a healthy backend, then probes in background."""
+        """Waits (up to ROUTER_STARTUP_WAIT_S) for a healthy backend, then probes in background."""
         await self._wait_for_a_backend()
         self._pool.start()
 

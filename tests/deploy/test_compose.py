@@ -151,7 +151,8 @@ def test_commands_name_modules_and_files_that_exist() -> None:
 # -- the check can fail --------------------------------------------------------------------------
 
 def test_without_an_env_file_compose_names_the_missing_variable() -> None:
-    result = run_compose("config", "-q", env={"LLM_API_KEY": "k"})
+    result = run_compose("config", "-q", env={"LLM_API_KEY": "k",
+                                              "INTERNAL_TOKEN": SECRETS["INTERNAL_TOKEN"]})
     assert result.returncode != 0
     assert "ENVIRONMENT is not set" in result.stderr
 

@@ -51,7 +51,7 @@ IDS = [f"{m}-{'online' if up else 'offline'}-{'device' if dev else 'nodevice'}-"
 @pytest.fixture(scope="module")
 def gateway_url(stack_factory) -> str:
     stack = stack_factory(["model-registry", "router", "gateway"], env={
-        "ROUTER_STARTUP_WAIT": "0", "RATE_LIMIT_RPM": "0",
+        "ROUTER_STARTUP_WAIT_S": "0", "RATE_LIMIT_RPM": "0",
         "REDIS_KEY_PREFIX": f"upcoach:test:{uuid.uuid4().hex[:12]}:"})
     return f"http://{stack.spec('gateway').address}"
 

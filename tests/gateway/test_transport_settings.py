@@ -12,7 +12,7 @@ from services.common.errors import ConfigError
 
 _VARS = ("GATEWAY_HEADER_TIMEOUT_S", "GATEWAY_BODY_IDLE_TIMEOUT_S", "GATEWAY_MAX_CONNECTIONS",
          "GATEWAY_KEEPALIVE_TIMEOUT_S",
-         "TRUSTED_PROXIES", "GATEWAY_GRACE_SECONDS", "ENVIRONMENT", "APP_ENV")
+         "TRUSTED_PROXIES", "GATEWAY_GRACE_S", "ENVIRONMENT", "APP_ENV")
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +44,7 @@ def test_values_from_env_reach_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_BODY_IDLE_TIMEOUT_S", "4")
     monkeypatch.setenv("GATEWAY_MAX_CONNECTIONS", "50")
     monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7,::1")
-    monkeypatch.setenv("GATEWAY_GRACE_SECONDS", "12")
+    monkeypatch.setenv("GATEWAY_GRACE_S", "12")
     monkeypatch.setenv("GATEWAY_KEEPALIVE_TIMEOUT_S", "75")
     config = uvicorn_config(_app, GatewaySettings.from_env())
     assert config.timeout_keep_alive == 75.0
@@ -58,7 +58,7 @@ def test_values_from_env_reach_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(("name", "value"), [
     ("GATEWAY_HEADER_TIMEOUT_S", "0"), ("GATEWAY_HEADER_TIMEOUT_S", "soon"),
     ("GATEWAY_BODY_IDLE_TIMEOUT_S", "-1"), ("GATEWAY_MAX_CONNECTIONS", "0"),
-    ("GATEWAY_GRACE_SECONDS", "0"), ("GATEWAY_KEEPALIVE_TIMEOUT_S", "0"),
+    ("GATEWAY_GRACE_S", "0"), ("GATEWAY_KEEPALIVE_TIMEOUT_S", "0"),
     ("TRUSTED_PROXIES", "10.0.0.1,proxy.internal"),
     ("TRUSTED_PROXIES", "*")])
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str,

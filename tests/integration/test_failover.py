@@ -65,7 +65,7 @@ def stack(stack_factory, servers):
     return stack_factory(["generation", "router", "gateway"], env={
         "VLLM_URL": ",".join(f"{s.url}/v1" for s in servers.values()),
         "VLLM_MODEL": "smollm2", "VLLM_CATALOG_MODEL": "mistral",
-        "ROUTER_HEALTH_INTERVAL": "1", "ROUTER_PROBE_TIMEOUT": "10", "GENERATION_PARALLEL": "1",
+        "ROUTER_HEALTH_INTERVAL_S": "1", "ROUTER_PROBE_TIMEOUT_S": "10", "GENERATION_PARALLEL": "1",
         "CACHE_MODE": "off", "LLM_ADMIN_KEY": ADMIN_KEY,
         "REDIS_KEY_PREFIX": f"upcoach:test:{uuid.uuid4().hex[:12]}:"})
 

@@ -17,7 +17,7 @@ ADMIN = "readiness-admin-key"
 
 @pytest.fixture(scope="module")
 def stack(stack_factory):
-    return stack_factory(["generation"], env={"ROUTER_HEALTH_INTERVAL": "0.5"})
+    return stack_factory(["generation"], env={"ROUTER_HEALTH_INTERVAL_S": "0.5"})
 
 
 def test_not_ready_until_the_router_serves_then_ready(stack) -> None:

@@ -19,7 +19,7 @@ GREEDY = {"messages": [{"role": "user", "content": "Name one habit."}], "max_tok
 @pytest.fixture(scope="module")
 def stack(stack_factory):
     return stack_factory(["generation", "embedding", "model-registry", "router"],
-                         env={"ROUTER_HEALTH_INTERVAL": "0.5"})
+                         env={"ROUTER_HEALTH_INTERVAL_S": "0.5"})
 
 
 def test_two_gateways_share_one_budget(stack) -> None:

@@ -25,7 +25,7 @@ TIP = [{"role": "user", "content": "Give me a motivation tip"}]
 @pytest.fixture(scope="module")
 def stack(stack_factory):
     return stack_factory(env={"REDIS_KEY_PREFIX": PREFIX, "RATE_LIMIT_RPM": "1000",
-                              "ROUTER_HEALTH_INTERVAL": "0.5"})
+                              "ROUTER_HEALTH_INTERVAL_S": "0.5"})
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,7 @@ def test_a_cancelled_stream_stops_the_engine(stack: Stack, stub) -> None:
 
 def test_health_follows_the_life_cycle_and_sigterm_drains_to_exit_0() -> None:
     specs = default_specs({s.name: free_port() for s in default_specs()})
-    stack = Stack(specs, env={"GRPC_GRACE_SECONDS": "60", "GENERATION_PARALLEL": "1"},
+    stack = Stack(specs, env={"GRPC_GRACE_S": "60", "GENERATION_PARALLEL": "1"},
                   log_dir=tempfile.mkdtemp(prefix="upcoach-generation-"))
     address = stack.spec("generation").address
     stack.start(["generation"])
@@ -128,7 +128,7 @@ def test_health_follows_the_life_cycle_and_sigterm_drains_to_exit_0() -> None:
 
 def test_a_stream_longer_than_the_grace_ends_unavailable_shutting_down() -> None:
     specs = default_specs({s.name: free_port() for s in default_specs()})
-    stack = Stack(specs, env={"GRPC_GRACE_SECONDS": "1", "GENERATION_PARALLEL": "1"},
+    stack = Stack(specs, env={"GRPC_GRACE_S": "1", "GENERATION_PARALLEL": "1"},
                   log_dir=tempfile.mkdtemp(prefix="upcoach-generation-"))
     stack.start(["generation"])
     try:

@@ -54,8 +54,8 @@ def vllm_url() -> str:
 def stack(stack_factory, ollama, vllm_url):
     return stack_factory(["generation", "embedding", "router", "gateway"], env={
         "OLLAMA_URL": ollama.url, "VLLM_URL": vllm_url, "VLLM_MODEL": "mistral-7b",
-        "EMBEDDED_BACKEND": "false", "ROUTER_HEALTH_INTERVAL": "0.5",
-        "ROUTER_STARTUP_WAIT": "10", "CACHE_MODE": "off",
+        "EMBEDDED_BACKEND": "false", "ROUTER_HEALTH_INTERVAL_S": "0.5",
+        "ROUTER_STARTUP_WAIT_S": "10", "CACHE_MODE": "off",
         "REDIS_KEY_PREFIX": f"upcoach:test:{uuid.uuid4().hex[:12]}:"})
 
 

@@ -23,7 +23,7 @@ def chat(text: str, **fields: object) -> router_pb2.ChatStreamRequest:
 @pytest.fixture(scope="module")
 def stack(stack_factory):
     return stack_factory(["generation", "router"], env={"GENERATION_PARALLEL": "1",
-                                                        "ROUTER_HEALTH_INTERVAL": "0.5"})
+                                                        "ROUTER_HEALTH_INTERVAL_S": "0.5"})
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def stack(stack_factory):
     return stack_factory(env={
         "REDIS_KEY_PREFIX": PREFIX, "RATE_LIMIT_RPM": "0", "LLM_API_KEY": KEY,
         "GENERATION_PARALLEL": "1", "GENERATION_MAX_QUEUE": "1",
-        "GENERATION_QUEUE_TIMEOUT_S": "60", "ROUTER_HEALTH_INTERVAL": "0.5",
+        "GENERATION_QUEUE_TIMEOUT_S": "60", "ROUTER_HEALTH_INTERVAL_S": "0.5",
         "GENERATION_METRICS_PORT": str(METRICS["generation"]),
         "ROUTER_METRICS_PORT": str(METRICS["router"])})
 

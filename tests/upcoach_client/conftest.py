@@ -11,7 +11,7 @@ from upcoach_client import ServerAddresses
 @pytest.fixture(scope="module")
 def client_stack(stack_factory):
     return stack_factory(["generation", "embedding", "model-registry", "router"],
-                         env={"GENERATION_PARALLEL": "1", "ROUTER_HEALTH_INTERVAL": "0.5"})
+                         env={"GENERATION_PARALLEL": "1", "ROUTER_HEALTH_INTERVAL_S": "0.5"})
 
 
 @pytest.fixture(scope="module")

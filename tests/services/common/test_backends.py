@@ -81,7 +81,7 @@ def test_embedded_backend_can_be_turned_off(catalog, monkeypatch) -> None:
 @pytest.mark.parametrize(("env", "message"), [
     ({"OLLAMA_URL": "ollama:11434"}, "OLLAMA_URL: 'ollama:11434' is not an http"),
     ({"OLLAMA_URL": "http://ollama:port"}, "OLLAMA_URL: .* invalid port"),
-    ({"OLLAMA_PORT": "eleven"}, "OLLAMA_PORT: 'eleven' is not a port number"),
+    ({"OLLAMA_PORT": "eleven"}, "OLLAMA_PORT: 'eleven' is not an integer"),
     ({"OLLAMA_PORT": "11434", "OLLAMA_HOST": "0.0.0.0:11434"}, "OLLAMA_HOST: .* host name"),
     ({"OLLAMA_URL": "http://o:1", "OLLAMA_MODELS": "gpt-9"}, "OLLAMA_MODELS: 'gpt-9' is not"),
     ({"VLLM_URL": "http://vllm:8000"}, "VLLM_MODEL: required when VLLM_URL is set"),
