@@ -24,13 +24,12 @@ from typing import Any
 import grpc
 
 from services.common.errors import ServiceError, status_metadata
-from services.common.internal_auth import InternalAuth, refusing
+from services.common.internal_auth import ALWAYS_OPEN, InternalAuth, refusing
 from services.common.logging import get_logger
 from services.common.metrics import record
 
 log = get_logger(__name__)
 
-_ALWAYS_OPEN = ("/grpc.health.v1.", "/grpc.reflection.")
 MAX_STATUS_CHARS = 1024
 
 
@@ -111,11 +110,9 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: 
     await context.abort(code, message, trailing_metadata=trailing)
 
 
-async def _abort_closing(context: grpc.aio.ServicerContext, gate: ReadinessGate, method: str,
-                         started: float) -> None:
+async def _abort_closing(context: grpc.aio.ServicerContext, gate: ReadinessGate) -> None:
     """UNAVAILABLE with a zero RetryInfo: the caller may retry at once, on another replica."""
     code = grpc.StatusCode.UNAVAILABLE
-    _log_done(method, started, code, gate.closing_reason)
     await context.abort(code, gate.closing_reason,
                         trailing_metadata=status_metadata(code, gate.closing_reason, 0.0))
 
@@ -139,9 +136,7 @@ async def _admit(request: Any, context: grpc.aio.ServicerContext, gate: Readines
     if not gate.ready:
         await context.abort(grpc.StatusCode.UNAVAILABLE, gate.reason)
     if gate.closing:
-        await context.abort(grpc.StatusCode.UNAVAILABLE, gate.closing_reason,
-                            trailing_metadata=status_metadata(grpc.StatusCode.UNAVAILABLE,
-                                                              gate.closing_reason, 0.0))
+        await _abort_closing(context, gate)
     if isinstance(request, _Undecodable):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
 
@@ -159,7 +154,8 @@ def _wrap_unary(method: str, behavior: Callable[..., Awaitable[Any]],
         except asyncio.CancelledError:
             if not gate.closing:
                 raise
-            await _abort_closing(context, gate, method, started)
+            _log_done(method, started, grpc.StatusCode.UNAVAILABLE, gate.closing_reason)
+            await _abort_closing(context, gate)
         except Exception as exc:  # noqa: BLE001 - this is the one place exceptions are mapped
             await _abort(context, exc, method, started)
         finally:
@@ -184,7 +180,8 @@ def _wrap_stream(method: str, behavior: Callable[..., AsyncIterator[Any]],
         except asyncio.CancelledError:
             if not gate.closing:
                 raise
-            await _abort_closing(context, gate, method, started)
+            _log_done(method, started, grpc.StatusCode.UNAVAILABLE, gate.closing_reason)
+            await _abort_closing(context, gate)
         except Exception as exc:  # noqa: BLE001
             await _abort(context, exc, method, started)
         finally:
@@ -210,7 +207,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         refusal = self._auth.refusal(method, handler_call_details.invocation_metadata)
         if refusal is not None:
             return refusing(handler, *refusal)
-        if method.startswith(_ALWAYS_OPEN):
+        if method.startswith(ALWAYS_OPEN):
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(

@@ -33,7 +33,8 @@ from services.common.variables import VARIABLES
 from upcoach.llm.v1 import embedding_pb2, model_registry_pb2
 
 METADATA_KEY = "authorization"
-_ALWAYS_OPEN = ("/grpc.health.v1.", "/grpc.reflection.")
+# Probes and tools reach these without credentials, and the error interceptor leaves them alone.
+ALWAYS_OPEN = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
 def _method_path(module: Any, service: str, method: str) -> str:
@@ -94,7 +95,7 @@ class InternalAuth:
     def refusal(self, method: str, metadata: Sequence[tuple[str, Any]] | None,
                 ) -> tuple[grpc.StatusCode, str] | None:
         """Why a call to ``method`` with this metadata is refused; None when it may proceed."""
-        if not self.enabled or method.startswith(_ALWAYS_OPEN):
+        if not self.enabled or method.startswith(ALWAYS_OPEN):
             return None
         presented = _bearer(metadata)
         if method in ADMIN_METHODS:

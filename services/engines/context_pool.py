@@ -21,7 +21,8 @@ class ContextPool(Generic[T]):
     """Lends each item to one holder at a time; ``release`` hands it to the next in line."""
 
     def __init__(self, items: list[T], max_waiting: int, *, what: str = "context",
-                 limit_name: str = "max_waiting", max_wait_s: float | None = None) -> None:
+                 limit_name: str = "max_waiting", max_wait_s: float | None = None,
+                 wait_limit_name: str = "max_wait_s") -> None:
         if not items:
             raise ValueError("a pool needs at least one item")
         self.items = tuple(items)
@@ -30,6 +31,7 @@ class ContextPool(Generic[T]):
         self._max_waiting = max_waiting
         self._what = what
         self._limit_name = limit_name
+        self._wait_limit_name = wait_limit_name
         self._max_wait_s = max_wait_s
 
     @property
@@ -67,7 +69,7 @@ class ContextPool(Generic[T]):
             waiter.cancel()
             self._waiters.remove(waiter)
             raise self._exhausted(f"no {self._what} became free within {self._max_wait_s:g}s "
-                                  "(GENERATION_QUEUE_TIMEOUT_S); retry later") from None
+                                  f"({self._wait_limit_name}); retry later") from None
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release(waiter.result())

@@ -106,6 +106,7 @@ class LlamaCppEngine(ChatEngine):
             raise
         self.pool = ContextPool(slots, self.settings.max_queue, what="llama context",
                                 limit_name="GENERATION_MAX_QUEUE",
+                                wait_limit_name="GENERATION_QUEUE_TIMEOUT_S",
                                 max_wait_s=self.settings.queue_timeout_s)
         log.info("model loaded", extra={"fields": {
             "model": self.settings.model_name, "path": str(self.settings.model_path),

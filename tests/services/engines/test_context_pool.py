@@ -63,7 +63,8 @@ async def test_an_item_handed_to_a_waiter_cancelled_before_it_ran_goes_back() ->
 
 
 async def test_a_holder_that_waits_too_long_is_refused_with_a_retry_hint() -> None:
-    pool = ContextPool(["a"], max_waiting=4, max_wait_s=0.05)
+    pool = ContextPool(["a"], max_waiting=4, max_wait_s=0.05,
+                       wait_limit_name="GENERATION_QUEUE_TIMEOUT_S")
     held = await pool.acquire()
     started = asyncio.get_running_loop().time()
     with pytest.raises(ResourceExhausted) as refused:
