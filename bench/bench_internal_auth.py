@@ -1,8 +1,8 @@
 """What the internal token check adds to each gRPC call.
 
-    .venv/bin/python bench/bench_internal_auth.py [--calls 3000] [--rounds 5] [--json PATH]
+    .venv/bin/python -m bench.bench_internal_auth [--calls 3000] [--rounds 5] [--json PATH]
 
-Two in-process gRPC servers on loopback with the stack's bootstrap (services.common.server),
+Two in-process gRPC servers on loopback with the stack's bootstrap (upcoach_llm.common.server),
 one requiring the internal token and one with internal auth off, answer the same trivial unary
 RPC; the calls alternate between them in rounds so machine noise hits both alike. Reported: the
 median per-call latency with the check (baseline: without), their difference, and the check
@@ -20,10 +20,10 @@ import timeit
 import grpc
 
 from bench.report import Row, add_json_argument, write_rows
-from services.common.channels import authed
-from services.common.internal_auth import InternalAuth
-from services.common.server import GrpcService, open_server
-from upcoach.llm.v1 import router_pb2, router_pb2_grpc
+from upcoach_llm.api import router_pb2, router_pb2_grpc
+from upcoach_llm.common.channels import authed
+from upcoach_llm.common.internal_auth import InternalAuth
+from upcoach_llm.common.server import GrpcService, open_server
 
 AUTH = InternalAuth(token="bench-internal-token-0123456789", admin_token="bench-admin-0123456789")
 ROUTE = "/upcoach.llm.v1.RouterService/Route"

@@ -1,6 +1,6 @@
 """The remote-engine path: what the whole chain adds over calling the OpenAI-compatible server.
 
-    .venv/bin/python bench/bench_remote.py [--rounds 100] [--max-tokens 32] [--json PATH]
+    .venv/bin/python -m bench.bench_remote [--rounds 100] [--max-tokens 32] [--json PATH]
 
 One run starts a real ``llama_cpp.server`` serving SmolLM2 (tests/support/llama_server.py), then
 generation, router and gateway as real processes with that server as their only backend
@@ -42,16 +42,16 @@ import httpx
 
 from bench.report import Row, add_json_argument, format_table, write_rows
 from bench.support import start_stack
-from services.common.channels import authed
-from services.stack import Stack
 from tests.support.llama_server import LlamaServer
-from upcoach.llm.v1 import (
+from upcoach_llm.api import (
     common_pb2,
     generation_pb2,
     generation_pb2_grpc,
     router_pb2,
     router_pb2_grpc,
 )
+from upcoach_llm.common.channels import authed
+from upcoach_llm.dev.stack import Stack
 
 PROMPT = "Give me three short tips for a better morning routine."
 ALIAS = "smollm2"

@@ -27,7 +27,7 @@ import httpx
 
 from bench.report import Row, add_json_argument, write_rows
 from bench.support import start_stack
-from services.stack import Stack
+from upcoach_llm.dev.stack import Stack
 
 KEY = "soak-" + uuid.uuid4().hex
 PROMPTS = ["Give me a motivation tip", "How do I keep a morning routine?",

@@ -11,6 +11,7 @@ when a script failed or wrote no rows; the table still shows the others.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,13 @@ def discover(folder: Path, only: list[str] | None = None) -> list[Path]:
     return scripts
 
 
+def _with_checkout_on_path() -> dict[str, str]:
+    """The environment with the checkout first on PYTHONPATH: a script run by its path imports
+    ``bench`` (and ``tests``) from there, as ``python -m bench.<name>`` from the root does."""
+    paths = [str(BENCH_DIR.parent), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def run_script(script: Path, out_dir: Path, timeout: float) -> tuple[list[Row], str | None]:
     """Runs one script; returns its rows, or an error saying why there are none."""
     rows_file = out_dir / f"{script.stem}.json"
@@ -42,7 +50,8 @@ def run_script(script: Path, out_dir: Path, timeout: float) -> tuple[list[Row], 
     started = time.monotonic()
     try:
         result = subprocess.run([sys.executable, str(script), "--json", str(rows_file)],
-                                stdout=sys.stderr, stderr=subprocess.PIPE, text=True,
+                                env=_with_checkout_on_path(), stdout=sys.stderr,
+                                stderr=subprocess.PIPE, text=True,
                                 timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return [], f"timed out after {timeout:.0f}s"

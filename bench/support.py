@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import tempfile
 
-from services.stack import Stack, default_specs, free_port
+from upcoach_llm.dev.ports import free_port
+from upcoach_llm.dev.stack import Stack, default_specs
 
 
 def start_stack(names: list[str] | None = None, env: dict[str, str] | None = None, *,

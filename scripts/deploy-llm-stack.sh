@@ -138,7 +138,7 @@ is_dev_key() { [[ ${1,,} =~ ^(dev-.*|dev-key-local-only|changeme|change-me|secre
 TLS=0
 is_true "${VALUES[TLS_ENABLED]}" && TLS=1
 if [[ $ENV_NAME == production ]]; then
-  # The gateway enforces the same rule at start-up (gateway/settings.py); checking here first
+  # The gateway enforces the same rule at start-up (upcoach_llm/gateway/settings.py); checking here first
   # means a bad production file stops the deploy before anything is built or started.
   IFS=',' read -ra keys <<<"${VALUES[LLM_API_KEY]}"
   for k in "${keys[@]}"; do

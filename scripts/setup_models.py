@@ -26,11 +26,11 @@ from typing import Any, TextIO
 
 from ollama_client import OllamaClient, OllamaError, OllamaUnreachable, canonical
 
-from services.common.backends import load_backends
-from services.common.catalog import ModelsFile, load_models
-from services.common.config import load_config_file
-from services.common.errors import ConfigError
-from services.router.policy import CoachingFile
+from upcoach_llm.common.backends import load_backends
+from upcoach_llm.common.catalog import ModelsFile, load_models
+from upcoach_llm.common.config import load_config_file
+from upcoach_llm.common.errors import ConfigError
+from upcoach_llm.router.policy import CoachingFile
 
 ASSISTANT = "upcoach-assistant"
 # Sampling baked into upcoach-assistant; a caller's own options still win per request.

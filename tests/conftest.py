@@ -8,11 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.stack import Stack, default_specs, free_port
+from upcoach_llm.dev.ports import free_port
+from upcoach_llm.dev.stack import Stack, default_specs
 
 pytest_plugins = ["tests.support.config_copy"]
-
-
 
 
 @pytest.fixture(scope="module")

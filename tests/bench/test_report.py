@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.report import ReportError, Row, format_table, read_rows, write_rows
-from services.common.config import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def test_measured_row_computes_the_ratio() -> None:

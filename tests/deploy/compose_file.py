@@ -17,7 +17,7 @@ from typing import Any
 
 import compose
 
-from services.common.config import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 BINARY = Path(compose.__file__).parent / "docker-compose"
 ENVIRONMENTS = ("development", "staging", "production")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from services.common.config import REPO_ROOT
-from services.common.topology import GATEWAY, GRPC_SERVICES, Service
 from tests.deploy.compose_file import (
     ENVIRONMENTS,
     PYTHON_SERVICES,
@@ -17,6 +15,8 @@ from tests.deploy.compose_file import (
     resolved,
     run_compose,
 )
+from tests.support.paths import REPO_ROOT
+from upcoach_llm.api.topology import GATEWAY, GRPC_SERVICES, Service
 
 PROFILE_SETS = [(), ("production",), ("setup",), ("production", "setup")]
 
@@ -77,9 +77,8 @@ def test_redis_runs_the_guides_exact_command() -> None:
 @pytest.mark.parametrize("service", GRPC_SERVICES, ids=lambda s: s.name)
 def test_grpc_services_run_and_listen_as_the_topology_says(service: Service) -> None:
     compose = resolved("development")["services"][service.name]
-    assert compose["command"] == ["python", "-m", service.module]
-    assert compose["healthcheck"]["test"] == [
-        "CMD", "python", "-m", "services.common.health_probe", service.local_address]
+    assert compose["command"] == [service.script]
+    assert compose["healthcheck"]["test"] == ["CMD", "upcoach-health-probe", service.local_address]
     assert compose["environment"][service.port_env] == str(service.port)
     assert compose["environment"][service.addr_env] == f"{service.name}:{service.port}"
 
@@ -87,7 +86,7 @@ def test_grpc_services_run_and_listen_as_the_topology_says(service: Service) -> 
 def test_gateway_on_3100_probed_on_readyz() -> None:
     gateway = resolved("development")["services"]["llm-gateway"]
     assert GATEWAY.port == 3100
-    assert gateway["command"] == ["python", "-m", GATEWAY.module]
+    assert gateway["command"] == [GATEWAY.script]
     assert gateway["environment"][GATEWAY.port_env] == str(GATEWAY.port)
     assert [(p["target"], p["published"]) for p in gateway["ports"]] == [(3100, "3100")]
     assert gateway["healthcheck"]["test"] == ["CMD", "python", "scripts/http_probe.py", "/readyz"]
@@ -140,12 +139,13 @@ def test_python_services_share_one_image_built_from_the_dockerfile() -> None:
 
 def test_commands_name_modules_and_files_that_exist() -> None:
     services = resolved("development", ("setup",))["services"]
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     for name in (*PYTHON_SERVICES, "model-manager"):
         command = services[name]["command"]
-        if command[1] == "-m":
-            assert importlib.util.find_spec(command[2]) is not None, f"{name}: {command}"
-        else:
+        if command[0] == "python":
             assert (REPO_ROOT / command[1]).is_file(), f"{name}: {command}"
+        else:
+            assert command[0] in scripts, f"{name}: {command}"
 
 
 # -- the check can fail --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The Dockerfile: multi-stage, non-root, stubs generated in the build, nothing missing.
+"""The Dockerfile: multi-stage, non-root, the package installed with pip, nothing missing.
 
 Docker's engine cannot run here, so these are the checks that need none: the stages, the user,
 that every path it copies exists and survives .dockerignore, and that what the compose commands
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import tomllib
 
-from services.common.config import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text()
 IGNORED = [line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
@@ -43,11 +44,13 @@ def test_runs_as_a_non_root_user() -> None:
     assert last_stage.index("USER ") > last_stage.rindex("COPY ")
 
 
-def test_stubs_are_generated_in_the_build_with_the_make_proto_script() -> None:
-    assert "RUN scripts/generate-stubs.sh /opt/venv/bin/python build/stubs" in DOCKERFILE
-    assert "scripts/generate-stubs.sh" in (REPO_ROOT / "Makefile").read_text()
-    assert "COPY --from=build /app/build/stubs build/stubs" in DOCKERFILE
-    assert "PYTHONPATH=/app:/app/build/stubs" in DOCKERFILE
+def test_the_package_is_installed_with_pip_and_its_build_hook() -> None:
+    build_stage = DOCKERFILE.split("AS runtime")[0]
+    assert "RUN /opt/venv/bin/pip install .\n" in build_stage
+    for needed in ("pyproject.toml", "setup.py", "protos/", "upcoach_llm/"):
+        assert any(needed in line.split() for line in instructions("COPY")), needed
+    assert "PYTHONPATH" not in DOCKERFILE
+    assert "COPY --from=build /opt/venv /opt/venv" in DOCKERFILE
 
 
 def test_every_copied_path_exists_and_reaches_the_build_context() -> None:
@@ -63,8 +66,12 @@ def test_every_copied_path_exists_and_reaches_the_build_context() -> None:
 def test_the_image_holds_what_compose_runs() -> None:
     copied = {src.rstrip("/") for line in instructions("COPY") if not line.startswith("--from=")
               for src in line.split()[:-1]}
-    for needed in ("services", "gateway", "config", "scripts"):
+    for needed in ("upcoach_llm", "scripts"):
         assert needed in copied, needed
+    compose = (REPO_ROOT / "docker-compose.yml").read_text()
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    run = set(re.findall(r'\["(?:CMD", ")?(upcoach-[\w-]+)"', compose))
+    assert len(run) == 6 and run <= set(scripts), run - set(scripts)
 
 
 def test_secrets_and_weights_stay_out_of_the_context() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.config import REPO_ROOT
 from tests.deploy.compose_file import ENVIRONMENTS, SECRETS, env_file_keys, resolved
+from tests.support.paths import REPO_ROOT
 
 GUIDE_VARIABLES = ["LLM_API_KEY", "VLLM_MODEL", "RATE_LIMIT_RPM", "CACHE_TTL", "LOG_LEVEL",
                    "GATEWAY_PORT", "OLLAMA_PORT", "REDIS_PORT", "GPU_MEMORY_UTILIZATION",

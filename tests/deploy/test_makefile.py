@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from services.common.config import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def make(*args: str) -> str:
@@ -29,3 +29,10 @@ def test_deploy_verify_and_bench_call_the_scripts() -> None:
     assert "scripts/verify-llm-stack.sh --url http://host:3100" in make(
         "-n", "verify", "URL=http://host:3100")
     assert make("-n", "-o", "proto", "bench").strip().endswith("-m bench.run_all")
+
+
+def test_install_is_pip_installing_the_two_distributions_without_path_tricks() -> None:
+    text = (REPO_ROOT / "Makefile").read_text()
+    assert "install --progress-bar off -e '.[dev]' -e './clients/python[on-device]'" in text
+    assert ".pth" not in text and "PYTHONPATH" not in text
+    assert make("-n", "-o", "proto", "run").strip().endswith(".venv/bin/upcoach-stack")

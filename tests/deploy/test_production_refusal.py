@@ -1,6 +1,7 @@
 """The gateway, given what compose passes it from .env.production, refuses a weak configuration.
 
-Each case starts the real ``python -m gateway`` with the container's environment (resolved by the
+Each case starts the real ``python -m upcoach_llm.gateway`` with the container's environment
+(resolved by the
 Compose binary from .env.production) and one variable spoiled: it must exit non-zero with one line
 naming that variable. The control case, a real key and a real certificate, starts and serves.
 """
@@ -17,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common.config import REPO_ROOT
-from services.stack import free_port
 from tests.deploy.compose_file import resolved
+from tests.support.paths import REPO_ROOT
+from upcoach_llm.dev.ports import free_port
 
 
 def production_env(**overrides: str) -> dict[str, str]:
@@ -30,7 +31,8 @@ def production_env(**overrides: str) -> dict[str, str]:
 
 
 def start_gateway(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO_ROOT, env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "upcoach_llm.gateway"], cwd=REPO_ROOT, env=env,
+    text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

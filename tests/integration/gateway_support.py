@@ -1,6 +1,7 @@
 """Helpers for the gateway's integration tests: extra gateway processes and a private Redis.
 
-``GatewayProcess`` runs ``python -m gateway`` against a running stack's services (its own port
+``GatewayProcess`` runs ``python -m upcoach_llm.gateway`` against a running stack's services (its
+own port
 and settings), the way a second replica would run, and waits until it is ready (/readyz: a chat
 can be served), or only alive (/livez) when asked. ``PrivateRedis`` is a throwaway redis-server
 on a free port that a test may stop and start; the machine's shared Redis is never touched.
@@ -18,12 +19,13 @@ from collections.abc import Mapping
 import httpx
 import redis
 
-from services.common.config import REPO_ROOT
-from services.stack import Stack, free_port, wiring_env
+from tests.support.paths import REPO_ROOT
+from upcoach_llm.dev.ports import free_port
+from upcoach_llm.dev.stack import Stack, wiring_env
 
 
 class GatewayProcess:
-    """One ``python -m gateway`` wired to the stack's services."""
+    """One ``python -m upcoach_llm.gateway`` wired to the stack's services."""
 
     def __init__(self, stack: Stack, env: Mapping[str, str], wait_path: str = "/readyz") -> None:
         self.port = free_port()
@@ -31,7 +33,8 @@ class GatewayProcess:
         self.log = tempfile.NamedTemporaryFile(prefix="gateway-", suffix=".log", delete=False)  # noqa: SIM115
         full_env = {**os.environ, **wiring_env(stack.specs), **stack.env, **env,
                     "GATEWAY_PORT": str(self.port), "GATEWAY_HOST": "127.0.0.1"}
-        self.process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=REPO_ROOT,
+        self.process = subprocess.Popen([sys.executable, "-m", "upcoach_llm.gateway"],
+        cwd=REPO_ROOT,
                                         env=full_env, stdout=self.log, stderr=self.log)
         self._wait_ready(wait_path)
 

@@ -10,8 +10,8 @@ import grpc
 import numpy as np
 import pytest
 
-from services.common.health_probe import check
-from upcoach.llm.v1 import embedding_pb2, embedding_pb2_grpc
+from upcoach_llm.api import embedding_pb2, embedding_pb2_grpc
+from upcoach_llm.common.health_probe import check
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ def test_errors_keep_their_status_code_over_the_socket(embedding) -> None:
 
 def test_a_bad_setting_stops_start_up_with_exit_code_2() -> None:
     process = subprocess.run(
-        [sys.executable, "-m", "services.embedding"], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "upcoach_llm.embedding"], capture_output=True, text=True, timeout=60,
         env={**os.environ, "EMBEDDING_PORT": "0", "EMBEDDING_BATCH_SIZE": "0",
              "INTERNAL_TOKEN": "embedding-test-token-0123"})
     assert process.returncode == 2
@@ -70,7 +70,7 @@ def test_a_bad_setting_stops_start_up_with_exit_code_2() -> None:
 
 def test_without_internal_credentials_a_service_does_not_start() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTERNAL_")}
-    process = subprocess.run([sys.executable, "-m", "services.embedding"], capture_output=True,
+    process = subprocess.run([sys.executable, "-m", "upcoach_llm.embedding"], capture_output=True,
                              text=True, timeout=60, env={**env, "EMBEDDING_PORT": "0"})
     assert process.returncode == 2
     assert "INTERNAL_TOKEN: must be set" in process.stderr

@@ -19,9 +19,9 @@ import grpc
 import httpx
 import pytest
 
-from tests.gateway.sse import parse
 from tests.support.llama_server import LlamaServer
-from upcoach.llm.v1 import (
+from tests.upcoach_llm.gateway.sse import parse
+from upcoach_llm.api import (
     common_pb2,
     generation_pb2,
     generation_pb2_grpc,

@@ -14,8 +14,8 @@ import httpx
 import openai
 import pytest
 
-from tests.gateway import npm_client
-from upcoach.llm.v1 import router_pb2, router_pb2_grpc
+from tests.upcoach_llm.gateway import npm_client
+from upcoach_llm.api import router_pb2, router_pb2_grpc
 
 pytestmark = pytest.mark.integration
 PREFIX = f"upcoach:test:{uuid.uuid4().hex[:12]}:"

@@ -13,11 +13,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.channels import authed
-from services.common.errors import retry_delay_of
-from services.stack import Stack, default_specs, free_port
 from tests.support.logs import log_lines
-from upcoach.llm.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+from upcoach_llm.api import common_pb2, generation_pb2, generation_pb2_grpc
+from upcoach_llm.api.status_details import retry_delay_of
+from upcoach_llm.common.channels import authed
+from upcoach_llm.dev.ports import free_port
+from upcoach_llm.dev.stack import Stack, default_specs
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,8 @@ import grpc
 import httpx
 import pytest
 
-from services.stack import free_port
 from tests.doubles.ollama_double import DEFAULT_REPLY, OllamaDouble
-from upcoach.llm.v1 import (
+from upcoach_llm.api import (
     common_pb2,
     embedding_pb2,
     embedding_pb2_grpc,
@@ -28,6 +27,7 @@ from upcoach.llm.v1 import (
     router_pb2,
     router_pb2_grpc,
 )
+from upcoach_llm.dev.ports import free_port
 
 pytestmark = pytest.mark.integration
 USER = common_pb2.ROLE_USER

@@ -7,9 +7,9 @@ import time
 import grpc
 import pytest
 
-from services.common.errors import field_of
 from tests.support.logs import log_lines
-from upcoach.llm.v1 import common_pb2, router_pb2, router_pb2_grpc
+from upcoach_llm.api import common_pb2, router_pb2, router_pb2_grpc
+from upcoach_llm.api.status_details import field_of
 
 pytestmark = pytest.mark.integration
 USER = common_pb2.ROLE_USER

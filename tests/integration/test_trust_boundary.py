@@ -14,11 +14,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.common.errors import retry_delay_of
-from services.stack import Stack, default_specs, free_port
-from tests.gateway.test_bad_input import CASES
 from tests.support.certs import make_ca, make_cert
-from upcoach.llm.v1 import (
+from tests.upcoach_llm.gateway.test_bad_input import CASES
+from upcoach_llm.api import (
     common_pb2,
     embedding_pb2,
     embedding_pb2_grpc,
@@ -27,6 +25,9 @@ from upcoach.llm.v1 import (
     router_pb2,
     router_pb2_grpc,
 )
+from upcoach_llm.api.status_details import retry_delay_of
+from upcoach_llm.dev.ports import free_port
+from upcoach_llm.dev.stack import Stack, default_specs
 
 pytestmark = pytest.mark.integration
 PREFIX = f"upcoach:test:{uuid.uuid4().hex[:12]}:"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.common.config import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 BUF = REPO_ROOT / "node_modules" / ".bin" / "buf"
 pytestmark = pytest.mark.skipif(not BUF.exists(), reason="buf not installed: run make test")

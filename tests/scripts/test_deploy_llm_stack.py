@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from services.common.config import REPO_ROOT
-from services.stack import free_port
 from tests.deploy.compose_file import BINARY
+from tests.support.paths import REPO_ROOT
+from upcoach_llm.dev.ports import free_port
 
 FAKE = REPO_ROOT / "tests/scripts/fakes/compose.sh"
 ENVIRONMENTS = ("development", "staging", "production")

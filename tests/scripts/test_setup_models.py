@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from services.common.config import REPO_ROOT, load_config_file
-from services.router.policy import CoachingFile
-from services.stack import free_port
 from tests.doubles.ollama_double import DEFAULT_LIBRARY, OllamaDouble
+from tests.support.paths import REPO_ROOT
+from upcoach_llm.common.config import load_config_file
+from upcoach_llm.dev.ports import free_port
+from upcoach_llm.router.policy import CoachingFile
 
 
 def setup_models(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

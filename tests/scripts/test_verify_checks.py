@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from types import ModuleType
 
-from services.common.config import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def load() -> ModuleType:

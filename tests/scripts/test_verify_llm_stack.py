@@ -9,8 +9,9 @@ import subprocess
 
 import pytest
 
-from services.common.config import REPO_ROOT
-from services.stack import Stack, free_port
+from tests.support.paths import REPO_ROOT
+from upcoach_llm.dev.ports import free_port
+from upcoach_llm.dev.stack import Stack
 
 pytestmark = pytest.mark.integration
 CHECKS = ["availability: gateway", "availability: generation", "availability: embedding",

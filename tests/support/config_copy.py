@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from services.common.config import REPO_ROOT
+from upcoach_llm.common.config import PACKAGED_CONFIG_DIR
 
 
 @pytest.fixture
 def config_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Copies config/ to a temp folder and points UPCOACH_CONFIG_DIR at it."""
     target = tmp_path / "config"
-    shutil.copytree(REPO_ROOT / "config", target)
+    shutil.copytree(PACKAGED_CONFIG_DIR, target)
     monkeypatch.setenv("UPCOACH_CONFIG_DIR", str(target))
     return target

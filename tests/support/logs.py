@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from services.stack import Stack
+from upcoach_llm.dev.stack import Stack
 
 
 def log_lines(stack: Stack, service: str = "generation") -> list[dict]:

@@ -1,0 +1,60 @@
+"""Where the client finds the stack's services and how it proves who it is.
+
+The services accept calls carrying the internal token (``authorization: Bearer <token>``);
+administrative RPCs (pull_model) need the admin token.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import TypeVar
+
+from upcoach_client.api.topology import EMBEDDING, MODEL_REGISTRY, ROUTER
+
+DEFAULT_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class ServerAddresses:
+    """host:port of each service, the default deadline of a call in seconds, and the tokens."""
+
+    router: str = ROUTER.local_address
+    embedding: str = EMBEDDING.local_address
+    registry: str = MODEL_REGISTRY.local_address
+    timeout: float = DEFAULT_TIMEOUT_S
+    token: str | None = None
+    admin_token: str | None = None
+
+    @classmethod
+    def from_env(cls) -> ServerAddresses:
+        """ROUTER_ADDR, EMBEDDING_ADDR, MODEL_REGISTRY_ADDR, UPCOACH_CLIENT_TIMEOUT_S,
+        INTERNAL_TOKEN, INTERNAL_ADMIN_TOKEN."""
+        env = os.environ
+        raw_timeout = os.environ.get("UPCOACH_CLIENT_TIMEOUT_S", "").strip()
+        try:
+            timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_S
+        except ValueError:
+            raise ValueError(f"UPCOACH_CLIENT_TIMEOUT_S: {raw_timeout!r} is not a number") from None
+        if timeout <= 0:
+            raise ValueError(f"UPCOACH_CLIENT_TIMEOUT_S: {raw_timeout!r} must be above 0")
+        return cls(router=env.get(ROUTER.addr_env) or cls.router,
+                   embedding=env.get(EMBEDDING.addr_env) or cls.embedding,
+                   registry=env.get(MODEL_REGISTRY.addr_env) or cls.registry,
+                   timeout=timeout,
+                   token=os.environ.get("INTERNAL_TOKEN") or None,
+                   admin_token=os.environ.get("INTERNAL_ADMIN_TOKEN") or None)
+
+
+S = TypeVar("S")
+
+
+def with_token(stub: S, token: str | None) -> S:
+    """The stub, each of its methods sending the token as call metadata."""
+    if token:
+        metadata = (("authorization", f"Bearer {token}"),)
+        for name, method in list(vars(stub).items()):
+            if callable(method):
+                setattr(stub, name, functools.partial(method, metadata=metadata))
+    return stub

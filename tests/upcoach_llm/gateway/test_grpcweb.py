@@ -1,0 +1,157 @@
+"""grpc-web and Connect on the gateway's port (Python connectrpc client; the npm client test is
+test_grpcweb_npm.py): streaming, status pass-through, keys, rate limit, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
+
+from tests.upcoach_llm.gateway.conftest import RunningGateway
+from upcoach_llm.api import (
+    common_pb2,
+    embedding_connect,
+    embedding_pb2,
+    model_registry_connect,
+    model_registry_pb2,
+    router_connect,
+    router_pb2,
+)
+
+
+def chat(text: str, **fields: str) -> router_pb2.ChatStreamRequest:
+    return router_pb2.ChatStreamRequest(
+        messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=text)], **fields)
+
+
+def router(gw: RunningGateway, protocol: ProtocolType = ProtocolType.GRPC_WEB
+           ) -> router_connect.RouterServiceClient:
+    return router_connect.RouterServiceClient(gw.url, protocol=protocol)
+
+
+@pytest.mark.parametrize("protocol", [ProtocolType.GRPC_WEB, ProtocolType.CONNECT])
+async def test_chat_stream_relays_every_message(gateway, protocol: ProtocolType) -> None:
+    gw: RunningGateway = await gateway()
+    replies = [m async for m in router(gw, protocol).chat_stream(chat("one two three"))]
+    assert replies[0].route.model == "smollm2-135m-instruct"
+    assert "".join(r.text for r in replies) == "echo: one two three"
+    assert len([r for r in replies if r.text]) == 4
+    assert replies[-1].finish_reason == common_pb2.FINISH_REASON_STOP
+    assert replies[-1].usage.completion_tokens == 4
+
+
+async def test_coaching_chat_over_grpc_web(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    replies = [m async for m in router(gw).chat_stream(chat("hi", coaching_context="habits"))]
+    assert replies[-1].finish_reason == common_pb2.FINISH_REASON_STOP
+    assert gw.double.calls.chat[-1].coaching_context == "habits"
+
+
+@pytest.mark.parametrize(("request_", "code"), [
+    (chat("hi", model="gpt-9"), Code.NOT_FOUND),
+    (chat("hi", coaching_context="taxes"), Code.INVALID_ARGUMENT),
+    (chat("UNAVAILABLE"), Code.UNAVAILABLE),
+])
+async def test_status_codes_pass_through(gateway, request_: router_pb2.ChatStreamRequest,
+                                         code: Code) -> None:
+    gw: RunningGateway = await gateway()
+    with pytest.raises(ConnectError) as caught:
+        _ = [m async for m in router(gw).chat_stream(request_)]
+    assert caught.value.code == code
+
+
+async def test_error_mid_stream_after_messages(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    seen = []
+    with pytest.raises(ConnectError) as caught:
+        async for message in router(gw).chat_stream(chat("FAIL_AFTER 2")):
+            seen.append(message)
+    assert caught.value.code == Code.UNAVAILABLE
+    assert [m.text for m in seen if m.text] == ["part0 ", "part1 "]
+
+
+async def test_unary_rpcs(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    whole = await router(gw).chat(router_pb2.ChatRequest(
+        messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="hello")]))
+    assert whole.text == "echo: hello"
+    decision = await router(gw).decide_inference(router_pb2.DecideInferenceRequest(prompt="hey"))
+    assert decision.target == router_pb2.INFERENCE_TARGET_ON_DEVICE
+    vectors = await embedding_connect.EmbeddingServiceClient(
+        gw.url, protocol=ProtocolType.GRPC_WEB).embed(embedding_pb2.EmbedRequest(texts=["ab"]))
+    assert list(vectors.embeddings[0].values) == [2.0, 0.5, -0.25, 1.0]
+    registry = model_registry_connect.ModelRegistryServiceClient(
+        gw.url, protocol=ProtocolType.GRPC_WEB)
+    edge = await registry.list_edge_models(model_registry_pb2.ListEdgeModelsRequest(
+        platform=model_registry_pb2.PLATFORM_IOS, ram_gb=4))
+    assert edge.default_model_id == "smollm-360m"
+    with pytest.raises(ConnectError) as caught:
+        await registry.list_edge_models(model_registry_pb2.ListEdgeModelsRequest(ram_gb=4))
+    assert caught.value.code == Code.INVALID_ARGUMENT
+
+
+async def test_admin_rpcs_are_not_exposed(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    with pytest.raises(ConnectError) as caught:
+        await router(gw).list_backends(router_pb2.ListBackendsRequest())
+    assert caught.value.code == Code.UNIMPLEMENTED
+
+
+async def test_keys_on_grpc_web(gateway) -> None:
+    gw: RunningGateway = await gateway({"LLM_API_KEY": "app-key"})
+    with pytest.raises(ConnectError) as missing:
+        _ = [m async for m in router(gw).chat_stream(chat("hi"))]
+    assert missing.value.code == Code.UNAUTHENTICATED
+    with pytest.raises(ConnectError) as wrong:
+        await router(gw).chat(router_pb2.ChatRequest(), headers={"x-api-key": "other"})
+    assert wrong.value.code == Code.UNAUTHENTICATED
+    for headers in ({"authorization": "Bearer app-key"}, {"x-api-key": "app-key"}):
+        replies = [m async for m in router(gw).chat_stream(chat("hi"), headers=headers)]
+        assert replies[-1].finish_reason == common_pb2.FINISH_REASON_STOP
+
+
+async def test_rate_limit_on_grpc_web(gateway) -> None:
+    gw: RunningGateway = await gateway({"RATE_LIMIT_RPM": "2"})
+    request = router_pb2.DecideInferenceRequest(prompt="hey")
+    await router(gw).decide_inference(request)
+    await router(gw).decide_inference(request)
+    with pytest.raises(ConnectError) as caught:
+        await router(gw).decide_inference(request)
+    assert caught.value.code == Code.RESOURCE_EXHAUSTED
+    async with gw.client() as client:
+        rest = await client.get("/api/models")
+    assert rest.status_code == 429
+
+
+async def test_client_going_away_cancels_the_upstream_call(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    stream = router(gw).chat_stream(chat("SLOW"))
+    async for message in stream:
+        if message.text:
+            break
+    await stream.aclose()
+    await asyncio.wait_for(gw.double.calls.cancelled.wait(), 5)
+
+
+async def test_rpcs_are_counted_in_metrics(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    _ = [m async for m in router(gw).chat_stream(chat("hi"))]
+    async with gw.client() as client:
+        text = (await client.get("/metrics")).text
+    assert 'route="/upcoach.llm.v1.RouterService/ChatStream"' in text
+    assert 'gateway_tokens_generated_total{model="smollm2-135m-instruct"} 2.0' in text
+
+
+@pytest.mark.parametrize("protocol", [ProtocolType.GRPC_WEB, ProtocolType.CONNECT])
+@pytest.mark.parametrize("text", ["FAIL_AFTER 2", "UNAVAILABLE"])
+async def test_a_failed_stream_is_counted_once_as_over_sse(gateway, protocol: ProtocolType,
+                                                           text: str) -> None:
+    gw: RunningGateway = await gateway()
+    with pytest.raises(ConnectError):
+        _ = [m async for m in router(gw, protocol).chat_stream(chat(text))]
+    async with gw.client() as client:
+        metrics = (await client.get("/api/metrics")).json()
+    assert metrics["errors_total"] == 1

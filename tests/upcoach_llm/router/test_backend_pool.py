@@ -1,0 +1,99 @@
+"""The backend pool: fallbacks over healthy backends, least outstanding first, circuit breaking."""
+
+from __future__ import annotations
+
+import pytest
+
+from upcoach_llm.common.backends import BackendConfig
+from upcoach_llm.common.errors import Unavailable
+from upcoach_llm.engines.base import EngineHealth
+from upcoach_llm.router.backend_pool import BackendPool
+
+CHAIN = ["mistral", "llama3.2:3b", "smollm2-135m-instruct"]
+
+
+def backend(name: str, *models: str, kind: str = "openai") -> BackendConfig:
+    url = None if kind == "embedded" else f"http://{name}:8000"
+    return BackendConfig(name=name, type=kind, url=url, models=list(models))
+
+
+def pool_with(health: dict[str, EngineHealth], *configs: BackendConfig) -> BackendPool:
+    async def prober(config: BackendConfig) -> EngineHealth:
+        return health[config.name]
+
+    return BackendPool(list(configs), prober, interval=60)
+
+
+async def test_falls_back_to_a_served_model_and_reports_skips() -> None:
+    pool = pool_with({"embedded": EngineHealth(True, ("smollm2-135m-instruct",))},
+                     backend("embedded", "smollm2-135m-instruct", kind="embedded"))
+    await pool.probe_all()
+    resolution = pool.resolve(CHAIN)
+    assert resolution.model == "smollm2-135m-instruct"
+    assert resolution.skipped == ["mistral", "llama3.2:3b"]
+    assert [s.name for s in resolution.candidates] == ["embedded"]
+
+
+async def test_prefers_the_requested_model_when_served() -> None:
+    health = {"vllm": EngineHealth(True), "embedded": EngineHealth(True)}
+    pool = pool_with(health, backend("vllm", "mistral"),
+                     backend("embedded", "smollm2-135m-instruct", kind="embedded"))
+    await pool.probe_all()
+    assert pool.resolve(CHAIN).model == "mistral"
+    health["vllm"] = EngineHealth(False, detail="connection refused")
+    await pool.probe_all()
+    resolution = pool.resolve(CHAIN)
+    assert resolution.model == "smollm2-135m-instruct"
+    assert pool.states[0].detail == "connection refused"
+
+
+async def test_least_outstanding_then_in_turn() -> None:
+    health = {"a": EngineHealth(True), "b": EngineHealth(True)}
+    pool = pool_with(health, backend("a", "mistral"), backend("b", "mistral"))
+    await pool.probe_all()
+    first = pool.resolve(["mistral"]).candidates[0]
+    with pool.track(first):
+        assert pool.resolve(["mistral"]).candidates[0].name != first.name
+    second = pool.resolve(["mistral"]).candidates[0]
+    assert second.name != first.name  # equal load: the one picked less recently goes first
+    with pool.track(second):
+        pass
+    assert pool.resolve(["mistral"]).candidates[0].name == first.name
+
+
+async def test_mark_down_opens_the_circuit_until_a_good_probe() -> None:
+    health = {"a": EngineHealth(True), "b": EngineHealth(True)}
+    pool = pool_with(health, backend("a", "mistral"), backend("b", "mistral"))
+    await pool.probe_all()
+    pool.mark_down(pool.states[0], "reset by peer")
+    assert [s.name for s in pool.resolve(["mistral"]).candidates] == ["b"]
+    await pool.probe_all()
+    assert len(pool.resolve(["mistral"]).candidates) == 2
+
+
+async def test_nothing_served_is_unavailable_naming_the_backends() -> None:
+    pool = pool_with({"a": EngineHealth(False, detail="refused")}, backend("a", "mistral"))
+    await pool.probe_all()
+    with pytest.raises(Unavailable, match=r"no healthy backend serves mistral: a \(refused\)"):
+        pool.resolve(["mistral"])
+    with pytest.raises(Unavailable, match="none of llama3.2:3b is served in this environment"):
+        pool.resolve(["llama3.2:3b"])
+
+
+async def test_ollama_serves_what_its_probe_reports_installed() -> None:
+    pool = pool_with({"ollama": EngineHealth(True, ("llama3.2:3b",))},
+                     BackendConfig(name="ollama", type="ollama", url="http://o:11434"))
+    await pool.probe_all()
+    assert pool.resolve(CHAIN).model == "llama3.2:3b"
+
+
+async def test_ollama_configured_for_a_model_it_has_not_pulled_is_skipped() -> None:
+    health = {"ollama": EngineHealth(True, ("llama3.2:3b",)),
+              "embedded": EngineHealth(True, ("smollm2-135m-instruct",))}
+    pool = pool_with(health, backend("ollama", "mistral", "llama3.2:3b", kind="ollama"),
+                     backend("embedded", "smollm2-135m-instruct", kind="embedded"))
+    await pool.probe_all()
+    resolution = pool.resolve(CHAIN)
+    assert (resolution.model, resolution.skipped) == ("llama3.2:3b", ["mistral"])
+    with pytest.raises(Unavailable, match=r"ollama \(mistral is not pulled there: ollama pull"):
+        pool.resolve(["mistral"])

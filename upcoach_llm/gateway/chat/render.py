@@ -1,0 +1,101 @@
+"""Builds the OpenAI response bodies and SSE events as bytes, without a pydantic round trip.
+
+The pydantic models of protocol.py are the one definition of these shapes (OpenAPI publishes
+them); the builders here write the same fields as plain dicts for speed, taking the constant
+values from the models, and tests/upcoach_llm/gateway/test_shapes.py fails when a body stops
+matching its model exactly.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Any
+
+from upcoach_llm.api import common_pb2
+from upcoach_llm.gateway.chat.protocol import (
+    ChatCompletionChunk,
+    ChatCompletionResponse,
+    ChatMessageOut,
+)
+from upcoach_llm.gateway.http.jsonbody import dumps
+
+DONE = b"data: [DONE]\n\n"
+_WORDS = re.compile(r"\S+\s*|\s+")
+_COMPLETION = ChatCompletionResponse.model_fields["object"].default
+_CHUNK = ChatCompletionChunk.model_fields["object"].default
+_ROLE = ChatMessageOut.model_fields["role"].default
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def completion(cid: str, model: str, content: str, finish_reason: str | None,
+               use: dict[str, int], extra: dict[str, Any] | None = None) -> bytes:
+    body = {"id": cid, "object": _COMPLETION, "created": now(), "model": model,
+            "choices": [{"index": 0, "message": {"role": _ROLE, "content": content},
+                         "finish_reason": finish_reason, "logprobs": None}],
+            "usage": use}
+    if extra:
+        body.update(extra)
+    return dumps(body)
+
+
+class ChunkWriter:
+    """Formats the chunks of one stream (same id, created and model on each)."""
+
+    def __init__(self, cid: str, model: str) -> None:
+        self._head = {"id": cid, "object": _CHUNK, "created": now(),
+                      "model": model}
+
+    def role(self) -> bytes:
+        return self._event([{"index": 0, "delta": {"role": _ROLE, "content": ""},
+                             "finish_reason": None}])
+
+    def text(self, text: str) -> bytes:
+        return self._event([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
+
+    def finish(self, reason: str, use: dict[str, int]) -> bytes:
+        return self._event([{"index": 0, "delta": {}, "finish_reason": reason}], use)
+
+    def usage_only(self, use: dict[str, int]) -> bytes:
+        """The extra chunk of ``stream_options.include_usage`` (no choices)."""
+        return self._event([], use)
+
+    def _event(self, choices: list[dict[str, Any]], use: dict[str, int] | None = None) -> bytes:
+        chunk = {**self._head, "choices": choices}
+        if use is not None:
+            chunk["usage"] = use
+        return event(chunk)
+
+
+def event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + dumps(payload) + b"\n\n"
+
+
+def server_timing(usage: common_pb2.Usage) -> str:
+    """The engine's own timings as a Server-Timing header value (milliseconds)."""
+    return (f"engine;dur={usage.generation_ms:.2f};desc=\"generation in the engine\", "
+            f"ttft;dur={usage.time_to_first_token_ms:.2f};desc=\"engine time to first token\"")
+
+
+def timing_comment(usage: common_pb2.Usage) -> bytes:
+    """The same timings inside a stream, as an SSE comment line (clients ignore comments)."""
+    return (f": server-timing engine;dur={usage.generation_ms:.2f}, "
+            f"ttft;dur={usage.time_to_first_token_ms:.2f}\n\n").encode()
+
+
+def replay_pieces(content: str) -> list[str]:
+    """A cached reply cut into word-sized deltas for an SSE replay."""
+    return _WORDS.findall(content) or [content]

@@ -1,0 +1,54 @@
+"""The typed container of everything the gateway's handlers use, built once at start-up.
+
+``Dependencies.build(settings)`` must run inside the event loop that serves (the gRPC channels
+and the Redis pool bind to it); ``close()`` releases them at shutdown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from upcoach_llm.gateway.http.shutdown import StreamRegistry
+from upcoach_llm.gateway.metrics.registry import GatewayMetrics
+from upcoach_llm.gateway.security.auth import ApiKeyAuth
+from upcoach_llm.gateway.security.gate import Gate
+from upcoach_llm.gateway.security.ratelimit import RateLimiter
+from upcoach_llm.gateway.settings import GatewaySettings
+from upcoach_llm.gateway.store.cache import ResponseCache
+from upcoach_llm.gateway.store.link import RedisLink
+from upcoach_llm.gateway.upstream import Upstream
+
+
+@dataclass
+class Dependencies:
+    """Settings, upstream stubs, Redis, cache, rate limit, auth, metrics and live streams."""
+
+    settings: GatewaySettings
+    upstream: Upstream
+    redis: RedisLink
+    cache: ResponseCache
+    gate: Gate
+    metrics: GatewayMetrics
+    streams: StreamRegistry = field(default_factory=StreamRegistry)
+
+    @classmethod
+    def build(cls, settings: GatewaySettings) -> Dependencies:
+        metrics = GatewayMetrics()
+        redis = RedisLink(settings.redis_url, settings.redis_timeout_s)
+        limiter = RateLimiter(redis, settings.rate_limit_rpm, settings.redis_prefix)
+        gate = Gate(ApiKeyAuth(settings.api_keys), limiter, metrics,
+                    fail_open=settings.rate_limit_fail_open)
+        return cls(
+            settings=settings,
+            upstream=Upstream.connect(settings.upstreams, settings.internal_auth),
+            redis=redis,
+            cache=ResponseCache(redis, settings.cache_ttl, settings.cache_mode,
+                                settings.redis_prefix,
+                                shared_features=settings.cache_shared_features),
+            gate=gate,
+            metrics=metrics,
+        )
+
+    async def close(self) -> None:
+        await self.upstream.close()
+        await self.redis.close()

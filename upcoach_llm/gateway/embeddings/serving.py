@@ -1,0 +1,70 @@
+"""Embeddings and content search through the embedding service."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+
+from upcoach_llm.api import embedding_pb2
+from upcoach_llm.gateway.deps import Dependencies
+from upcoach_llm.gateway.embeddings.protocol import (
+    EmbeddingData,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+)
+from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.fields import EMBEDDINGS
+from upcoach_llm.gateway.http.access import MODEL_KEY, REQUEST_ID_KEY
+from upcoach_llm.gateway.http.jsonbody import dumps
+from upcoach_llm.gateway.upstream import call_unary
+
+_LIST = EmbeddingResponse.model_fields["object"].default
+_EMBEDDING = EmbeddingData.model_fields["object"].default
+
+
+async def embed(deps: Dependencies, request: Request, body: EmbeddingRequest) -> Response:
+    reply = await call_unary(deps.upstream.embedding.Embed(
+        embedding_pb2.EmbedRequest(request_id=request.scope["state"].get(REQUEST_ID_KEY, ""),
+                                   model=body.model or "", texts=body.texts()),
+        timeout=deps.settings.upstream_timeout_s), EMBEDDINGS)
+    if body.dimensions is not None and body.dimensions != reply.dimensions:
+        raise APIError(400, f"dimensions: {reply.model} produces {reply.dimensions} dimensions "
+                            f"and cannot shorten them to {body.dimensions}", param="dimensions",
+                       code="invalid_value")
+    request.scope["state"][MODEL_KEY] = reply.model
+    return Response(dumps(response_body(reply, body.encoding_format)),
+                    media_type="application/json")
+
+
+def response_body(reply: embedding_pb2.EmbedResponse, encoding_format: str) -> dict[str, Any]:
+    """The EmbeddingResponse of protocol.py as a plain dict (orjson writes the float32 arrays
+    without a pydantic round trip); tests/upcoach_llm/gateway/test_shapes.py holds the two
+    together."""
+    arrays = [np.array(e.values, dtype="<f4") for e in reply.embeddings]
+    vectors: list = ([base64.b64encode(a.tobytes()).decode() for a in arrays]
+                     if encoding_format == "base64" else arrays)
+    return {"object": _LIST,
+            "data": [{"object": _EMBEDDING, "index": i, "embedding": v}
+                     for i, v in enumerate(vectors)],
+            "model": reply.model,
+            "usage": {"prompt_tokens": reply.prompt_tokens, "total_tokens": reply.prompt_tokens}}
+
+
+async def search(deps: Dependencies, request: Request, body: SearchRequest) -> SearchResponse:
+    reply = await call_unary(deps.upstream.embedding.SearchContent(
+        embedding_pb2.SearchContentRequest(
+            request_id=request.scope["state"].get(REQUEST_ID_KEY, ""), query=body.query,
+            top_k=body.top_k, category=body.category or ""),
+        timeout=deps.settings.upstream_timeout_s), EMBEDDINGS)
+    request.scope["state"][MODEL_KEY] = reply.model
+    return SearchResponse(model=reply.model, results=[
+        SearchResult(id=h.item.id, category=h.item.category, title=h.item.title,
+                     text=h.item.text, tags=list(h.item.tags), score=round(h.score, 6))
+        for h in reply.hits])

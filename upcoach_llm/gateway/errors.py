@@ -1,0 +1,194 @@
+"""The one REST error shape, ``{"error": {"message", "type", "param", "code"}}``, and its sources.
+
+APIError is raised anywhere in the gateway; gRPC failures from the services become APIError with
+the HTTP status of their code and, as ``param``, the REST name of the field their BadRequest
+details name; FastAPI's validation errors become 400 naming the field. The
+handlers installed by ``install_handlers`` render all of them the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from upcoach_llm.api.status_details import field_of, retry_delay_of
+from upcoach_llm.common.limits import MAX_NAME_CHARS
+from upcoach_llm.common.logging import get_logger
+from upcoach_llm.gateway.fields import rest_param
+from upcoach_llm.gateway.http.jsonbody import dumps
+
+log = get_logger(__name__)
+
+HTTP_OF_GRPC = {
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+
+TYPE_OF_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    499: "cancelled_error",
+    501: "not_implemented_error",
+    503: "service_unavailable_error",
+    504: "timeout_error",
+}
+
+# Pydantic error locations: the request part, then field names and indexes.
+_LOCATIONS = frozenset({"body", "query", "path", "header", "cookie"})
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+_TYPE_NAMES = frozenset({"str", "int", "float", "bool", "bytes", "list", "dict", "none"})
+
+
+class APIError(Exception):
+    """An error the client sees as ``{"error": {...}}`` with an HTTP status."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None,
+                 code: str | None = None, error_type: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.type = error_type or TYPE_OF_STATUS.get(status, "server_error")
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param,
+                          "code": self.code}}
+
+    def to_response(self) -> Response:
+        return Response(dumps(self.body()), status_code=self.status,
+                        media_type="application/json", headers=self.headers)
+
+
+def from_grpc(exc: grpc.aio.AioRpcError, family: str | None = None) -> APIError:
+    """The APIError for a failed gRPC call: status from the code, param from the BadRequest.
+
+    family (upcoach_llm.gateway.fields) names the REST operation the call served, so the service's
+    field becomes the name the REST client sent; the message then names it that way too.
+    """
+    code = exc.code()
+    message = exc.details() or code.name
+    status = HTTP_OF_GRPC.get(code, 500)
+    field = field_of(exc)
+    param = None
+    if field is not None:
+        param = rest_param(family, field)
+        if param != field and message.startswith(f"{field}: "):
+            message = f"{param}: {message[len(field) + 2:]}"
+    error_code = code.name.lower()
+    if code == grpc.StatusCode.NOT_FOUND and param == "model":
+        error_code = "model_not_found"
+    if status == 503:
+        error_code = "upstream_unavailable"
+    headers = {}
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        error_code = "server_busy"
+        headers["Retry-After"] = str(max(1, math.ceil(retry_delay_of(exc) or 1)))
+    return APIError(status, message, param=param, code=error_code, headers=headers)
+
+
+def param_of(loc: tuple[Any, ...], *, key_last: bool = False) -> str | None:
+    """A pydantic error location as the client wrote it: ("body", "messages", 0, "role") ->
+    ``messages[0].role``. The request part ("body", "query", ...) and the union members pydantic
+    names ("str", "list[TextPart]") are dropped; with key_last the last part is a key the client
+    sent (an unknown field), kept as written."""
+    parts = list(loc[1:] if loc and loc[0] in _LOCATIONS else loc)
+    text = ""
+    for index, part in enumerate(parts):
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        name = str(part)
+        key = key_last and index == len(parts) - 1
+        if not key and (not _FIELD.match(name) or name in _TYPE_NAMES):
+            continue
+        text += f".{name}" if text else name
+    return _printable(text)[:MAX_NAME_CHARS] or None
+
+
+def from_validation(exc: RequestValidationError) -> APIError:
+    """400 for malformed JSON or a schema violation, naming the first bad field."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"msg": "invalid request", "loc": (), "type": ""}
+    if first.get("type") == "json_invalid":
+        detail = first.get("ctx", {}).get("error", "")
+        return APIError(400, f"malformed JSON body: {detail}".rstrip(": "), code="invalid_json")
+    param = param_of(tuple(first.get("loc", ())), key_last=first.get("type") == "extra_forbidden")
+    message = _printable(str(first.get("msg", "invalid value")))
+    if first.get("type") == "missing":
+        message = "field required"
+    if param:
+        message = f"{param}: {message}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return APIError(400, message, param=param, code="invalid_value")
+
+
+def _printable(text: str) -> str:
+    """Text the JSON encoder accepts whatever the client sent (a lone surrogate is escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Renders APIError, validation errors, HTTP errors and bugs in the one shape."""
+
+    async def on_api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, APIError)
+        return exc.to_response()
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        content_type = request.headers.get("content-type", "application/json")
+        if "json" not in content_type and any(e.get("loc") == ("body",) for e in exc.errors()):
+            return APIError(415, f"the body must be JSON, sent as Content-Type: application/json "
+                                 f"(got {content_type})", code="unsupported_media_type",
+                            ).to_response()
+        return from_validation(exc).to_response()
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        return APIError(exc.status_code, str(exc.detail), code=code,
+                        headers=exc.headers).to_response()
+
+    async def on_bug(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc,
+                  extra={"fields": {"path": request.url.path}})
+        return APIError(500, f"internal error: {type(exc).__name__}",
+                        code="internal").to_response()
+
+    app.add_exception_handler(APIError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_bug)

@@ -1,0 +1,33 @@
+"""gRPC status codes as Connect codes, unchanged, and gateway refusals as Connect errors.
+
+An upstream failure keeps its google.rpc details (BadRequest, RetryInfo): connectrpc sends them
+as ``grpc-status-details-bin`` over grpc-web and as ``details`` in a Connect error body.
+"""
+
+from __future__ import annotations
+
+import grpc
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError, ErrorDetail
+from protobuf.wkt import Any
+
+from upcoach_llm.api.status_details import details_of
+from upcoach_llm.gateway.errors import APIError
+
+_REFUSALS = {401: Code.UNAUTHENTICATED, 429: Code.RESOURCE_EXHAUSTED, 503: Code.UNAVAILABLE}
+
+
+def connect_code(code: grpc.StatusCode) -> Code:
+    """The Connect code with the same meaning (grpc spells CANCELLED, Connect CANCELED)."""
+    if code == grpc.StatusCode.CANCELLED:
+        return Code.CANCELED
+    return Code[code.name] if code.name in Code.__members__ else Code.UNKNOWN
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError) -> ConnectError:
+    details = [ErrorDetail(Any(type_url=d.type_url, value=d.value)) for d in details_of(exc)]
+    return ConnectError(connect_code(exc.code()), exc.details() or exc.code().name, details)
+
+
+def from_refusal(error: APIError) -> ConnectError:
+    return ConnectError(_REFUSALS.get(error.status, Code.INTERNAL), error.message)

@@ -1,0 +1,88 @@
+"""Readiness: whether a chat can be served now, the one rule behind /readyz and /health's "down".
+
+Ready means the router answers its grpc.health.v1 check with SERVING and its ``Route`` RPC, asked
+with an empty request, resolves the default chat model's fallback chain to a healthy backend (the
+router answers UNAVAILABLE when no backend serves it). ``ReadinessCache`` keeps a verdict for
+READY_CACHE_S, so a load balancer polling /readyz costs one probe a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+
+from upcoach_llm.api import router_pb2
+from upcoach_llm.gateway.deps import Dependencies
+
+READY_CACHE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``reason`` and ``code`` are safe to show anyone; ``detail`` carries the upstream's text."""
+
+    ready: bool
+    code: str = ""
+    reason: str = ""
+    detail: str = ""
+
+
+READY = Verdict(True)
+
+
+def verdict(router: tuple[bool, str], route: tuple[bool, str]) -> Verdict:
+    """The rule, from the router's health check and the Route probe (each ok, detail)."""
+    router_ok, router_detail = router
+    route_ok, route_detail = route
+    if not router_ok:
+        return Verdict(False, "router_not_serving",
+                       f"the router is not serving ({_status(router_detail)})", router_detail)
+    if not route_ok:
+        return Verdict(False, "no_chat_backend", "no healthy backend serves the default chat "
+                       f"model or its fallbacks ({_status(route_detail)})", route_detail)
+    return READY
+
+
+async def route_probe(deps: Dependencies, timeout: float) -> tuple[bool, str]:
+    """Whether the router can route a chat for the default model right now."""
+    try:
+        await deps.upstream.router.Route(router_pb2.RouteRequest(), timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        return False, f"{exc.code().name}: {exc.details() or ''}".rstrip(": ")
+    return True, ""
+
+
+async def probe(deps: Dependencies) -> Verdict:
+    """Checks the router and routes the default model, both bounded by HEALTH_TIMEOUT_S."""
+    timeout = deps.settings.health_timeout_s
+    router, route = await asyncio.gather(deps.upstream.health("router", timeout),
+                                         route_probe(deps, timeout))
+    return verdict(router, route)
+
+
+class ReadinessCache:
+    """The last verdict, reused for ``ttl_s``; concurrent callers wait for one shared probe."""
+
+    def __init__(self, check: Callable[[], Awaitable[Verdict]],
+                 ttl_s: float = READY_CACHE_S) -> None:
+        self._check = check
+        self._ttl_s = ttl_s
+        self._lock = asyncio.Lock()
+        self._last: Verdict | None = None
+        self._at = 0.0
+
+    async def get(self) -> Verdict:
+        async with self._lock:
+            if self._last is None or time.monotonic() - self._at >= self._ttl_s:
+                self._last = await self._check()
+                self._at = time.monotonic()
+            return self._last
+
+
+def _status(detail: str) -> str:
+    """The status name that starts an upstream detail ("UNAVAILABLE: ..."), without the rest."""
+    return detail.split(":", 1)[0].strip() or "unknown"

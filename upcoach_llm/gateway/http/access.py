@@ -1,0 +1,109 @@
+"""Admission and accounting for every HTTP request.
+
+For REST paths that need it, the Gate authenticates and spends rate-limit budget before the app
+runs (refusals are answered here in the one error shape) and the X-RateLimit-* headers are added
+to the response; the caller's key identity goes to ``scope["state"]["tenant"]`` (None when auth
+is off), so handlers keep per-key data apart. Every request, grpc-web included, is counted:
+in-flight gauge, status, latency, and the model the handler reports in ``scope["state"]["model"]``.
+Each request gets an id (the caller's X-Request-ID, or a new one): on every log line of the
+request, in the X-Request-ID response header, and passed to the services as request_id.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from upcoach_llm.common.logging import REQUEST_ID, get_logger
+from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.metrics.registry import GatewayMetrics
+from upcoach_llm.gateway.security.gate import Gate
+
+log = get_logger(__name__)
+MODEL_KEY = "model"
+REQUEST_ID_KEY = "request_id"
+TENANT_KEY = "tenant"
+_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class AccessMiddleware:
+    """Gate for protected REST paths; metrics and access logging for all."""
+
+    def __init__(self, app: ASGIApp, gate: Gate, metrics: GatewayMetrics,
+                 gated: Callable[[str], bool]) -> None:
+        self.app = app
+        self.gate = gate
+        self.metrics = metrics
+        self.gated = gated
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        request_id = _request_id(scope)
+        state[REQUEST_ID_KEY] = request_id
+        REQUEST_ID.set(request_id)
+        status = 500
+        self.metrics.started()
+        try:
+            extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
+            if self.gated(scope["path"]):
+                client = scope.get("client")
+                try:
+                    admission = await self.gate.admit(Headers(scope=scope),
+                                                      client[0] if client else None)
+                except APIError as refusal:
+                    status = refusal.status
+                    refusal.headers["X-Request-ID"] = request_id
+                    await refusal.to_response()(scope, receive, send)
+                    return
+                state[TENANT_KEY] = admission.tenant
+                extra += [(k.lower().encode(), v.encode())
+                          for k, v in admission.headers().items()]
+
+            async def send_with_headers(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    message["headers"] = [*message.get("headers", ()), *extra]
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            seconds = time.perf_counter() - started
+            route = _route_of(scope)
+            self.metrics.finished(route, scope["method"], status, state.get(MODEL_KEY, ""),
+                                  seconds)
+            if status >= 400:
+                log.log(30 if status >= 500 else 20, "request failed",
+                        extra={"fields": {"method": scope["method"], "path": scope["path"],
+                                          "status": status, "ms": round(seconds * 1000, 2)}})
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is sane, else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _REQUEST_ID.match(value):
+                return value.decode()
+            break
+    return secrets.token_hex(8)
+
+
+def _route_of(scope: Scope) -> str:
+    """The matched route template (bounded label values), the RPC path, or "unmatched"."""
+    rpc = scope.get("state", {}).get("rpc")
+    if rpc:
+        return rpc
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return path
+    return "unmatched"

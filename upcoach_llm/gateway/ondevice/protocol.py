@@ -1,0 +1,81 @@
+"""Request and response shapes of the on-device endpoints."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from upcoach_llm.api.names import InferenceModeName, InferenceTargetName, PlatformName
+from upcoach_llm.common.limits import INT32_MAX, MAX_PROMPT_CHARS, MAX_RAM_GB
+from upcoach_llm.gateway.http.text import text
+
+Prompt = text(MAX_PROMPT_CHARS)
+
+
+class EdgeQuery(BaseModel):
+    """The query string of GET /api/models/edge."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    platform: PlatformName
+    ram_gb: float = Field(gt=0, le=MAX_RAM_GB, allow_inf_nan=False,
+                          description="device RAM in GB")
+
+
+class EdgeFormat(BaseModel):
+    """One downloadable file of an edge model."""
+
+    format: str = Field(description="onnx, coreml or tflite")
+    url: str
+    size_mb: int
+    quantization: str | None = Field(description="e.g. int4; null when not stated")
+    sha256: str | None = Field(description="hex SHA-256 of the file; null until published")
+
+
+class EdgeModel(BaseModel):
+    """An on-device model that fits the device, with the formats usable on its platform."""
+
+    id: str
+    name: str
+    description: str
+    platforms: list[str]
+    capabilities: list[str]
+    max_context: int
+    min_device_ram_gb: float
+    formats: list[EdgeFormat]
+
+
+class EdgeModelsResponse(BaseModel):
+    """The edge models for a device and its default (the guide's defaults: ios, android,
+    low_memory when the platform default does not fit)."""
+
+    platform: str
+    ram_gb: float
+    default_model: str | None
+    models: list[EdgeModel]
+
+
+class DecideRequest(BaseModel):
+    """What the app knows: its mode, the prompt, its connectivity and its on-device model."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"mode": "auto", "prompt": "Quick tip for focus?", "on_device_available": True}]})
+
+    mode: InferenceModeName = "auto"
+    prompt: Prompt
+    server_available: bool = Field(
+        default=True, description="whether the app can reach the server (it just did)")
+    on_device_available: bool = Field(
+        default=False, description="whether an edge model is downloaded and loaded")
+    on_device_max_prompt_length: int | None = Field(
+        default=None, ge=1, le=INT32_MAX,
+        description="auto mode's longest on-device prompt, in characters; unset takes the "
+                    "server's configured value")
+
+
+class DecideResponse(BaseModel):
+    """Where to run the prompt, and why."""
+
+    target: InferenceTargetName
+    use_on_device: bool
+    reason: str
+    simple_query: bool

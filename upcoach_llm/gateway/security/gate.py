@@ -1,0 +1,81 @@
+"""The front door shared by REST and grpc-web: authenticate, then spend one unit of budget.
+
+Refusals are APIError (401, 429 with Retry-After and X-RateLimit-*, 503 when the limiter is down
+and RATE_LIMIT_FAIL_OPEN is false); the REST middleware renders them as JSON and the grpc-web
+interceptor as the matching status code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from upcoach_llm.common.logging import get_logger
+from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.metrics.registry import GatewayMetrics
+from upcoach_llm.gateway.security.auth import ApiKeyAuth, AuthError
+from upcoach_llm.gateway.security.ratelimit import RateDecision, RateLimiter
+from upcoach_llm.gateway.store.link import RedisDown
+
+log = get_logger(__name__)
+_WARN_EVERY_S = 30.0
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An admitted request: who it is, and its budget (None when limiting is off or failed open).
+
+    ``client`` names the rate-limit bucket (the key identity, or the IP when auth is off);
+    ``tenant`` is the key identity alone, None when auth is off.
+    """
+
+    client: str
+    tenant: str | None
+    budget: RateDecision | None
+
+    def headers(self) -> dict[str, str]:
+        return self.budget.headers() if self.budget else {}
+
+
+class Gate:
+    """Auth, then the rate limit."""
+
+    def __init__(self, auth: ApiKeyAuth, limiter: RateLimiter, metrics: GatewayMetrics, *,
+                 fail_open: bool) -> None:
+        self._auth = auth
+        self._limiter = limiter
+        self._metrics = metrics
+        self._fail_open = fail_open
+        self._warned_at = 0.0
+
+    async def admit(self, headers: Mapping[str, str], client_ip: str | None) -> Admission:
+        try:
+            identity = self._auth.authenticate(headers)
+        except AuthError as exc:
+            raise APIError(401, str(exc), code="invalid_api_key",
+                           headers={"WWW-Authenticate": "Bearer"}) from None
+        client = identity or f"ip:{client_ip or 'unknown'}"
+        if not self._limiter.enabled:
+            return Admission(client, identity, None)
+        try:
+            decision = await self._limiter.hit(client)
+        except RedisDown as exc:
+            return self._limiter_down(client, identity, exc)
+        if not decision.allowed:
+            self._metrics.rate_limited()
+            raise APIError(429, f"rate limit of {decision.limit} requests per minute exceeded; "
+                           f"retry in {decision.reset_s}s", code="rate_limit_exceeded",
+                           headers=decision.headers())
+        return Admission(client, identity, decision)
+
+    def _limiter_down(self, client: str, tenant: str | None, exc: RedisDown) -> Admission:
+        now = time.monotonic()
+        if now - self._warned_at > _WARN_EVERY_S:
+            self._warned_at = now
+            action = "allowing requests (fail open)" if self._fail_open else "refusing requests"
+            log.warning(f"rate limiter unavailable: {action}",
+                        extra={"fields": {"error": str(exc)}})
+        if self._fail_open:
+            return Admission(client, tenant, None)
+        raise APIError(503, "rate limiter unavailable", code="rate_limiter_unavailable")

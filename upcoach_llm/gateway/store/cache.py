@@ -1,0 +1,77 @@
+"""The chat response cache: a reply stored under a hash of the canonical request.
+
+The canonical request is the model, coaching context, feature, messages and sampling parameters
+serialised with sorted keys, so neither JSON key order nor whitespace changes the key. By default
+only reproducible requests (temperature 0 or a seed) are stored (CACHE_MODE).
+
+Entries belong to the caller's key identity (``key:<hash>``): a reply is never served to another
+API key. Requests whose ``feature`` is in CACHE_SHARED_FEATURES, whose answers are not personal,
+and every request while auth is off, use the one shared space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from upcoach_llm.gateway.settings import CacheMode
+from upcoach_llm.gateway.store.link import RedisLink
+
+
+@dataclass(frozen=True)
+class CachedReply:
+    """Enough of a finished reply to answer again, whole or as an SSE replay."""
+
+    model: str
+    content: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+    def dumps(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def loads(cls, raw: bytes) -> CachedReply:
+        return cls(**json.loads(raw))
+
+
+def canonical_hash(request: dict[str, Any]) -> str:
+    """sha256 of the request's sorted-key, whitespace-free JSON."""
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ResponseCache:
+    """get/put of CachedReply in Redis with a TTL; RedisDown propagates to the caller."""
+
+    def __init__(self, link: RedisLink, ttl_s: int, mode: CacheMode, prefix: str, *,
+                 shared_features: frozenset[str]) -> None:
+        self._link = link
+        self._prefix = prefix + "cache:v2:"
+        self.ttl_s = ttl_s
+        self.mode = mode
+        self.shared_features = shared_features
+
+    def applies(self, *, temperature: float | None, seed: int | None) -> bool:
+        """Whether a request with these sampling values may be answered from the cache."""
+        if self.mode is CacheMode.OFF or self.ttl_s == 0:
+            return False
+        if self.mode is CacheMode.ALL:
+            return True
+        return temperature == 0 or seed is not None
+
+    def key(self, request: dict[str, Any], *, tenant: str | None, feature: str | None) -> str:
+        """The Redis key of a canonical request asked by ``tenant`` (None: auth is off)."""
+        owner = "shared" if tenant is None or feature in self.shared_features else tenant
+        return f"{self._prefix}{owner}:{canonical_hash(request)}"
+
+    async def get(self, key: str) -> CachedReply | None:
+        raw = await self._link.call("cache get", lambda: self._link.client.get(key))
+        return CachedReply.loads(raw) if raw else None
+
+    async def put(self, key: str, reply: CachedReply) -> None:
+        await self._link.call(
+            "cache set", lambda: self._link.client.set(key, reply.dumps(), ex=self.ttl_s))

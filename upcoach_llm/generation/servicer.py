@@ -1,0 +1,107 @@
+"""GenerationService RPCs: validate, resolve the engine, relay its chunks as they come.
+
+Each request gets an id (the caller's, or a new one) set as the logging request id, so every
+line about it, the engine's included, carries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+import grpc
+
+from upcoach_llm.api import common_pb2, generation_pb2, generation_pb2_grpc
+from upcoach_llm.api.names import FINISH_REASON_VALUES
+from upcoach_llm.common.chat import (
+    Message,
+    Sampling,
+    SamplingDefaults,
+    messages_from_proto,
+    sampling_from_proto,
+)
+from upcoach_llm.common.fields import check_name, request_id_of
+from upcoach_llm.common.logging import REQUEST_ID, get_logger
+from upcoach_llm.engines.base import Finished, TextChunk
+from upcoach_llm.generation.resolver import Resolver, Target
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class _Call:
+    target: Target
+    messages: list[Message]
+    sampling: Sampling
+
+
+def usage_of(finished: Finished) -> common_pb2.Usage:
+    """The proto Usage of an engine's Finished."""
+    return common_pb2.Usage(
+        prompt_tokens=finished.prompt_tokens, completion_tokens=finished.completion_tokens,
+        total_tokens=finished.prompt_tokens + finished.completion_tokens,
+        time_to_first_token_ms=finished.time_to_first_token_ms,
+        generation_ms=finished.generation_ms)
+
+
+class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
+    """upcoach.llm.v1.GenerationService on the engines the resolver knows."""
+
+    def __init__(self, resolver: Resolver, defaults: SamplingDefaults) -> None:
+        self._resolver = resolver
+        self._defaults = defaults
+
+    def _prepare(self, request: generation_pb2.GenerateStreamRequest
+                 | generation_pb2.GenerateRequest) -> _Call:
+        REQUEST_ID.set(request_id_of(request.request_id))
+        target = self._resolver.resolve(check_name("model", request.model),
+                                        check_name("backend", request.backend))
+        call = _Call(target, messages_from_proto(request.messages),
+                     sampling_from_proto(request.sampling, self._defaults))
+        log.info("generation started", extra={"fields": {
+            "model": target.model, "backend": target.backend, "messages": len(call.messages),
+            "max_tokens": call.sampling.max_tokens, "temperature": call.sampling.temperature}})
+        return call
+
+    def _run(self, call: _Call) -> AsyncIterator[TextChunk | Finished]:
+        return call.target.engine.stream(call.target.engine_model, call.messages, call.sampling)
+
+    async def GenerateStream(self, request: generation_pb2.GenerateStreamRequest,
+                             context: grpc.aio.ServicerContext,
+                             ) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
+        call = self._prepare(request)
+        response = generation_pb2.GenerateStreamResponse
+        async with aclosing(self._run(call)) as items:
+            async for item in items:
+                if isinstance(item, Finished):
+                    _log_finished(call, item)
+                    yield response(finish_reason=FINISH_REASON_VALUES[item.reason],
+                                   usage=usage_of(item))
+                else:
+                    yield response(text=item.text)
+
+    async def Generate(self, request: generation_pb2.GenerateRequest,
+                       context: grpc.aio.ServicerContext) -> generation_pb2.GenerateResponse:
+        call = self._prepare(request)
+        parts: list[str] = []
+        async with aclosing(self._run(call)) as items:
+            async for item in items:
+                if isinstance(item, Finished):
+                    _log_finished(call, item)
+                    return generation_pb2.GenerateResponse(
+                        text="".join(parts), finish_reason=FINISH_REASON_VALUES[item.reason],
+                        usage=usage_of(item))
+                parts.append(item.text)
+        raise RuntimeError("the engine ended its stream without Finished")
+
+
+def _log_finished(call: _Call, finished: Finished) -> None:
+    decode_ms = finished.generation_ms - finished.time_to_first_token_ms
+    rate = (finished.completion_tokens - 1) / decode_ms * 1000 if decode_ms > 0 else 0.0
+    log.info("generation finished", extra={"fields": {
+        "model": call.target.model, "backend": call.target.backend, "finish": finished.reason,
+        "prompt_tokens": finished.prompt_tokens, "completion_tokens": finished.completion_tokens,
+        "ttft_ms": round(finished.time_to_first_token_ms, 1),
+        "generation_ms": round(finished.generation_ms, 1),
+        "tokens_per_s": round(max(rate, 0.0), 1)}})

@@ -1,0 +1,149 @@
+"""The router's view of the backends: health (circuit breaking), load, and the pick.
+
+A request goes only to healthy backends that serve the model, least outstanding requests first
+(ties in turn). A background task probes every backend each ``interval`` seconds and marks it up
+or down; a request that fails to reach a backend marks it down at once (the circuit opens) until
+a probe succeeds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from upcoach_llm.common.backends import BackendConfig
+from upcoach_llm.common.errors import Unavailable
+from upcoach_llm.common.logging import get_logger
+from upcoach_llm.engines.base import EngineHealth
+from upcoach_llm.engines.types import type_of
+
+log = get_logger(__name__)
+
+Prober = Callable[[BackendConfig], Awaitable[EngineHealth]]
+
+
+@dataclass
+class BackendState:
+    """One backend and what the router knows of it now."""
+
+    config: BackendConfig
+    healthy: bool = False
+    detail: str = "not probed yet"
+    installed: frozenset[str] = frozenset()
+    outstanding: int = 0
+    last_pick: int = 0
+    probed: bool = field(default=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def serves(self, model: str) -> bool:
+        """Configured for the model, or (Ollama) reports it installed."""
+        return model in self.config.models or model in self.installed
+
+    def ready_for(self, model: str) -> bool:
+        """Healthy, and the model pulled where models arrive by pulls (Ollama): configuring it
+        there is not enough."""
+        return self.healthy and (model in self.installed or not type_of(self.config).pulls_models)
+
+    def missing(self, model: str) -> str:
+        """Why a healthy backend cannot take the model: it is not pulled there."""
+        return f"{model} is not pulled there: ollama pull {self.config.engine_model(model)}"
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The model actually served, the backends to try in order, and the models skipped."""
+
+    model: str
+    candidates: list[BackendState]
+    skipped: list[str]
+
+
+class BackendPool:
+    """Tracks backend health and load; picks backends for a fallback chain."""
+
+    def __init__(self, backends: list[BackendConfig], prober: Prober, interval: float) -> None:
+        self.states = [BackendState(config=b) for b in backends]
+        self._prober = prober
+        self._interval = interval
+        self._turn = itertools.count(1)
+        self._task: asyncio.Task | None = None
+
+    def resolve(self, chain: list[str]) -> Resolution:
+        """Walks the chain to the first model a healthy backend serves."""
+        skipped: list[str] = []
+        down: list[str] = []
+        for model in chain:
+            configured = [s for s in self.states if s.serves(model)]
+            healthy = [s for s in configured if s.ready_for(model)]
+            if healthy:
+                healthy.sort(key=lambda s: (s.outstanding, s.last_pick))
+                return Resolution(model=model, candidates=healthy, skipped=skipped)
+            down += [f"{s.name} ({s.detail or s.missing(model)})" for s in configured]
+            skipped.append(model)
+        if down:
+            raise Unavailable(f"no healthy backend serves {' or '.join(chain)}: "
+                              f"{'; '.join(down)}")
+        raise Unavailable(f"none of {', '.join(chain)} is served in this environment; "
+                          "configure a backend for one of them (config/backends.yaml, "
+                          "OLLAMA_URL or VLLM_URL)")
+
+    @contextmanager
+    def track(self, state: BackendState) -> Iterator[None]:
+        """Counts a request as outstanding on the backend while it runs."""
+        state.outstanding += 1
+        state.last_pick = next(self._turn)
+        try:
+            yield
+        finally:
+            state.outstanding -= 1
+
+    def mark_down(self, state: BackendState, detail: str) -> None:
+        """Opens the circuit after a failed request; the next good probe closes it."""
+        if state.healthy:
+            log.warning("backend down", extra={"fields": {"backend": state.name,
+                                                          "reason": detail}})
+        state.healthy = False
+        state.detail = detail
+
+    async def probe_all(self) -> None:
+        """Probes every backend once, concurrently, and records the results."""
+        results = await asyncio.gather(*(self._prober(s.config) for s in self.states))
+        for state, result in zip(self.states, results, strict=True):
+            self._record(state, result)
+
+    def _record(self, state: BackendState, result: EngineHealth) -> None:
+        if result.healthy != state.healthy or not state.probed:
+            fields = {"backend": state.name, "type": state.config.type}
+            if result.healthy:
+                log.info("backend up", extra={"fields": {**fields,
+                                                         "models": list(result.models)}})
+            else:
+                log.warning("backend down", extra={"fields": {**fields,
+                                                              "reason": result.detail}})
+        state.healthy = result.healthy
+        state.detail = "" if result.healthy else result.detail
+        state.installed = frozenset(result.models)
+        state.probed = True
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.probe_all()
+            except Exception:
+                log.exception("backend health round failed")
+
+    def start(self) -> None:
+        """Starts the background health checks."""
+        self._task = asyncio.create_task(self._run(), name="backend-health")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,124 @@
+"""RouterService handlers: route a chat, stream it from generation, answer hybrid decisions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+
+from upcoach_llm.api import router_pb2, router_pb2_grpc
+from upcoach_llm.api.names import BACKEND_TYPE_VALUES, INFERENCE_MODE_NAMES
+from upcoach_llm.common.chat import messages_from_proto, messages_to_proto
+from upcoach_llm.common.errors import InvalidArgument
+from upcoach_llm.common.fields import check_name, check_text, request_id_of
+from upcoach_llm.common.limits import MAX_PROMPT_CHARS
+from upcoach_llm.common.logging import get_logger
+from upcoach_llm.router.backend_pool import BackendPool
+from upcoach_llm.router.executor import GenerationExecutor, Job
+from upcoach_llm.router.hybrid import decide
+from upcoach_llm.router.policy import RouterPolicy
+from upcoach_llm.router.routing import choose_model, with_coaching_prompt
+
+log = get_logger(__name__)
+
+
+class RouterServicer(router_pb2_grpc.RouterServiceServicer):
+    """Plans each chat (model, fallbacks, backends) and runs it through the executor."""
+
+    def __init__(self, policy: RouterPolicy, pool: BackendPool,
+                 executor: GenerationExecutor) -> None:
+        self._policy = policy
+        self._pool = pool
+        self._executor = executor
+
+    def _plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
+              ) -> tuple[Job, router_pb2.RouteDecision]:
+        request_id = request_id_of(request.request_id)
+        _check_names(request)
+        messages = messages_from_proto(request.messages)
+        choice = choose_model(self._policy, model=request.model, feature=request.feature,
+                              coaching_context=request.coaching_context, messages=messages)
+        if request.coaching_context:
+            messages = with_coaching_prompt(self._policy, request.coaching_context, messages)
+        resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model))
+        route = router_pb2.RouteDecision(
+            requested_model=choice.model, model=resolution.model, reason=choice.reason,
+            fallbacks_skipped=resolution.skipped)
+        job = Job(request_id=request_id, resolution=resolution,
+                  messages=messages_to_proto(messages), sampling=request.sampling)
+        log.info("routed", extra={"fields": {
+            "request_id": job.request_id, "requested": choice.model, "model": resolution.model,
+            "reason": choice.reason, "skipped": resolution.skipped,
+            "candidates": [s.name for s in resolution.candidates]}})
+        return job, route
+
+    async def ChatStream(self, request: router_pb2.ChatStreamRequest,
+                         context: grpc.aio.ServicerContext,
+                         ) -> AsyncIterator[router_pb2.ChatStreamResponse]:
+        job, route = self._plan(request)
+        first = True
+        async for backend, chunk in self._executor.stream(job, context.time_remaining()):
+            reply = router_pb2.ChatStreamResponse(text=chunk.text,
+                                                  finish_reason=chunk.finish_reason)
+            if chunk.HasField("usage"):
+                reply.usage.CopyFrom(chunk.usage)
+            if first:
+                route.backend = backend
+                reply.route.CopyFrom(route)
+                first = False
+            yield reply
+
+    async def Chat(self, request: router_pb2.ChatRequest,
+                   context: grpc.aio.ServicerContext) -> router_pb2.ChatResponse:
+        job, route = self._plan(request)
+        reply, backend = await self._executor.generate(job, context.time_remaining())
+        route.backend = backend
+        return router_pb2.ChatResponse(route=route, text=reply.text,
+                                       finish_reason=reply.finish_reason, usage=reply.usage)
+
+    async def Route(self, request: router_pb2.RouteRequest,
+                    context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
+        _check_names(request)
+        messages = messages_from_proto(request.messages) if request.messages else []
+        choice = choose_model(self._policy, model=request.model, feature=request.feature,
+                              coaching_context=request.coaching_context, messages=messages)
+        resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model))
+        return router_pb2.RouteResponse(route=router_pb2.RouteDecision(
+            requested_model=choice.model, model=resolution.model,
+            backend=resolution.candidates[0].name, reason=choice.reason,
+            fallbacks_skipped=resolution.skipped))
+
+    async def DecideInference(self, request: router_pb2.DecideInferenceRequest,
+                              context: grpc.aio.ServicerContext,
+                              ) -> router_pb2.DecideInferenceResponse:
+        mode = INFERENCE_MODE_NAMES.get(request.mode or router_pb2.INFERENCE_MODE_AUTO)
+        if mode is None:
+            raise InvalidArgument(f"unknown inference mode {request.mode}", field="mode")
+        check_text("prompt", request.prompt, MAX_PROMPT_CHARS)
+        limit = None
+        if request.HasField("on_device_max_prompt_length"):
+            if request.on_device_max_prompt_length <= 0:
+                raise InvalidArgument("must be positive", field="on_device_max_prompt_length")
+            limit = request.on_device_max_prompt_length
+        decision = decide(mode, prompt=request.prompt, server_available=request.server_available,
+                          on_device_available=request.on_device_available,
+                          policy=self._policy.hybrid, max_prompt_length=limit)
+        target = (router_pb2.INFERENCE_TARGET_ON_DEVICE if decision.on_device
+                  else router_pb2.INFERENCE_TARGET_SERVER)
+        return router_pb2.DecideInferenceResponse(target=target, reason=decision.reason,
+                                                  simple_query=decision.simple_query)
+
+    async def ListBackends(self, request: router_pb2.ListBackendsRequest,
+                           context: grpc.aio.ServicerContext) -> router_pb2.ListBackendsResponse:
+        return router_pb2.ListBackendsResponse(backends=[
+            router_pb2.Backend(name=s.name, type=BACKEND_TYPE_VALUES[s.config.type],
+                               url=s.config.url or "",
+                               models=sorted(set(s.config.models) | s.installed),
+                               healthy=s.healthy, outstanding=s.outstanding, detail=s.detail)
+            for s in self._pool.states])
+
+
+def _check_names(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest
+                 | router_pb2.RouteRequest) -> None:
+    for field in ("model", "feature", "coaching_context"):
+        check_name(field, getattr(request, field))
