@@ -33,8 +33,6 @@ pytestmark = pytest.mark.integration
 USER = common_pb2.ROLE_USER
 
 
-
-
 def messages(text: str = "Give me a tip") -> list[common_pb2.ChatMessage]:
     return [common_pb2.ChatMessage(role=USER, content=text)]
 
@@ -70,6 +68,18 @@ def test_backends_come_from_the_environment(router, ollama, vllm_url) -> None:
     assert listed["ollama"].healthy and listed["ollama"].url == ollama.url
     assert not listed["vllm"].healthy
     assert f"backend vllm (openai at {vllm_url}) is unreachable" in listed["vllm"].detail
+
+
+def test_the_router_calls_a_remote_engine_itself_without_generation(stack_factory,
+                                                                   ollama) -> None:
+    alone = stack_factory(["router"], env={
+        "OLLAMA_URL": ollama.url, "EMBEDDED_BACKEND": "false", "ROUTER_STARTUP_WAIT_S": "10"})
+    before = len(ollama.requests)
+    chunks = list(alone.stub("router", router_pb2_grpc.RouterServiceStub).ChatStream(
+        router_pb2.ChatStreamRequest(model="mistral", messages=messages()), timeout=30))
+    assert chunks[0].route.backend == "ollama" and "".join(c.text for c in chunks) == DEFAULT_REPLY
+    assert chunks[-1].usage.completion_tokens > 0
+    assert any(r.path == "/api/chat" for r in ollama.requests[before:])
 
 
 def test_a_chat_streams_from_ollama_with_its_usage(router, ollama) -> None:

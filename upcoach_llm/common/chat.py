@@ -12,13 +12,14 @@ from typing import Any
 
 from upcoach_llm.api import common_pb2
 from upcoach_llm.api.names import ROLE_NAMES, ROLE_VALUES
-from upcoach_llm.common.errors import InvalidArgument
+from upcoach_llm.common.errors import ConfigError, InvalidArgument
 from upcoach_llm.common.limits import (
     MAX_MESSAGES,
     MAX_PROMPT_CHARS,
     MAX_STOP_LENGTH,
     MAX_STOP_SEQUENCES,
 )
+from upcoach_llm.common.variables import VARIABLES
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,21 @@ class SamplingDefaults:
     temperature: float = 0.7
     top_p: float = 0.95
     max_tokens_limit: int = 4096
+
+    @classmethod
+    def from_env(cls) -> SamplingDefaults:
+        """GENERATION_DEFAULT_MAX_TOKENS / _TEMPERATURE / _TOP_P, GENERATION_MAX_TOKENS_LIMIT:
+        the generation service and the router (which runs remote engines itself) share them."""
+        limit = VARIABLES.int("GENERATION_MAX_TOKENS_LIMIT")
+        max_tokens = VARIABLES.int("GENERATION_DEFAULT_MAX_TOKENS")
+        if max_tokens > limit:
+            raise ConfigError(f"GENERATION_DEFAULT_MAX_TOKENS: {max_tokens} is above the maximum "
+                              f"{limit} (GENERATION_MAX_TOKENS_LIMIT)")
+        top_p = VARIABLES.float("GENERATION_DEFAULT_TOP_P")
+        if top_p == 0.0:
+            raise ConfigError(f"GENERATION_DEFAULT_TOP_P: {top_p} is not in (0, 1]")
+        return cls(max_tokens=max_tokens, temperature=VARIABLES.float(
+            "GENERATION_DEFAULT_TEMPERATURE"), top_p=top_p, max_tokens_limit=limit)
 
 
 def messages_from_proto(messages: Any) -> list[Message]:

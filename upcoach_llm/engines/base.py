@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from upcoach_llm.api import common_pb2
 from upcoach_llm.api.names import FinishReasonName
 from upcoach_llm.common.chat import Message, Sampling
 
@@ -33,6 +34,13 @@ class Finished:
     completion_tokens: int
     time_to_first_token_ms: float
     generation_ms: float
+
+    def usage(self) -> common_pb2.Usage:
+        """The proto Usage of this generation."""
+        return common_pb2.Usage(
+            prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
+            total_tokens=self.prompt_tokens + self.completion_tokens,
+            time_to_first_token_ms=self.time_to_first_token_ms, generation_ms=self.generation_ms)
 
     @classmethod
     def now(cls, upstream_reason: str | None, prompt_tokens: int, completion_tokens: int, *,

@@ -41,7 +41,7 @@ class GenerationService(GrpcService):
 
     def __init__(self, resolver: Resolver, settings: GenerationSettings) -> None:
         self.resolver = resolver
-        self.servicer = GenerationServicer(resolver, settings.sampling)
+        self.servicer = GenerationServicer(resolver, settings.sampling, settings.flush_s)
 
     @classmethod
     def from_env(cls) -> GenerationService:

@@ -1,4 +1,5 @@
-"""GenerationService RPCs: validate, resolve the engine, relay its chunks as they come.
+"""GenerationService RPCs: validate, resolve the engine, relay its chunks as they come
+(coalesced: common/coalesce.py).
 
 Each request gets an id (the caller's, or a new one) set as the logging request id, so every
 line about it, the engine's included, carries it.
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from upcoach_llm.api import common_pb2, generation_pb2, generation_pb2_grpc
+from upcoach_llm.api import generation_pb2, generation_pb2_grpc
 from upcoach_llm.api.names import FINISH_REASON_VALUES
 from upcoach_llm.common.chat import (
     Message,
@@ -21,6 +22,7 @@ from upcoach_llm.common.chat import (
     messages_from_proto,
     sampling_from_proto,
 )
+from upcoach_llm.common.coalesce import coalesced
 from upcoach_llm.common.fields import check_name, request_id_of
 from upcoach_llm.common.logging import REQUEST_ID, get_logger
 from upcoach_llm.engines.base import Finished, TextChunk
@@ -36,21 +38,14 @@ class _Call:
     sampling: Sampling
 
 
-def usage_of(finished: Finished) -> common_pb2.Usage:
-    """The proto Usage of an engine's Finished."""
-    return common_pb2.Usage(
-        prompt_tokens=finished.prompt_tokens, completion_tokens=finished.completion_tokens,
-        total_tokens=finished.prompt_tokens + finished.completion_tokens,
-        time_to_first_token_ms=finished.time_to_first_token_ms,
-        generation_ms=finished.generation_ms)
-
-
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     """upcoach.llm.v1.GenerationService on the engines the resolver knows."""
 
-    def __init__(self, resolver: Resolver, defaults: SamplingDefaults) -> None:
+    def __init__(self, resolver: Resolver, defaults: SamplingDefaults,
+                 flush_s: float = 0.0) -> None:
         self._resolver = resolver
         self._defaults = defaults
+        self._flush_s = flush_s
 
     def _prepare(self, request: generation_pb2.GenerateStreamRequest
                  | generation_pb2.GenerateRequest) -> _Call:
@@ -72,12 +67,14 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                              ) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
         call = self._prepare(request)
         response = generation_pb2.GenerateStreamResponse
-        async with aclosing(self._run(call)) as items:
+        items = coalesced(self._run(call), self._flush_s, text_of=_text_of, joined=TextChunk,
+                          on_done=context.add_done_callback)
+        async with aclosing(items):
             async for item in items:
                 if isinstance(item, Finished):
                     _log_finished(call, item)
                     yield response(finish_reason=FINISH_REASON_VALUES[item.reason],
-                                   usage=usage_of(item))
+                                   usage=item.usage())
                 else:
                     yield response(text=item.text)
 
@@ -91,9 +88,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     _log_finished(call, item)
                     return generation_pb2.GenerateResponse(
                         text="".join(parts), finish_reason=FINISH_REASON_VALUES[item.reason],
-                        usage=usage_of(item))
+                        usage=item.usage())
                 parts.append(item.text)
         raise RuntimeError("the engine ended its stream without Finished")
+
+
+def _text_of(item: TextChunk | Finished) -> str | None:
+    return item.text if isinstance(item, TextChunk) else None
 
 
 def _log_finished(call: _Call, finished: Finished) -> None:

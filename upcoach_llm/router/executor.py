@@ -1,11 +1,13 @@
-"""Runs a routed chat on the generation service, failing over between backends.
+"""Runs a routed chat on its backends, failing over between them.
 
-A request is retried on the next candidate backend only while nothing has been sent to the
-caller; once a token went out, a failure ends the stream with that error (never a silent
-truncation). Deadlines pass through: each call to generation gets the caller's remaining time.
+Remote backends are called by their engines in this process, in-process ones through the
+generation service (router/targets.py). A request is retried on the next candidate backend only
+while nothing has been sent to the caller; once a token went out, a failure ends the stream with
+that error (never a silent truncation). Deadlines pass through: each call to generation gets the
+caller's remaining time, and a remote engine's call is cancelled with the caller's.
 
 Busy is not down: RESOURCE_EXHAUSTED (every context busy, queue full) or an UNAVAILABLE that
-carries a RetryInfo (a server that is draining) sends the request to the next candidate but
+carries a retry delay (a server that is draining) sends the request to the next candidate but
 leaves the backend's health alone. When every candidate was busy the caller gets
 RESOURCE_EXHAUSTED with the shortest retry delay; only failures to reach a backend (and the
 probes) mark it down.
@@ -18,11 +20,18 @@ from dataclasses import dataclass
 
 import grpc
 
-from upcoach_llm.api import common_pb2, generation_pb2, generation_pb2_grpc
+from upcoach_llm.api import generation_pb2_grpc
 from upcoach_llm.api.status_details import retry_delay_of
-from upcoach_llm.common.errors import ResourceExhausted, Unavailable
+from upcoach_llm.common.errors import ResourceExhausted, ServiceError, Unavailable
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.router.backend_pool import BackendPool, BackendState, Resolution
+from upcoach_llm.router.targets import (
+    Chat,
+    Piece,
+    RemoteEngines,
+    engine_pieces,
+    generation_pieces,
+)
 
 log = get_logger(__name__)
 
@@ -33,12 +42,29 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 @dataclass(frozen=True)
 class Job:
-    """A chat ready to run: the resolution and the request fields for generation."""
+    """A chat ready to run: where (the resolution) and what."""
 
-    request_id: str
     resolution: Resolution
-    messages: list[common_pb2.ChatMessage]
-    sampling: common_pb2.SamplingParams
+    chat: Chat
+
+    @property
+    def request_id(self) -> str:
+        return self.chat.request_id
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How one backend refused a request, whichever way it was called."""
+
+    code: grpc.StatusCode
+    message: str
+    retry_after_s: float | None
+
+    @classmethod
+    def of(cls, exc: grpc.aio.AioRpcError | ServiceError) -> Failure:
+        if isinstance(exc, ServiceError):
+            return cls(exc.code, exc.message, exc.retry_after_s)
+        return cls(exc.code(), exc.details() or exc.code().name, retry_delay_of(exc))
 
 
 class _Attempts:
@@ -50,18 +76,18 @@ class _Attempts:
         self._failures: list[str] = []
         self._retry_delays: list[float] = []
 
-    def failed(self, state: BackendState, exc: grpc.aio.AioRpcError) -> None:
+    def failed(self, state: BackendState, failure: Failure) -> None:
         """Records a retryable failure; marks the backend down only when it was not reached."""
-        delay = retry_delay_of(exc)
-        busy = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        delay = failure.retry_after_s
+        busy = failure.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         if busy or delay is not None:
             self._retry_delays.append(delay if delay is not None else 1.0)
         if not busy and delay is None:
-            self._pool.mark_down(state, exc.details() or exc.code().name)
-        self._failures.append(f"{state.name}: {exc.details()}")
+            self._pool.mark_down(state, failure.message)
+        self._failures.append(f"{state.name}: {failure.message}")
         log.warning("failing over", extra={"fields": {
             "request_id": self._job.request_id, "backend": state.name,
-            "code": exc.code().name, "error": exc.details()}})
+            "code": failure.code.name, "error": failure.message}})
 
     def error(self) -> Exception:
         model = self._job.resolution.model
@@ -72,53 +98,46 @@ class _Attempts:
         return Unavailable(f"every backend for {model} failed: {summary}")
 
 
-class GenerationExecutor:
-    """Sends jobs to the generation service on the chosen backends."""
+class ChatExecutor:
+    """Runs jobs on the chosen backends: remote engines here, the others through generation."""
 
-    def __init__(self, stub: generation_pb2_grpc.GenerationServiceStub, pool: BackendPool) -> None:
+    def __init__(self, stub: generation_pb2_grpc.GenerationServiceStub, pool: BackendPool,
+                 remote: RemoteEngines) -> None:
         self._stub = stub
         self._pool = pool
+        self._remote = remote
 
-    def _request(self, job: Job, backend: str, cls: type) -> object:
-        return cls(request_id=job.request_id, model=job.resolution.model, backend=backend,
-                   messages=job.messages, sampling=job.sampling)
+    def _pieces(self, state: BackendState, job: Job,
+                timeout: float | None) -> AsyncIterator[Piece]:
+        engine = self._remote.engines.get(state.name)
+        if engine is not None:
+            return engine_pieces(engine, state.config, job.chat)
+        return generation_pieces(self._stub, state.name, job.chat, timeout)
 
     async def stream(self, job: Job, timeout: float | None,
-                     ) -> AsyncIterator[tuple[str, generation_pb2.GenerateStreamResponse]]:
-        """Yields (backend, chunk) as generation sends them; fails over before the first."""
+                     ) -> AsyncIterator[tuple[str, Piece]]:
+        """Yields (backend, piece) as they come; fails over before the first."""
         attempts = _Attempts(self._pool, job)
         for state in job.resolution.candidates:
             sent = False
             with self._pool.track(state):
-                call = self._stub.GenerateStream(
-                    self._request(job, state.name, generation_pb2.GenerateStreamRequest),
-                    timeout=timeout)
                 try:
-                    async for chunk in call:
+                    async for piece in self._pieces(state, job, timeout):
                         sent = True
-                        yield state.name, chunk
+                        yield state.name, piece
                     return
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() not in RETRYABLE or sent:
+                except (grpc.aio.AioRpcError, ServiceError) as exc:
+                    failure = Failure.of(exc)
+                    if failure.code not in RETRYABLE or sent:
                         raise
-                    attempts.failed(state, exc)
-                finally:
-                    call.cancel()
+                    attempts.failed(state, failure)
         raise attempts.error()
 
-    async def generate(self, job: Job, timeout: float | None) -> tuple[
-            generation_pb2.GenerateResponse, str]:
-        """Returns the whole reply and the backend that produced it; fails over on error."""
-        attempts = _Attempts(self._pool, job)
-        for state in job.resolution.candidates:
-            with self._pool.track(state):
-                try:
-                    reply = await self._stub.Generate(
-                        self._request(job, state.name, generation_pb2.GenerateRequest),
-                        timeout=timeout)
-                    return reply, state.name
-                except grpc.aio.AioRpcError as exc:
-                    if exc.code() not in RETRYABLE:
-                        raise
-                    attempts.failed(state, exc)
-        raise attempts.error()
+    async def generate(self, job: Job, timeout: float | None) -> tuple[str, str, Piece]:
+        """The whole reply: (backend, text, last piece); fails over like ``stream``."""
+        parts: list[str] = []
+        async for backend, piece in self.stream(job, timeout):
+            parts.append(piece.text)
+            if piece.finish_reason:
+                return backend, "".join(parts), piece
+        raise Unavailable(f"{job.resolution.model}: the reply ended without a finish reason")

@@ -1,9 +1,10 @@
-"""The router service's wiring: policy files, backend pool and its probes, generation client."""
+"""The router service's wiring: policy files, backend pool and its probes, the remote engines,
+the generation client."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -13,6 +14,7 @@ from upcoach_llm.api.topology import GENERATION
 from upcoach_llm.common.backends import BackendConfig, load_backends
 from upcoach_llm.common.catalog import load_edge_models, load_models
 from upcoach_llm.common.channels import aio_channel, authed
+from upcoach_llm.common.chat import SamplingDefaults
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.common.server import GrpcService
@@ -21,9 +23,10 @@ from upcoach_llm.engines.base import EngineHealth
 from upcoach_llm.engines.probes import probe_backend
 from upcoach_llm.engines.types import type_of
 from upcoach_llm.router.backend_pool import BackendPool
-from upcoach_llm.router.executor import GenerationExecutor
+from upcoach_llm.router.executor import ChatExecutor
 from upcoach_llm.router.policy import load_policy
 from upcoach_llm.router.servicer import RouterServicer
+from upcoach_llm.router.targets import RemoteEngines
 
 log = get_logger(__name__)
 GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationService"].full_name
@@ -32,13 +35,16 @@ GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationServi
 @dataclass(frozen=True)
 class RouterSettings:
     """GENERATION_ADDR, ROUTER_HEALTH_INTERVAL_S, ROUTER_PROBE_TIMEOUT_S, ROUTER_STARTUP_WAIT_S,
-    and the internal credentials it calls generation with."""
+    STREAM_FLUSH_MS, the sampling defaults (GENERATION_DEFAULT_*: the router runs remote engines
+    itself) and the internal credentials it calls generation with."""
 
     generation_addr: str
     health_interval: float
     probe_timeout: float
     startup_wait: float
     auth: InternalAuth
+    flush_s: float = 0.005
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
 
     @classmethod
     def from_env(cls) -> RouterSettings:
@@ -48,6 +54,8 @@ class RouterSettings:
             probe_timeout=VARIABLES.float("ROUTER_PROBE_TIMEOUT_S"),
             startup_wait=VARIABLES.float("ROUTER_STARTUP_WAIT_S"),
             auth=InternalAuth.from_env(),
+            flush_s=VARIABLES.float("STREAM_FLUSH_MS") / 1000,
+            sampling=SamplingDefaults.from_env(),
         )
 
 
@@ -59,6 +67,7 @@ class RouterService(GrpcService):
         self._settings = settings
         self._policy = load_policy(catalog, load_edge_models())
         self._backends = load_backends(catalog).backends
+        self._remote = RemoteEngines(catalog, self._backends)
         self._channel: grpc.aio.Channel | None = None
         self._pool: BackendPool | None = None
 
@@ -76,9 +85,10 @@ class RouterService(GrpcService):
         self._pool = BackendPool(self._backends, self._prober(self._channel),
                                  self._settings.health_interval)
         stub = authed(generation_pb2_grpc.GenerationServiceStub(self._channel), auth)
-        executor = GenerationExecutor(stub, self._pool)
+        executor = ChatExecutor(stub, self._pool, self._remote)
         router_pb2_grpc.add_RouterServiceServicer_to_server(
-            RouterServicer(self._policy, self._pool, executor), server)
+            RouterServicer(self._policy, self._pool, executor, self._settings.sampling,
+                           self._settings.flush_s), server)
 
     def _prober(self, channel: grpc.aio.Channel):
         """Embedded backends: the generation service's health; remote ones: their HTTP API."""
@@ -104,6 +114,7 @@ class RouterService(GrpcService):
 
     async def start(self) -> None:
         """Waits (up to ROUTER_STARTUP_WAIT_S) for a healthy backend, then probes in background."""
+        await self._remote.load()
         await self._wait_for_a_backend()
         self._pool.start()
 
@@ -124,3 +135,4 @@ class RouterService(GrpcService):
             await self._pool.stop()
         if self._channel is not None:
             await self._channel.close()
+        await self._remote.close()

@@ -1,4 +1,8 @@
-"""RouterService handlers: route a chat, stream it from generation, answer hybrid decisions."""
+"""RouterService handlers: route a chat, stream it from its backend, answer hybrid decisions.
+
+A streamed reply is coalesced (common/coalesce.py): the first piece at once, later text in as
+few messages as the caller's pace and STREAM_FLUSH_MS allow.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,23 @@ import grpc
 
 from upcoach_llm.api import router_pb2, router_pb2_grpc
 from upcoach_llm.api.names import BACKEND_TYPE_VALUES, INFERENCE_MODE_NAMES
-from upcoach_llm.common.chat import messages_from_proto, messages_to_proto
+from upcoach_llm.common.chat import (
+    SamplingDefaults,
+    messages_from_proto,
+    messages_to_proto,
+    sampling_from_proto,
+)
+from upcoach_llm.common.coalesce import coalesced
 from upcoach_llm.common.errors import InvalidArgument
 from upcoach_llm.common.fields import check_name, check_text, request_id_of
 from upcoach_llm.common.limits import MAX_PROMPT_CHARS
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.router.backend_pool import BackendPool
-from upcoach_llm.router.executor import GenerationExecutor, Job
+from upcoach_llm.router.executor import ChatExecutor, Job
 from upcoach_llm.router.hybrid import decide
 from upcoach_llm.router.policy import RouterPolicy
 from upcoach_llm.router.routing import choose_model, with_coaching_prompt
+from upcoach_llm.router.targets import Chat, Piece
 
 log = get_logger(__name__)
 
@@ -25,11 +36,13 @@ log = get_logger(__name__)
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     """Plans each chat (model, fallbacks, backends) and runs it through the executor."""
 
-    def __init__(self, policy: RouterPolicy, pool: BackendPool,
-                 executor: GenerationExecutor) -> None:
+    def __init__(self, policy: RouterPolicy, pool: BackendPool, executor: ChatExecutor,
+                 defaults: SamplingDefaults, flush_s: float) -> None:
         self._policy = policy
         self._pool = pool
         self._executor = executor
+        self._defaults = defaults
+        self._flush_s = flush_s
 
     def _plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
               ) -> tuple[Job, router_pb2.RouteDecision]:
@@ -44,8 +57,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         route = router_pb2.RouteDecision(
             requested_model=choice.model, model=resolution.model, reason=choice.reason,
             fallbacks_skipped=resolution.skipped)
-        job = Job(request_id=request_id, resolution=resolution,
-                  messages=messages_to_proto(messages), sampling=request.sampling)
+        sampling = sampling_from_proto(request.sampling, self._defaults)
+        job = Job(resolution, Chat(request_id, resolution.model, messages, sampling,
+                                   messages_to_proto(messages), request.sampling))
         log.info("routed", extra={"fields": {
             "request_id": job.request_id, "requested": choice.model, "model": resolution.model,
             "reason": choice.reason, "skipped": resolution.skipped,
@@ -56,14 +70,22 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                          context: grpc.aio.ServicerContext,
                          ) -> AsyncIterator[router_pb2.ChatStreamResponse]:
         job, route = self._plan(request)
+        backends: list[str] = []
+
+        async def pieces() -> AsyncIterator[Piece]:
+            async for backend, piece in self._executor.stream(job, context.time_remaining()):
+                if not backends:
+                    backends.append(backend)
+                yield piece
+
         first = True
-        async for backend, chunk in self._executor.stream(job, context.time_remaining()):
-            reply = router_pb2.ChatStreamResponse(text=chunk.text,
-                                                  finish_reason=chunk.finish_reason)
-            if chunk.HasField("usage"):
-                reply.usage.CopyFrom(chunk.usage)
+        async for piece in coalesced(pieces(), self._flush_s, text_of=_text_of, joined=Piece,
+                                     on_done=context.add_done_callback):
+            reply = router_pb2.ChatStreamResponse(text=piece.text,
+                                                  finish_reason=piece.finish_reason,
+                                                  usage=piece.usage)
             if first:
-                route.backend = backend
+                route.backend = backends[0]  # failover happens before the first piece only
                 reply.route.CopyFrom(route)
                 first = False
             yield reply
@@ -71,10 +93,10 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def Chat(self, request: router_pb2.ChatRequest,
                    context: grpc.aio.ServicerContext) -> router_pb2.ChatResponse:
         job, route = self._plan(request)
-        reply, backend = await self._executor.generate(job, context.time_remaining())
+        backend, text, last = await self._executor.generate(job, context.time_remaining())
         route.backend = backend
-        return router_pb2.ChatResponse(route=route, text=reply.text,
-                                       finish_reason=reply.finish_reason, usage=reply.usage)
+        return router_pb2.ChatResponse(route=route, text=text, finish_reason=last.finish_reason,
+                                       usage=last.usage)
 
     async def Route(self, request: router_pb2.RouteRequest,
                     context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
@@ -122,3 +144,7 @@ def _check_names(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest
                  | router_pb2.RouteRequest) -> None:
     for field in ("model", "feature", "coaching_context"):
         check_name(field, getattr(request, field))
+
+
+def _text_of(piece: Piece) -> str | None:
+    return None if piece.finish_reason else piece.text

@@ -1,0 +1,84 @@
+"""Coalesced token streams: fewer, fuller messages when tokens come faster than they are sent.
+
+``coalesced`` reads its source ahead on a task of its own and hands out what accumulated. The
+first piece goes out at once. After it, when the reader asks for more and pieces are waiting,
+their texts go out as one; when none is waiting, the next one is held for at most ``flush_s``
+(STREAM_FLUSH_MS) so that the pieces right behind it join it. A reader that keeps up with a
+steady stream (tokens further apart than ``flush_s``) still gets one piece per message, a burst
+travels in a few messages, and ``flush_s=0`` passes every piece on as it is. Only text pieces
+merge; any other piece (the last one, with the finish reason) is passed on as it is, after the
+text before it. An error of the source comes after the pieces it sent; closing the stream stops
+the read-ahead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing, nullcontext
+from typing import TypeVar
+
+P = TypeVar("P")
+
+
+async def coalesced(source: AsyncIterator[P], flush_s: float, *,
+                    text_of: Callable[[P], str | None], joined: Callable[[str], P],
+                    on_done: Callable[[Callable[[object], None]], None] | None = None,
+                    ) -> AsyncIterator[P]:
+    """The source's pieces with runs of text pieces joined. ``text_of`` gives a piece's text, or
+    None for a piece that must stay alone; ``joined`` builds a text piece. ``on_done`` registers
+    a callback for the end of the call being served (a gRPC context's ``add_done_callback``):
+    grpc stops iterating a cancelled call's stream without closing it, and the read-ahead must
+    not outlive the call."""
+    if flush_s <= 0:
+        async for piece in source:
+            yield piece
+        return
+    waiting: deque[P] = deque()
+    arrived = asyncio.Event()
+    ended: list[BaseException | None] = []
+
+    async def read_ahead() -> None:
+        try:
+            async with aclosing(source) if hasattr(source, "aclose") else nullcontext():
+                async for piece in source:
+                    waiting.append(piece)
+                    arrived.set()
+        except Exception as exc:  # noqa: BLE001 - handed to the reader, after what came before
+            ended.append(exc)
+        else:
+            ended.append(None)
+        arrived.set()
+
+    reader = asyncio.create_task(read_ahead())
+    if on_done is not None:
+        on_done(lambda _: reader.cancel())
+    first = True
+    try:
+        while True:
+            if not waiting:
+                if ended:
+                    break
+                arrived.clear()
+                await arrived.wait()
+                if not first and not ended and len(waiting) == 1:
+                    await asyncio.sleep(flush_s)  # let the pieces right behind it catch up
+                continue
+            first = False
+            run: list[P] = []
+            while waiting and text_of(waiting[0]) is not None:
+                run.append(waiting.popleft())
+            if len(run) == 1:
+                yield run[0]
+            elif run:
+                yield joined("".join(text_of(piece) or "" for piece in run))
+            else:
+                yield waiting.popleft()
+        if ended[0] is not None:
+            raise ended[0]
+    finally:
+        if not reader.done():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
