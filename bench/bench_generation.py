@@ -11,9 +11,11 @@ threads), the same prompt and greedy decoding, alternating within each round:
 - the router, a real ``python -m upcoach_llm.router`` process in front of it (ChatStream), when
   upcoach_llm/router exists;
 
-then the aggregate tokens/s of ``--streams`` concurrent gRPC streams on generation processes
-started with each GENERATION_PARALLEL in ``--parallel``. Greedy requests evaluate their prompt
-afresh in the engine (for reproducibility), so the raw runs reset the context first as well.
+then the aggregate tokens/s and TTFT of ``--streams`` concurrent gRPC streams, next to one stream,
+on generation processes started with each GENERATION_BATCHED in ``--batched`` and each
+GENERATION_PARALLEL in ``--parallel`` (``--concurrent-only`` skips the single-stream table).
+Greedy requests evaluate their prompt afresh in the engine (for reproducibility), so the raw
+runs reset the context first as well.
 Every figure is the median over the rounds; TTFT is measured by the caller, from sending the
 request to the first text. "CPU ms/token" is the CPU time of whoever generates (this process for
 the raw paths; the generation process, plus the router's for the router path) per token: on a
@@ -219,6 +221,17 @@ async def run(args: argparse.Namespace) -> None:
     env = {"LLAMA_N_CTX": str(args.n_ctx), "LLAMA_N_THREADS": str(args.threads),
            "GENERATION_PARALLEL": "1", "GENERATION_MODEL_PATH": str(settings.model_path),
            "LOG_LEVEL": "warning"}
+    report: list[ReportRow] = []
+    if not args.concurrent_only:
+        report = await single_stream(args, settings, env)
+    report += await concurrent_table(args, env)
+    if args.json:
+        write_rows(args.json, report)
+
+
+async def single_stream(args: argparse.Namespace, settings: LlamaSettings,
+                        env: dict[str, str]) -> list[ReportRow]:
+    """The single-stream table: raw llama-cpp-python next to the services."""
     with_router = (args.router
                    and importlib.util.find_spec("upcoach_llm.router.__main__") is not None)
     raw = Raw(settings)
@@ -267,28 +280,47 @@ async def run(args: argparse.Namespace) -> None:
     if not with_router:
         print("(no router column: upcoach_llm/router is missing or --no-router was given)")
 
-    print(f"\nConcurrent: {args.streams} GenerateStream calls at once, {args.max_tokens} tokens "
-          f"each; the {args.threads} threads shared out among the llama contexts")
-    print(f"{'GENERATION_PARALLEL':<22}{'threads/context':>16}{'aggregate tok/s':>17}"
-          f"{'mean TTFT ms':>14}{'max TTFT ms':>13}")
-    for parallel in args.parallel:
-        threads = max(1, args.threads // parallel)
-        stack = start_stack(["generation"], label="generation", env={
-            **env, "GENERATION_PARALLEL": str(parallel), "LLAMA_N_THREADS": str(threads)})
-        try:
-            rate, streams = await concurrent(stack.spec("generation").address, stack.auth,
-                                             args.streams, args.max_tokens)
-        finally:
-            stack.stop()
-        ttfts = [s.ttft_s * 1000 for s in streams]
-        print(f"{parallel:<22}{threads:>16}{rate:>17.1f}{statistics.mean(ttfts):>14.1f}"
-              f"{max(ttfts):>13.1f}")
-        report.append(ReportRow.measured(
-            f"generation: aggregate tokens/s, {args.streams} streams, GENERATION_PARALLEL="
-            f"{parallel}", rate, "tokens/s", baseline=single[0].tokens_per_s,
-            baseline_name="raw Llama.generate, one stream", target="report"))
-    if args.json:
-        write_rows(args.json, report)
+    return report
+
+
+async def concurrent_table(args: argparse.Namespace, env: dict[str, str]) -> list[ReportRow]:
+    """1 stream, then ``--streams`` at once, on each GENERATION_BATCHED x GENERATION_PARALLEL."""
+    print(f"\nConcurrent: 1 then {args.streams} GenerateStream calls at once, {args.max_tokens} "
+          f"tokens each, median of {args.rounds} rounds; unbatched, the {args.threads} threads "
+          "are shared out among the llama contexts")
+    print(f"{'batched':<9}{'parallel':>9}{'threads':>8}{'1 tok/s':>9}{'N tok/s':>9}{'gain':>7}"
+          f"{'1 TTFT ms':>11}{'N mean TTFT':>13}{'N max TTFT':>12}{'TTFT ratio':>12}")
+    report = []
+    for batched in args.batched:
+        for parallel in args.parallel:
+            threads = args.threads if batched else max(1, args.threads // parallel)
+            stack = start_stack(["generation"], label="generation", env={
+                **env, "GENERATION_PARALLEL": str(parallel), "LLAMA_N_THREADS": str(threads),
+                "GENERATION_BATCHED": str(batched).lower()})
+            one: list[tuple[float, list[Sample]]] = []
+            many: list[tuple[float, list[Sample]]] = []
+            try:
+                address = stack.spec("generation").address
+                for _ in range(args.rounds):
+                    one.append(await concurrent(address, stack.auth, 1, args.max_tokens))
+                    many.append(await concurrent(address, stack.auth, args.streams,
+                                                 args.max_tokens))
+            finally:
+                stack.stop()
+            rate1 = statistics.median(rate for rate, _ in one)
+            rate_n = statistics.median(rate for rate, _ in many)
+            ttft1 = statistics.median(s[0].ttft_s * 1000 for _, s in one)
+            mean_n = statistics.median(statistics.mean(x.ttft_s * 1000 for x in s)
+                                       for _, s in many)
+            max_n = statistics.median(max(x.ttft_s * 1000 for x in s) for _, s in many)
+            print(f"{batched!s:<9}{parallel:>9}{threads:>8}{rate1:>9.1f}{rate_n:>9.1f}"
+                  f"{rate_n / rate1:>6.2f}x{ttft1:>11.1f}{mean_n:>13.1f}{max_n:>12.1f}"
+                  f"{mean_n / ttft1:>11.2f}x")
+            report.append(ReportRow.measured(
+                f"generation: aggregate tokens/s, {args.streams} streams, GENERATION_PARALLEL="
+                f"{parallel}, GENERATION_BATCHED={str(batched).lower()}", rate_n, "tokens/s",
+                baseline=rate1, baseline_name="the same, one stream", target="report"))
+    return report
 
 
 def report_rows(single: list[Row]) -> list[ReportRow]:
@@ -319,6 +351,11 @@ def main() -> None:
     parser.add_argument("--parallel", type=lambda v: [int(p) for p in v.split(",")],
                         default=[1, 2], help="GENERATION_PARALLEL values to run the concurrent "
                         "streams on, comma-separated (default 1,2)")
+    parser.add_argument("--batched", type=lambda v: [p.strip() == "true" for p in v.split(",")],
+                        default=[False, True], help="GENERATION_BATCHED values to run the "
+                        "concurrent streams on, comma-separated (default false,true)")
+    parser.add_argument("--concurrent-only", action="store_true",
+                        help="skip the single-stream table")
     parser.add_argument("--no-router", dest="router", action="store_false",
                         help="skip the router column")
     add_json_argument(parser)

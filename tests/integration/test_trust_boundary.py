@@ -137,11 +137,12 @@ def test_a_full_queue_is_busy_not_down(stack) -> None:
 
 def test_queue_and_rpc_metrics_show_the_busy_answers(stack) -> None:
     generation, router = scrape("generation"), scrape("router")
-    engine = (("engine", "LlamaCppEngine"),)
+    engine = (("engine", "BatchedLlamaEngine"),)
     assert ("upcoach_generation_queue_depth", engine) in generation
     assert ("upcoach_generation_busy_contexts", engine) in generation
     refused = ("upcoach_grpc_requests_total", (
-        ("code", "RESOURCE_EXHAUSTED"), ("method", "/upcoach.llm.v1.GenerationService/Generate")))
+        ("code", "RESOURCE_EXHAUSTED"),
+        ("method", "/upcoach.llm.v1.GenerationService/GenerateStream")))
     assert generation[refused] >= 1
     served = ("upcoach_grpc_requests_total", (
         ("code", "OK"), ("method", "/upcoach.llm.v1.RouterService/Chat")))

@@ -35,18 +35,17 @@ import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from upcoach_llm.common.chat import Message, Sampling
-from upcoach_llm.common.errors import ConfigError, NotFound, OutOfRange, Unavailable
+from upcoach_llm.common.errors import NotFound, Unavailable
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.engines.base import ChatEngine, EngineHealth, Finished, TextChunk
 from upcoach_llm.engines.context_pool import ContextPool
 from upcoach_llm.engines.llama_cpp_settings import LlamaSettings
 from upcoach_llm.engines.llama_loader import open_llama
+from upcoach_llm.engines.llama_prompt import chat_formatter, check_fits, prompt_tokens, tokenize
 from upcoach_llm.engines.stop_sequences import StopScanner
 
 log = get_logger(__name__)
 
-# Prompts longer than this are templated and tokenized off the event loop.
-_INLINE_PROMPT_CHARS = 16_000
 _WARM_UP = [Message(role="user", content="Hi")]
 
 
@@ -97,7 +96,7 @@ class LlamaCppEngine(ChatEngine):
                 thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{index}")
                 slots.append(_Slot(await loop.run_in_executor(thread, open_llama, self.settings),
                                    thread))
-            self._formatter = _chat_formatter(slots[0].llama, self.settings)
+            self._formatter = chat_formatter(slots[0].llama, self.settings)
             self._n_ctx = slots[0].llama.n_ctx()
             for slot in slots:
                 await loop.run_in_executor(slot.thread, self._warm_up, slot.llama)
@@ -115,7 +114,8 @@ class LlamaCppEngine(ChatEngine):
             "seconds": round(time.perf_counter() - started, 3)}})
 
     def _warm_up(self, llama: llama_cpp.Llama) -> None:
-        tokens = llama.generate(self._tokenize(llama, _WARM_UP), temp=0.0)
+        assert self._formatter is not None
+        tokens = llama.generate(tokenize(self._formatter, llama, _WARM_UP), temp=0.0)
         next(tokens)
         tokens.close()
 
@@ -128,8 +128,9 @@ class LlamaCppEngine(ChatEngine):
         if pool is None:
             raise Unavailable("the llama.cpp engine is not loaded")
         started = time.perf_counter()
-        prompt = await self._prompt_tokens(pool.items[0].llama, messages)
-        self._check_fits(len(prompt), sampling.max_tokens)
+        assert self._formatter is not None
+        prompt = await prompt_tokens(self._formatter, pool.items[0].llama, messages)
+        check_fits(len(prompt), sampling.max_tokens, self._n_ctx)
 
         slot = await pool.acquire()
         loop = asyncio.get_running_loop()
@@ -238,31 +239,6 @@ class LlamaCppEngine(ChatEngine):
                         time_to_first_token_ms=((first_text_at or ended) - job.started) * 1000,
                         generation_ms=(ended - job.started) * 1000)
 
-    async def _prompt_tokens(self, tokenizer: llama_cpp.Llama,
-                             messages: list[Message]) -> list[int]:
-        if sum(len(m.content) for m in messages) > _INLINE_PROMPT_CHARS:
-            return await asyncio.to_thread(self._tokenize, tokenizer, messages)
-        return self._tokenize(tokenizer, messages)
-
-    def _tokenize(self, tokenizer: llama_cpp.Llama, messages: list[Message]) -> list[int]:
-        """The chat-templated prompt as tokens (tokenizing reads only the shared vocabulary)."""
-        assert self._formatter is not None
-        prompt = self._formatter(
-            messages=[{"role": m.role, "content": m.content} for m in messages]).prompt
-        return tokenizer.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-
-    def _check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
-        if prompt_tokens >= self._n_ctx:
-            raise OutOfRange(
-                f"the prompt is {prompt_tokens} tokens after the chat template, "
-                f"which does not fit the model's context of {self._n_ctx} tokens",
-                field="messages")
-        if prompt_tokens + max_tokens > self._n_ctx:
-            raise OutOfRange(
-                f"{max_tokens} tokens do not fit after a prompt of "
-                f"{prompt_tokens} tokens in the model's context of {self._n_ctx}; "
-                f"at most {self._n_ctx - prompt_tokens}", field="sampling.max_tokens")
-
     def occupancy(self) -> tuple[int, int] | None:
         pool = self.pool
         return (pool.busy, pool.waiting) if pool is not None else (0, 0)
@@ -285,22 +261,6 @@ async def _release(slots: list[_Slot]) -> None:
     for slot in slots:
         await asyncio.to_thread(slot.thread.shutdown, wait=True)
         slot.llama.close()
-
-
-def _chat_formatter(llama: llama_cpp.Llama, settings: LlamaSettings) -> Jinja2ChatFormatter:
-    """The GGUF's own chat template (tokenizer.chat_template)."""
-    template = llama.metadata.get("tokenizer.chat_template")
-    if not template:
-        raise ConfigError(f"GENERATION_MODEL_PATH: {settings.model_path} has no "
-                          "tokenizer.chat_template in its metadata")
-
-    def token_text(token: int) -> str:
-        if token < 0:
-            return ""
-        return llama.detokenize([token], special=True).decode("utf-8", errors="replace")
-
-    return Jinja2ChatFormatter(template=template, eos_token=token_text(llama.token_eos()),
-                               bos_token=token_text(llama.token_bos()))
 
 
 def _log_cancelled(job: _Job, _future: object) -> None:

@@ -1,11 +1,13 @@
 """Settings of the embedded llama.cpp engine, read once from the environment.
 
-GENERATION_MODEL_PATH, GENERATION_MODEL_NAME, GENERATION_PARALLEL, GENERATION_MAX_QUEUE,
-GENERATION_QUEUE_TIMEOUT_S and LLAMA_* are declared in upcoach_llm/common/variables.py.
+GENERATION_MODEL_PATH, GENERATION_MODEL_NAME, GENERATION_PARALLEL, GENERATION_BATCHED,
+GENERATION_MAX_QUEUE, GENERATION_QUEUE_TIMEOUT_S and LLAMA_* are declared in
+upcoach_llm/common/variables.py.
 
 LLAMA_N_THREADS defaults to the CPUs this process may use shared out among the contexts.
 llama.cpp's threads spin at a barrier after every layer, so more threads in all than CPUs makes
-every token wait for a descheduled one; hence the default threads per context.
+every token wait for a descheduled one; hence the default threads per context. The batched
+engine runs a single context, which gets all the CPUs by default (``batched_threads``).
 
 LLAMA_EXTRA_BUFFERS is off by default: these sandbox VMs advertise AMX in CPUID but do not
 enable its tile state, so the AMX path of a natively built llama.cpp faults (SIGSEGV on
@@ -56,6 +58,8 @@ class LlamaSettings:
     max_queue: int = 16
     queue_timeout_s: float = 20.0
     extra_buffers: bool = False
+    batched: bool = False
+    batched_threads: int | None = None
 
     @classmethod
     def from_env(cls) -> LlamaSettings:
@@ -73,4 +77,6 @@ class LlamaSettings:
             max_queue=VARIABLES.int("GENERATION_MAX_QUEUE"),
             queue_timeout_s=VARIABLES.float("GENERATION_QUEUE_TIMEOUT_S"),
             extra_buffers=VARIABLES.bool("LLAMA_EXTRA_BUFFERS"),
+            batched=VARIABLES.bool("GENERATION_BATCHED"),
+            batched_threads=VARIABLES.int("LLAMA_N_THREADS", _cpu_count()),
         )

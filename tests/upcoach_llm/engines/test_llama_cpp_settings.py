@@ -12,13 +12,15 @@ from upcoach_llm.engines.llama_cpp_settings import LlamaSettings, packaged_model
 
 def test_defaults_serve_the_packaged_smollm2(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("GENERATION_MODEL_PATH", "LLAMA_N_CTX", "GENERATION_PARALLEL",
-                 "GENERATION_MAX_QUEUE", "LLAMA_EXTRA_BUFFERS", "GENERATION_MODEL_NAME"):
+                 "GENERATION_MAX_QUEUE", "LLAMA_EXTRA_BUFFERS", "GENERATION_MODEL_NAME",
+                 "GENERATION_BATCHED"):
         monkeypatch.delenv(name, raising=False)
     settings = LlamaSettings.from_env()
     assert settings.model_path == packaged_model_path()
     assert settings.model_path.is_file()
     assert settings.model_name == "smollm2-135m-instruct"
-    assert (settings.n_ctx, settings.parallel, settings.max_queue) == (2048, 1, 16)
+    assert (settings.n_ctx, settings.parallel, settings.max_queue) == (2048, 4, 16)
+    assert settings.batched is True
     assert settings.n_threads >= 1
     assert settings.extra_buffers is False
 

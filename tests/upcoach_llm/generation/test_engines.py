@@ -10,7 +10,7 @@ import pytest
 from upcoach_llm.common.backends import BackendConfig, BackendsFile
 from upcoach_llm.common.catalog import load_models
 from upcoach_llm.common.errors import ConfigError
-from upcoach_llm.engines.llama_cpp_engine import LlamaCppEngine
+from upcoach_llm.engines.llama_batched import BatchedLlamaEngine
 from upcoach_llm.engines.ollama import OllamaEngine
 from upcoach_llm.engines.openai_compat import OpenAICompatEngine
 from upcoach_llm.engines.types import TYPES
@@ -33,7 +33,7 @@ def test_each_backend_type_gets_its_engine() -> None:
     assert list(engines) == ["ollama-dev", "vllm", "embedded"]
     assert isinstance(engines["ollama-dev"], OllamaEngine)
     assert isinstance(engines["vllm"], OpenAICompatEngine)
-    assert isinstance(engines["embedded"], LlamaCppEngine)
+    assert isinstance(engines["embedded"], BatchedLlamaEngine)
 
 
 def test_a_type_without_an_engine_is_skipped_with_a_warning(

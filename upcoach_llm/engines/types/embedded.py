@@ -18,7 +18,9 @@ from upcoach_llm.engines.types.base import BackendType
 
 
 def chat_engine(backend: BackendConfig, models: list[str]) -> ChatEngine:
-    """llama.cpp on GENERATION_MODEL_PATH; the backend may list only that model."""
+    """llama.cpp on GENERATION_MODEL_PATH (batched unless GENERATION_BATCHED=false); the backend
+    may list only that model."""
+    from upcoach_llm.engines.llama_batched import BatchedLlamaEngine
     from upcoach_llm.engines.llama_cpp_engine import LlamaCppEngine
     from upcoach_llm.engines.llama_cpp_settings import LlamaSettings
 
@@ -28,7 +30,7 @@ def chat_engine(backend: BackendConfig, models: list[str]) -> ChatEngine:
         raise ConfigError(f"backends.yaml: backend {backend.name!r} lists chat models {wrong}, "
                           f"but the embedded llama.cpp engine serves only "
                           f"{settings.model_name!r} (GENERATION_MODEL_NAME)")
-    return LlamaCppEngine(settings)
+    return BatchedLlamaEngine(settings) if settings.batched else LlamaCppEngine(settings)
 
 
 def embedding_engine(backend: BackendConfig, models: list[str]) -> EmbeddingEngine:

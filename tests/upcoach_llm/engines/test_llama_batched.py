@@ -1,0 +1,247 @@
+"""BatchedLlamaEngine on the real SmolLM2-135M model: the same replies as LlamaCppEngine, concurrent
+requests that each end on their own terms, isolation of a failing request, and the queue limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from upcoach_llm.common.backends import BackendConfig
+from upcoach_llm.common.chat import Message, Sampling
+from upcoach_llm.common.errors import NotFound, OutOfRange, ResourceExhausted, Unavailable
+from upcoach_llm.engines import llama_batched
+from upcoach_llm.engines.base import Finished, TextChunk
+from upcoach_llm.engines.llama_batched import BatchedLlamaEngine
+from upcoach_llm.engines.llama_cpp_engine import LlamaCppEngine
+from upcoach_llm.engines.llama_cpp_settings import LlamaSettings, packaged_model_path
+from upcoach_llm.engines.stop_sequences import StopScanner
+from upcoach_llm.engines.types.embedded import chat_engine
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+MODEL = "smollm2-135m-instruct"
+N_CTX = 512
+PARALLEL = 4
+STORY = [Message("user", "Write a long story about a habit coach who helps a runner.")]
+PROMPTS = [
+    [Message("user", "Give me three tips to drink more water.")],
+    [Message("system", "You are a concise coach."),
+     Message("user", "How do I start meditating?")],
+    [Message("user", "Write a short poem about morning walks.")],
+    # Longer than one prefill chunk, so it is fed over several steps.
+    [Message("system", "You are a patient, encouraging coach. " * 8),
+     Message("user", "Plan a runner's first marathon, week by week.")],
+]
+BAD = "this request carries a token the model does not have"
+# A sequence that shares its batches may part from its solo reply at a near tie (see the module
+# docstring of llama_batched: how llama.cpp cuts a batch into sub-batches changes the logits in
+# their last bits). Measured here it never parted before its 30th character; the replies must
+# agree at least this far.
+SHARED_PREFIX_CHARS = 16
+
+
+def greedy(max_tokens: int, stop: tuple[str, ...] = (), seed: int | None = 42) -> Sampling:
+    return Sampling(max_tokens=max_tokens, temperature=0.0, top_p=1.0, stop=stop, seed=seed)
+
+
+def settings(parallel: int, max_queue: int = 1) -> LlamaSettings:
+    return LlamaSettings(model_path=packaged_model_path(), n_ctx=N_CTX, n_threads=2,
+                         parallel=parallel, max_queue=max_queue, queue_timeout_s=300.0)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def solo() -> list[str]:
+    """LlamaCppEngine's greedy replies to PROMPTS, one context, one request at a time."""
+    engine = LlamaCppEngine(settings(parallel=1))
+    await engine.load()
+    try:
+        return ["".join((await collect(engine, prompt, greedy(24)))[0]) for prompt in PROMPTS]
+    finally:
+        await engine.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def engine(solo: list[str]) -> AsyncIterator[BatchedLlamaEngine]:
+    engine = BatchedLlamaEngine(settings(parallel=PARALLEL))
+    await engine.load()
+    yield engine
+    await engine.close()
+
+
+async def collect(engine: BatchedLlamaEngine | LlamaCppEngine, messages: list[Message],
+                  sampling: Sampling, model: str = MODEL) -> tuple[list[str], Finished]:
+    chunks: list[str] = []
+    finished: list[Finished] = []
+    async for item in engine.stream(model, messages, sampling):
+        assert not finished, "nothing may follow Finished"
+        if isinstance(item, TextChunk):
+            chunks.append(item.text)
+        else:
+            finished.append(item)
+    assert len(finished) == 1
+    return chunks, finished[0]
+
+
+async def wait_for_free(engine: BatchedLlamaEngine, free: int = PARALLEL,
+                        timeout: float = 30.0) -> None:
+    started = time.perf_counter()
+    while engine.pool is not None and engine.pool.free < free:
+        assert time.perf_counter() - started < timeout, "a sequence slot did not come back"
+        await asyncio.sleep(0.005)
+
+
+def shared_prefix(a: str, b: str) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                min(len(a), len(b)))
+
+
+async def test_streams_several_chunks_then_usage(engine: BatchedLlamaEngine) -> None:
+    chunks, finished = await collect(engine, STORY, greedy(24))
+    assert len(chunks) >= 5
+    assert all(chunks)
+    assert (finished.reason, finished.completion_tokens) == ("length", 24)
+    assert finished.prompt_tokens > 10
+    assert 0 < finished.time_to_first_token_ms <= finished.generation_ms
+    await wait_for_free(engine)
+    assert engine.occupancy() == (0, 0)
+    assert (await engine.health()).models == (MODEL,)
+
+
+async def test_greedy_alone_gives_the_unbatched_reply(engine: BatchedLlamaEngine,
+                                                      solo: list[str]) -> None:
+    for prompt, expected in zip(PROMPTS, solo, strict=True):
+        chunks, _ = await collect(engine, prompt, greedy(24))
+        assert "".join(chunks) == expected
+
+
+async def test_concurrent_greedy_replies_agree_with_the_unbatched_ones(
+        engine: BatchedLlamaEngine, solo: list[str]) -> None:
+    together = await asyncio.gather(*(collect(engine, p, greedy(24)) for p in PROMPTS))
+    for (chunks, end), expected in zip(together, solo, strict=True):
+        text = "".join(chunks)
+        assert shared_prefix(text, expected) >= min(SHARED_PREFIX_CHARS, len(expected)), (
+            text, expected)
+        assert end.completion_tokens <= 24
+    await wait_for_free(engine)
+
+
+async def test_sampling_with_the_same_seed_is_reproducible(engine: BatchedLlamaEngine) -> None:
+    sampling = Sampling(max_tokens=24, temperature=1.2, top_p=0.95, seed=7)
+    first, _ = await collect(engine, STORY, sampling)
+    second, _ = await collect(engine, STORY, sampling)
+    assert "".join(first) == "".join(second)
+
+
+async def test_four_concurrent_requests_each_end_on_their_own_terms(
+        engine: BatchedLlamaEngine) -> None:
+    cancelled = engine.stream(MODEL, STORY, greedy(400))
+    for _ in range(2):
+        assert isinstance(await anext(cancelled), TextChunk)
+    sequence = next(iter(engine._jobs))
+    others = [asyncio.create_task(collect(engine, prompt, sampling)) for prompt, sampling in [
+        (PROMPTS[0], greedy(3)), (PROMPTS[1], greedy(17)),
+        (PROMPTS[2], greedy(60, stop=("e", "E")))]]
+    await asyncio.sleep(0.2)  # the other three join while the first is generating
+    await cancelled.aclose()
+    at_close = sequence.generated
+    (_, three), (_, seventeen), (stopped, with_stop) = await asyncio.gather(*others)
+    await wait_for_free(engine)
+    assert sequence.abandoned
+    assert sequence.generated <= at_close + 2, "the sequence went on after its stream closed"
+    assert (three.reason, three.completion_tokens) == ("length", 3)
+    assert (seventeen.reason, seventeen.completion_tokens) == ("length", 17)
+    assert with_stop.reason == "stop" and with_stop.completion_tokens < 60
+    assert not {"e", "E"} & set("".join(stopped))
+
+
+async def test_a_bad_request_fails_alone(engine: BatchedLlamaEngine,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    tokenize = llama_batched.prompt_tokens
+
+    async def with_a_bad_token(formatter, tokenizer, messages: list[Message]) -> list[int]:
+        tokens = await tokenize(formatter, tokenizer, messages)
+        return [*tokens, 10**7] if messages[0].content == BAD else tokens
+
+    monkeypatch.setattr(llama_batched, "prompt_tokens", with_a_bad_token)
+    results = await asyncio.gather(
+        collect(engine, PROMPTS[0], greedy(12)), collect(engine, [Message("user", BAD)],
+                                                         greedy(12)),
+        collect(engine, PROMPTS[2], greedy(12)), return_exceptions=True)
+    assert isinstance(results[1], RuntimeError) and "llama_decode" in str(results[1])
+    for result in (results[0], results[2]):
+        assert not isinstance(result, BaseException), result
+        assert result[1].completion_tokens == 12
+    await wait_for_free(engine)
+
+
+async def test_an_error_in_one_sequence_leaves_the_others_running(
+        engine: BatchedLlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Failing(StopScanner):
+        def push(self, text: str) -> tuple[str, bool]:
+            if "BOOM" in self._stops:
+                raise ValueError("this sequence fails while it generates")
+            return super().push(text)
+
+    monkeypatch.setattr(llama_batched, "StopScanner", Failing)
+    results = await asyncio.gather(
+        collect(engine, PROMPTS[0], greedy(10)), collect(engine, STORY, greedy(10, ("BOOM",))),
+        collect(engine, PROMPTS[1], greedy(10)), return_exceptions=True)
+    assert isinstance(results[1], ValueError)
+    assert [r[1].completion_tokens for r in (results[0], results[2])] == [10, 10]  # type: ignore[index]
+    await wait_for_free(engine)
+
+
+async def test_the_queue_limit_answers_resource_exhausted(engine: BatchedLlamaEngine) -> None:
+    streams = [engine.stream(MODEL, STORY, greedy(400)) for _ in range(PARALLEL)]
+    for stream in streams:
+        assert isinstance(await anext(stream), TextChunk)
+    assert engine.occupancy() == (PARALLEL, 0)
+    waiting = asyncio.create_task(collect(engine, PROMPTS[0], greedy(2)))
+    await asyncio.sleep(0.05)
+    assert engine.occupancy() == (PARALLEL, 1)
+    with pytest.raises(ResourceExhausted, match="GENERATION_MAX_QUEUE") as caught:
+        await collect(engine, PROMPTS[0], greedy(2))
+    assert caught.value.retry_after_s == 1.0
+    for stream in streams:
+        await stream.aclose()
+    _, finished = await waiting
+    assert finished.completion_tokens == 2
+    await wait_for_free(engine)
+
+
+async def test_a_prompt_longer_than_a_sequence_context_is_out_of_range(
+        engine: BatchedLlamaEngine) -> None:
+    with pytest.raises(OutOfRange, match="^messages:"):
+        await collect(engine, [Message("user", "habit " * N_CTX)], greedy(8))
+
+
+async def test_max_tokens_past_a_sequence_context_is_out_of_range(
+        engine: BatchedLlamaEngine) -> None:
+    with pytest.raises(OutOfRange, match="^sampling.max_tokens:"):
+        await collect(engine, STORY, greedy(N_CTX))
+    assert engine.pool is not None and engine.pool.free == PARALLEL
+
+
+async def test_a_model_it_does_not_serve_is_not_found(engine: BatchedLlamaEngine) -> None:
+    with pytest.raises(NotFound, match="'mistral'"):
+        await collect(engine, STORY, greedy(4), model="mistral")
+
+
+async def test_an_engine_not_loaded_is_unavailable() -> None:
+    engine = BatchedLlamaEngine(settings(parallel=2))
+    with pytest.raises(Unavailable):
+        await collect(engine, STORY, greedy(4))
+    assert not (await engine.health()).healthy
+
+
+@pytest.mark.parametrize(("batched", "kind"), [("true", BatchedLlamaEngine),
+                                               ("false", LlamaCppEngine)])
+async def test_generation_batched_chooses_the_engine(monkeypatch: pytest.MonkeyPatch,
+                                                     batched: str, kind: type) -> None:
+    monkeypatch.setenv("GENERATION_BATCHED", batched)
+    backend = BackendConfig(name="embedded", type="embedded", models=[MODEL])
+    assert type(chat_engine(backend, [MODEL])) is kind
