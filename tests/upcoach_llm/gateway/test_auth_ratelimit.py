@@ -84,7 +84,9 @@ async def test_budgets_are_per_key(gateway) -> None:
 
 
 async def test_concurrent_requests_never_exceed_the_budget(gateway) -> None:
-    gw: RunningGateway = await gateway({"RATE_LIMIT_RPM": "10"})
+    # A generous Redis timeout: 25 first calls at once open 25 connections, and on a busy
+    # machine one can take longer than the default 0.25 s, which fails open (a separate test).
+    gw: RunningGateway = await gateway({"RATE_LIMIT_RPM": "10", "REDIS_TIMEOUT_S": "3"})
     async with gw.client() as client:
         replies = await asyncio.gather(*(client.get("/api/models") for _ in range(25)))
     assert sorted(r.status_code for r in replies).count(200) == 10
