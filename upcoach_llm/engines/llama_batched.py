@@ -52,11 +52,17 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from upcoach_llm.common.chat import Message, Sampling
 from upcoach_llm.common.errors import NotFound, Unavailable
 from upcoach_llm.common.logging import get_logger
-from upcoach_llm.engines.base import ChatEngine, EngineHealth, Finished, TextChunk
+from upcoach_llm.engines.base import ChatEngine, Finished, TextChunk
 from upcoach_llm.engines.context_pool import ContextPool
 from upcoach_llm.engines.llama_cpp_settings import LlamaSettings
 from upcoach_llm.engines.llama_loader import open_llama
-from upcoach_llm.engines.llama_prompt import chat_formatter, check_fits, prompt_tokens, tokenize
+from upcoach_llm.engines.llama_prompt import (
+    PooledLlamaStatus,
+    chat_formatter,
+    check_fits,
+    prompt_tokens,
+    tokenize,
+)
 from upcoach_llm.engines.stop_sequences import StopScanner
 
 log = get_logger(__name__)
@@ -390,7 +396,7 @@ def _sampler_chain(sampling: Sampling) -> object:
     return chain
 
 
-class BatchedLlamaEngine(ChatEngine):
+class BatchedLlamaEngine(PooledLlamaStatus, ChatEngine):
     """Serves ``settings.model_name`` from ``settings.model_path``, batching concurrent requests."""
 
     def __init__(self, settings: LlamaSettings) -> None:
@@ -464,15 +470,6 @@ class BatchedLlamaEngine(ChatEngine):
         """Each sequence may use ``n_ctx`` cells (LLAMA_N_CTX), whatever the others use."""
         assert self._scheduler is not None
         check_fits(prompt_tokens, max_tokens, min(self.settings.n_ctx, self._scheduler.n_ctx_seq))
-
-    def occupancy(self) -> tuple[int, int] | None:
-        pool = self.pool
-        return (pool.busy, pool.waiting) if pool is not None else (0, 0)
-
-    async def health(self) -> EngineHealth:
-        if self.pool is None:
-            return EngineHealth(healthy=False, detail="the model is not loaded")
-        return EngineHealth(healthy=True, models=(self.settings.model_name,))
 
     async def close(self) -> None:
         for seq in list(self._jobs):

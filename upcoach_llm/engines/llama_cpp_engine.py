@@ -37,11 +37,17 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from upcoach_llm.common.chat import Message, Sampling
 from upcoach_llm.common.errors import NotFound, Unavailable
 from upcoach_llm.common.logging import get_logger
-from upcoach_llm.engines.base import ChatEngine, EngineHealth, Finished, TextChunk
+from upcoach_llm.engines.base import ChatEngine, Finished, TextChunk
 from upcoach_llm.engines.context_pool import ContextPool
 from upcoach_llm.engines.llama_cpp_settings import LlamaSettings
 from upcoach_llm.engines.llama_loader import open_llama
-from upcoach_llm.engines.llama_prompt import chat_formatter, check_fits, prompt_tokens, tokenize
+from upcoach_llm.engines.llama_prompt import (
+    PooledLlamaStatus,
+    chat_formatter,
+    check_fits,
+    prompt_tokens,
+    tokenize,
+)
 from upcoach_llm.engines.stop_sequences import StopScanner
 
 log = get_logger(__name__)
@@ -77,7 +83,7 @@ class _Job:
             self.cancel.set()
 
 
-class LlamaCppEngine(ChatEngine):
+class LlamaCppEngine(PooledLlamaStatus, ChatEngine):
     """Serves the catalog model ``settings.model_name`` from the GGUF at ``settings.model_path``."""
 
     def __init__(self, settings: LlamaSettings) -> None:
@@ -238,15 +244,6 @@ class LlamaCppEngine(ChatEngine):
                         completion_tokens=job.generated,
                         time_to_first_token_ms=((first_text_at or ended) - job.started) * 1000,
                         generation_ms=(ended - job.started) * 1000)
-
-    def occupancy(self) -> tuple[int, int] | None:
-        pool = self.pool
-        return (pool.busy, pool.waiting) if pool is not None else (0, 0)
-
-    async def health(self) -> EngineHealth:
-        if self.pool is None:
-            return EngineHealth(healthy=False, detail="the model is not loaded")
-        return EngineHealth(healthy=True, models=(self.settings.model_name,))
 
     async def close(self) -> None:
         for job in list(self._jobs):

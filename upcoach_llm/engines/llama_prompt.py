@@ -1,5 +1,5 @@
-"""What both embedded llama.cpp engines do with a request before generating: the GGUF's chat
-template, tokenizing (off the event loop for long prompts), the fit in the context window."""
+"""What both embedded llama.cpp engines share: the GGUF's chat template, tokenizing (off the
+event loop for long prompts), the fit in the context window, and their pool's status."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from upcoach_llm.common.chat import Message
 from upcoach_llm.common.errors import ConfigError, OutOfRange
+from upcoach_llm.engines.base import EngineHealth
+from upcoach_llm.engines.context_pool import ContextPool
 from upcoach_llm.engines.llama_cpp_settings import LlamaSettings
 
 # Prompts longer than this are templated and tokenized off the event loop.
@@ -58,3 +60,19 @@ def check_fits(prompt_tokens: int, max_tokens: int, n_ctx: int) -> None:
             f"{max_tokens} tokens do not fit after a prompt of "
             f"{prompt_tokens} tokens in the model's context of {n_ctx}; "
             f"at most {n_ctx - prompt_tokens}", field="sampling.max_tokens")
+
+
+class PooledLlamaStatus:
+    """``occupancy`` and ``health`` of an engine whose ``pool`` exists while its model is loaded."""
+
+    pool: ContextPool | None
+    settings: LlamaSettings
+
+    def occupancy(self) -> tuple[int, int] | None:
+        pool = self.pool
+        return (pool.busy, pool.waiting) if pool is not None else (0, 0)
+
+    async def health(self) -> EngineHealth:
+        if self.pool is None:
+            return EngineHealth(healthy=False, detail="the model is not loaded")
+        return EngineHealth(healthy=True, models=(self.settings.model_name,))

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from tests.upcoach_llm.engines.llama_support import collect as collect_reply
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.chat import Message, Sampling
 from upcoach_llm.common.errors import NotFound, OutOfRange, ResourceExhausted, Unavailable
@@ -74,16 +75,7 @@ async def engine(solo: list[str]) -> AsyncIterator[BatchedLlamaEngine]:
 
 async def collect(engine: BatchedLlamaEngine | LlamaCppEngine, messages: list[Message],
                   sampling: Sampling, model: str = MODEL) -> tuple[list[str], Finished]:
-    chunks: list[str] = []
-    finished: list[Finished] = []
-    async for item in engine.stream(model, messages, sampling):
-        assert not finished, "nothing may follow Finished"
-        if isinstance(item, TextChunk):
-            chunks.append(item.text)
-        else:
-            finished.append(item)
-    assert len(finished) == 1
-    return chunks, finished[0]
+    return await collect_reply(engine, messages, sampling, model)
 
 
 async def wait_for_free(engine: BatchedLlamaEngine, free: int = PARALLEL,
