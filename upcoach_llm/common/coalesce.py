@@ -1,14 +1,14 @@
 """Coalesced token streams: fewer, fuller messages when tokens come faster than they are sent.
 
 ``coalesced`` reads its source ahead on a task of its own and hands out what accumulated. The
-first piece goes out at once. After it, when the reader asks for more and pieces are waiting,
-their texts go out as one; when none is waiting, the next one is held for at most ``flush_s``
-(STREAM_FLUSH_MS) so that the pieces right behind it join it. A reader that keeps up with a
-steady stream (tokens further apart than ``flush_s``) still gets one piece per message, a burst
-travels in a few messages, and ``flush_s=0`` passes every piece on as it is. Only text pieces
-merge; any other piece (the last one, with the finish reason) is passed on as it is, after the
-text before it. An error of the source comes after the pieces it sent; closing the stream stops
-the read-ahead.
+first piece goes out at once. After it, a message goes out at most every ``flush_s``
+(STREAM_FLUSH_MS): a piece that arrives sooner than that after the last message waits out the
+rest of the interval, and whatever arrived meanwhile goes with it; a piece that arrives later
+goes at once. So a steady stream of tokens further apart than ``flush_s`` passes one by one with
+no added wait, a burst travels in a few messages, and ``flush_s=0`` passes every piece on as it
+is. Only text pieces merge; any other piece (the last one, with the finish reason) is passed on
+as it is, after the text before it. An error of the source comes after the pieces it sent;
+closing the stream, or the end of the call it serves (``on_done``), stops the read-ahead.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ async def coalesced(source: AsyncIterator[P], flush_s: float, *,
     reader = asyncio.create_task(read_ahead())
     if on_done is not None:
         on_done(lambda _: reader.cancel())
-    first = True
+    loop = asyncio.get_running_loop()
+    last_sent: float | None = None
     try:
         while True:
             if not waiting:
@@ -62,13 +63,15 @@ async def coalesced(source: AsyncIterator[P], flush_s: float, *,
                     break
                 arrived.clear()
                 await arrived.wait()
-                if not first and not ended and len(waiting) == 1:
-                    await asyncio.sleep(flush_s)  # let the pieces right behind it catch up
+                if last_sent is not None and not ended:
+                    hold = last_sent + flush_s - loop.time()
+                    if hold > 0:
+                        await asyncio.sleep(hold)  # the pieces right behind it join it
                 continue
-            first = False
             run: list[P] = []
             while waiting and text_of(waiting[0]) is not None:
                 run.append(waiting.popleft())
+            last_sent = loop.time()
             if len(run) == 1:
                 yield run[0]
             elif run:
