@@ -136,8 +136,12 @@ class ChatExecutor:
     async def generate(self, job: Job, timeout: float | None) -> tuple[str, str, Piece]:
         """The whole reply: (backend, text, last piece); fails over like ``stream``."""
         parts: list[str] = []
+        last: tuple[str, Piece] | None = None
+        # Read to the end, past the finish: a remote engine then hands its connection back.
         async for backend, piece in self.stream(job, timeout):
             parts.append(piece.text)
             if piece.finish_reason:
-                return backend, "".join(parts), piece
-        raise Unavailable(f"{job.resolution.model}: the reply ended without a finish reason")
+                last = backend, piece
+        if last is None:
+            raise Unavailable(f"{job.resolution.model}: the reply ended without a finish reason")
+        return last[0], "".join(parts), last[1]
