@@ -220,3 +220,42 @@ async def test_the_api_key_is_sent_as_a_bearer_token(scripted) -> None:
     finally:
         await engine.close()
     assert b"authorization: Bearer s3cret" in heads[0].lower().replace(b"bearer", b"Bearer")
+
+
+async def test_replies_in_a_row_reuse_one_connection() -> None:
+    """The end of a chunked reply comes after its [DONE]: the engine reads it, so httpx keeps
+    the connection for the next reply instead of opening one per request."""
+    stop = '{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}'
+    events = "".join(f"data: {e}\n\n" for e in (CHUNK, stop, "[DONE]")).encode()
+    connections = 0
+
+    async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                             b"transfer-encoding: chunked\r\n\r\n"
+                             + f"{len(events):x}\r\n".encode() + events + b"\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)  # the last chunk arrives after the [DONE] was read
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(keep_alive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = OpenAICompatEngine(backend_at(f"http://127.0.0.1:{port}"))
+    try:
+        for _ in range(3):
+            *_, finished = await collect(engine)
+            assert finished.reason == "stop"
+    finally:
+        await engine.close()
+        server.close()
+    assert connections == 1
