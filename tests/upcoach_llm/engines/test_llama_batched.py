@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from tests.upcoach_llm.engines.llama_support import MODEL, N_CTX, STORY
+from tests.upcoach_llm.engines.llama_support import PROMPTS as SHARED_PROMPTS
 from tests.upcoach_llm.engines.llama_support import collect as collect_reply
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.chat import Message, Sampling
@@ -24,15 +26,9 @@ from upcoach_llm.engines.types.embedded import chat_engine
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-MODEL = "smollm2-135m-instruct"
-N_CTX = 512
 PARALLEL = 4
-STORY = [Message("user", "Write a long story about a habit coach who helps a runner.")]
 PROMPTS = [
-    [Message("user", "Give me three tips to drink more water.")],
-    [Message("system", "You are a concise coach."),
-     Message("user", "How do I start meditating?")],
-    [Message("user", "Write a short poem about morning walks.")],
+    *SHARED_PROMPTS,
     # Longer than one prefill chunk, so it is fed over several steps.
     [Message("system", "You are a patient, encouraging coach. " * 8),
      Message("user", "Plan a runner's first marathon, week by week.")],

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from tests.upcoach_llm.engines.llama_support import MODEL, N_CTX, PROMPTS, STORY
 from tests.upcoach_llm.engines.llama_support import collect as collect_reply
 from upcoach_llm.common.chat import Message, Sampling
 from upcoach_llm.common.errors import NotFound, OutOfRange
@@ -19,15 +20,6 @@ from upcoach_llm.engines.llama_cpp_settings import LlamaSettings, packaged_model
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-MODEL = "smollm2-135m-instruct"
-N_CTX = 512
-STORY = [Message("user", "Write a long story about a habit coach who helps a runner.")]
-PROMPTS = [
-    [Message("user", "Give me three tips to drink more water.")],
-    [Message("system", "You are a concise coach."),
-     Message("user", "How do I start meditating?")],
-    [Message("user", "Write a short poem about morning walks.")],
-]
 
 
 def greedy(max_tokens: int, stop: tuple[str, ...] = ()) -> Sampling:
