@@ -1,17 +1,21 @@
 """gRPC client channels to the other services, with the same options and credentials everywhere.
 
 Targets may name several replicas behind one DNS name (``dns:///generation:50051``); the
-round_robin policy spreads calls over every address the name resolves to. ``authed`` makes every
-call of a stub carry the internal token (upcoach_llm.common.internal_auth).
+round_robin policy spreads calls over every address the name resolves to, and idempotent RPCs are
+retried on another replica (upcoach_llm.api.channel_config, shared with upcoach_client).
+``authed`` makes every call of a stub carry the internal token (upcoach_llm.common.internal_auth).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from typing import TypeVar
 
 import grpc
 
+from upcoach_llm.api.channel_config import channel_options
+from upcoach_llm.common.errors import ConfigError
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.common.server import MAX_MESSAGE_BYTES
 
@@ -20,13 +24,20 @@ S = TypeVar("S")
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.lb_policy_name", "round_robin"),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 2_000),
+    *channel_options(),
 ]
+# host:port, or a gRPC name-resolver URI: dns:///name:port, ipv4:a:p,b:p, ipv6:..., unix:path.
+_TARGET = re.compile(r"^(?:(?:dns:(?://[^/]*)?/)?[^\s/:,]+|\[[0-9a-fA-F:.]+\]):\d{1,5}$"
+                     r"|^(?:ipv4|ipv6):\S+$|^unix:\S+$")
+
+
+def grpc_target(variable: str, value: str) -> str:
+    """The value of a <NAME>_ADDR variable if gRPC can dial it, else a ConfigError naming it."""
+    value = value.strip()
+    if not _TARGET.match(value):
+        raise ConfigError(f"{variable}: {value!r} is not host:port or a gRPC target such as "
+                          "dns:///router:50054 or ipv4:10.0.0.1:50054,10.0.0.2:50054")
+    return value
 
 
 def aio_channel(target: str, auth: InternalAuth) -> grpc.aio.Channel:

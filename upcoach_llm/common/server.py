@@ -44,6 +44,15 @@ SERVER_OPTIONS = [
 ]
 
 
+def connection_age_options(age_s: float, grace_s: float) -> list[tuple[str, int]]:
+    """gRPC's max_connection_age: a GOAWAY after age_s makes round_robin callers reconnect and
+    re-resolve, so replicas scaled up later receive traffic; calls in flight get grace_s."""
+    if age_s <= 0:
+        return []
+    return [("grpc.max_connection_age_ms", int(age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(grace_s * 1000))]
+
+
 class GrpcService(abc.ABC):
     """What a service hands the bootstrap: its servicers and its engine's life cycle."""
 
@@ -64,13 +73,15 @@ class GrpcService(abc.ABC):
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """Where and how a service listens: <NAME>_PORT, GRPC_HOST, GRPC_GRACE_S, INTERNAL_*."""
+    """Where and how a service listens: <NAME>_PORT, GRPC_HOST, GRPC_GRACE_S,
+    GRPC_MAX_CONNECTION_AGE_S (and its grace), INTERNAL_*."""
 
     host: str
     port: int
     grace_seconds: float
     auth: InternalAuth
     metrics_port: int
+    connection_options: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_env(cls, service: Service) -> ServerSettings:
@@ -80,6 +91,9 @@ class ServerSettings:
             grace_seconds=VARIABLES.float("GRPC_GRACE_S"),
             auth=InternalAuth.from_env(),
             metrics_port=metrics_port(service),
+            connection_options=tuple(connection_age_options(
+                VARIABLES.float("GRPC_MAX_CONNECTION_AGE_S"),
+                VARIABLES.float("GRPC_MAX_CONNECTION_AGE_GRACE_S"))),
         )
 
 
@@ -112,13 +126,14 @@ class RunningServer:
             timer.cancel()
 
 
-async def open_server(service: GrpcService, host: str, port: int, *,
-                      auth: InternalAuth) -> RunningServer:
+async def open_server(service: GrpcService, host: str, port: int, *, auth: InternalAuth,
+                      options: tuple[tuple[str, int], ...] = ()) -> RunningServer:
     """Registers the service with health, reflection, internal auth and the error interceptor;
-    binds (TLS when auth has certificates); starts."""
+    binds (TLS when auth has certificates); starts. ``options`` add to SERVER_OPTIONS."""
     names = service.service_names()
     gate = ReadinessGate(names[0].rpartition(".")[2] if names else "the service")
-    server = grpc.aio.server(interceptors=[ErrorInterceptor(gate, auth)], options=SERVER_OPTIONS)
+    server = grpc.aio.server(interceptors=[ErrorInterceptor(gate, auth)],
+                             options=[*SERVER_OPTIONS, *options])
     service.register(server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -138,7 +153,8 @@ async def open_server(service: GrpcService, host: str, port: int, *,
 
 async def serve(service: GrpcService, settings: ServerSettings) -> None:
     """Runs the service until SIGTERM/SIGINT, then drains gracefully."""
-    running = await open_server(service, settings.host, settings.port, auth=settings.auth)
+    running = await open_server(service, settings.host, settings.port, auth=settings.auth,
+                                options=settings.connection_options)
     serve_metrics(settings.host, settings.metrics_port)
     auth = settings.auth
     log.info("listening", extra={"fields": {

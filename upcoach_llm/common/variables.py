@@ -69,6 +69,10 @@ DECLARED: list[Variable] = [
     Variable("GRPC_HOST", "str", "0.0.0.0", "address the gRPC services bind", GRPC),
     _s("GRPC_GRACE_S", 10.0, "drain on SIGTERM; calls still running then get UNAVAILABLE", GRPC,
        0.0, Alias("GRPC_GRACE_SECONDS")),
+    _s("GRPC_MAX_CONNECTION_AGE_S", 300.0, "close client connections this old (+-10%) so "
+       "callers re-resolve and new replicas get traffic; 0: never", GRPC, 0.0),
+    _s("GRPC_MAX_CONNECTION_AGE_GRACE_S", 300.0, "how long calls on a connection closed for its "
+       "age may still run", GRPC, 0.0),
     Variable("INTERNAL_AUTH", "bool", True,
              "false: every gRPC service open to anyone (logged loudly)", ALL),
     Variable("INTERNAL_TOKEN", "str", None,

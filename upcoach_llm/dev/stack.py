@@ -29,14 +29,17 @@ from upcoach_llm.common.internal_auth import InternalAuth, tls_from_env
 
 @dataclass
 class ProcessSpec:
-    """One service process of the topology, on a port."""
+    """One service process of the topology, on a port; ``replica`` names a second (third...)
+    process of the same service, ``env`` holds variables for this process alone."""
 
     service: Service
     port: int
+    replica: str = ""
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
-        return self.service.name
+        return f"{self.service.name}-{self.replica}" if self.replica else self.service.name
 
     @property
     def http(self) -> bool:
@@ -56,9 +59,17 @@ def default_specs(ports: dict[str, int] | None = None) -> list[ProcessSpec]:
 
 
 def wiring_env(specs: list[ProcessSpec]) -> dict[str, str]:
-    """The variables that tell each process its own port and where the others listen."""
-    env = {spec.service.port_env: str(spec.port) for spec in specs}
-    env.update({spec.service.addr_env: spec.address for spec in specs if spec.service.grpc})
+    """The variables that tell each process where the others listen (and, for a single process
+    of a service, its port): the replicas of a service are one ``ipv4:a,b`` target."""
+    replicas: dict[Service, list[ProcessSpec]] = {}
+    for spec in specs:
+        replicas.setdefault(spec.service, []).append(spec)
+    env = {}
+    for service, group in replicas.items():
+        env[service.port_env] = str(group[0].port)
+        if service.grpc:
+            env[service.addr_env] = (group[0].address if len(group) == 1 else
+                                     "ipv4:" + ",".join(s.address for s in group))
     return env
 
 
@@ -97,8 +108,10 @@ class Stack:
             out = None
             if self.log_dir:
                 out = open(os.path.join(self.log_dir, f"{spec.name}.log"), "ab")  # noqa: SIM115
+            own = {spec.service.port_env: str(spec.port), **spec.env}
             self.processes[spec.name] = subprocess.Popen(
-                [sys.executable, "-m", spec.service.module], env=env, stdout=out, stderr=out)
+                [sys.executable, "-m", spec.service.module], env={**env, **own}, stdout=out,
+                stderr=out)
 
     def spec(self, name: str) -> ProcessSpec:
         return next(s for s in self.specs if s.name == name)

@@ -12,6 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from upcoach_llm.api.topology import EMBEDDING, GATEWAY, GENERATION, MODEL_REGISTRY, ROUTER, Service
+from upcoach_llm.common.channels import grpc_target
 from upcoach_llm.common.errors import ConfigError
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.common.logging import parse_level
@@ -198,8 +199,5 @@ def _address(service: Service) -> str:
     addr_var = service.addr_env
     value = V.str(addr_var)
     if value:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigError(f"{addr_var}: {value!r} is not host:port")
-        return value
+        return grpc_target(addr_var, value)
     return f"127.0.0.1:{V.int(service.port_env)}"

@@ -21,6 +21,7 @@ from upcoach_client.api import (
     model_registry_pb2,
     router_pb2,
 )
+from upcoach_client.api.channel_config import channel_options
 from upcoach_client.config import ServerAddresses
 from upcoach_client.errors import from_rpc
 from upcoach_client.stubs import Stubs
@@ -46,7 +47,7 @@ class AsyncUpcoachClient:
 
     def __init__(self, addresses: ServerAddresses | None = None) -> None:
         self.addresses = addresses or ServerAddresses()
-        self._channels = [grpc.aio.insecure_channel(a) for a in
+        self._channels = [grpc.aio.insecure_channel(a, options=channel_options()) for a in
                           (self.addresses.router, self.addresses.embedding,
                            self.addresses.registry)]
         stubs = Stubs.over(self._channels, self.addresses)

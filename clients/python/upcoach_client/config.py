@@ -18,7 +18,11 @@ DEFAULT_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class ServerAddresses:
-    """host:port of each service, the default deadline of a call in seconds, and the tokens."""
+    """Where each service is, the default deadline of a call in seconds, and the tokens.
+
+    An address is host:port or any gRPC target: ``dns:///router.upcoach:50054`` spreads calls
+    over every replica the name resolves to (round_robin), ``ipv4:10.0.0.1:50054,10.0.0.2:50054``
+    over the ones listed."""
 
     router: str = ROUTER.local_address
     embedding: str = EMBEDDING.local_address

@@ -9,7 +9,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from upcoach_llm.api import router_pb2, router_pb2_grpc
 from upcoach_llm.common import errors
 from upcoach_llm.common.internal_auth import InternalAuth
-from upcoach_llm.common.server import GrpcService, open_server
+from upcoach_llm.common.server import GrpcService, connection_age_options, open_server
 
 OPEN = InternalAuth.disabled()
 RAISES = {
@@ -107,3 +107,9 @@ async def test_upstream_status_passes_through_unchanged() -> None:
     assert caught.value.details() == "model 'gpt-9' is not in the catalog"
     await front.server.stop(0.1)
     await upstream.server.stop(0.1)
+
+
+def test_connection_age_makes_clients_reconnect_unless_zero() -> None:
+    assert connection_age_options(300, 30) == [("grpc.max_connection_age_ms", 300_000),
+                                               ("grpc.max_connection_age_grace_ms", 30_000)]
+    assert connection_age_options(0, 30) == []
