@@ -15,6 +15,7 @@ from typing import TypeVar
 import grpc
 
 from upcoach_llm.api.channel_config import channel_options
+from upcoach_llm.common import tracing
 from upcoach_llm.common.errors import ConfigError
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.common.server import MAX_MESSAGE_BYTES
@@ -52,11 +53,13 @@ def aio_channel(target: str, auth: InternalAuth) -> grpc.aio.Channel:
 def authed(stub: S, auth: InternalAuth, *, admin: bool = False) -> S:
     """The stub, each of its methods sending the internal (or admin) token as call metadata.
 
-    A bound keyword costs nothing per streamed message, unlike a client interceptor.
+    A bound keyword costs nothing per streamed message, unlike a client interceptor. With tracing
+    on, each call also carries the caller's trace context (traceparent), computed per call.
     """
     metadata = auth.metadata(admin=admin)
-    if metadata:
+    if metadata or tracing.ENABLED:
         for name, method in list(vars(stub).items()):
             if callable(method):
-                setattr(stub, name, functools.partial(method, metadata=metadata))
+                setattr(stub, name, tracing.propagating(method, metadata) if tracing.ENABLED
+                        else functools.partial(method, metadata=metadata))
     return stub

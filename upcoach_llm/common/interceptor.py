@@ -10,8 +10,10 @@ It first refuses calls without valid internal credentials (upcoach_llm.common.in
 interceptor, since each layer of grpc.aio interceptor costs tens of microseconds a call), then
 keeps the service's RPCs UNAVAILABLE until the engine is ready (health and reflection
 answer throughout), ends the calls still running when a drain's grace runs out with UNAVAILABLE
-"shutting down" (so a caller can fail over), and logs one line per finished call. Status messages
-are cut to MAX_STATUS_CHARS: a message may echo client input, and gRPC trailers are small.
+"shutting down" (so a caller can fail over), and logs one line per finished call. With tracing on
+(upcoach_llm.common.tracing) each call is a SERVER span, child of the caller's traceparent.
+Status messages are cut to MAX_STATUS_CHARS: a message may echo client input, and gRPC trailers
+are small.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import grpc
 
 from upcoach_llm.api.status_details import status_metadata
+from upcoach_llm.common import tracing
 from upcoach_llm.common.errors import ServiceError
 from upcoach_llm.common.internal_auth import ALWAYS_OPEN, InternalAuth, refusing
 from upcoach_llm.common.logging import get_logger
@@ -189,6 +193,68 @@ def _wrap_stream(method: str, behavior: Callable[..., AsyncIterator[Any]],
     return handler
 
 
+# Server span statuses per the RPC semantic conventions: a caller's mistake is not a server error.
+_SERVER_ERRORS = frozenset({grpc.StatusCode.UNKNOWN, grpc.StatusCode.DEADLINE_EXCEEDED,
+                            grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL,
+                            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DATA_LOSS})
+
+
+def _server_span(method: str, context: grpc.aio.ServicerContext) -> Any:
+    service, _, name = method.lstrip("/").rpartition("/")
+    return tracing.server_span(method.lstrip("/"), context.invocation_metadata(), {
+        "rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
+
+
+def _end_span(span: Any, context: grpc.aio.ServicerContext,
+              cancelled: bool = False) -> None:
+    code = grpc.StatusCode.CANCELLED if cancelled else context.code() or grpc.StatusCode.OK
+    if not isinstance(code, grpc.StatusCode):
+        code = next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code in _SERVER_ERRORS:
+        tracing.failed(span, None, f"{code.name}: {context.details() or ''}")
+    span.end()
+
+
+def _traced_unary(method: str, handler: Callable[..., Awaitable[Any]],
+                  ) -> Callable[..., Awaitable[Any]]:
+    async def traced(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        span = _server_span(method, context)
+        token = tracing.attach(span)
+        cancelled = False
+        try:
+            return await handler(request, context)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            _end_span(span, context, cancelled)
+            tracing.detach(token)
+
+    return traced
+
+
+def _traced_stream(method: str, handler: Callable[..., AsyncIterator[Any]],
+                   ) -> Callable[..., AsyncIterator[Any]]:
+    async def traced(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        span = _server_span(method, context)
+        # Not detached: grpc.aio runs each call in a task of its own, whose context ends with it
+        # (a generator may be closed from another context, where a detach would fail).
+        tracing.attach(span)
+        cancelled = False
+        try:
+            async with aclosing(handler(request, context)) as messages:
+                async for message in messages:
+                    yield message
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            _end_span(span, context, cancelled)
+
+    return traced
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Checks credentials and maps exceptions to status codes for every unary and
     server-streaming RPC."""
@@ -196,6 +262,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, gate: ReadinessGate, auth: InternalAuth) -> None:
         self._gate = gate
         self._auth = auth
+        self._traced = tracing.ENABLED
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -208,13 +275,15 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if method.startswith(ALWAYS_OPEN):
             return handler
         if handler.unary_unary is not None:
+            unary = _wrap_unary(method, handler.unary_unary, self._gate)
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(method, handler.unary_unary, self._gate),
+                _traced_unary(method, unary) if self._traced else unary,
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer)
         if handler.unary_stream is not None:
+            stream = _wrap_stream(method, handler.unary_stream, self._gate)
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(method, handler.unary_stream, self._gate),
+                _traced_stream(method, stream) if self._traced else stream,
                 request_deserializer=_tolerant(handler.request_deserializer),
                 response_serializer=handler.response_serializer)
         return handler

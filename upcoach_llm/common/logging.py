@@ -5,7 +5,8 @@
 
 Every line carries the time, level, service, logger and message, plus the ``fields`` given,
 plus ``request_id`` while one is set for the current request (``REQUEST_ID.set(...)`` in a
-handler: asyncio tasks and their callbacks carry it).
+handler: asyncio tasks and their callbacks carry it), plus ``trace_id`` and ``span_id`` of the
+current span while tracing is on (upcoach_llm.common.tracing installs the hook).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from upcoach_llm.common.variables import VARIABLES
 
 _SERVICE = "upcoach"
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
+_trace_ids: Callable[[], tuple[str, str] | None] | None = None
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
            "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -39,12 +42,22 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id:
             entry["request_id"] = request_id
+        if _trace_ids is not None:
+            ids = _trace_ids()
+            if ids is not None:
+                entry["trace_id"], entry["span_id"] = ids
         fields = getattr(record, "fields", None)
         if fields:
             entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def set_trace_ids(source: Callable[[], tuple[str, str] | None] | None) -> None:
+    """Where log lines get the current (trace id, span id) from; None: they carry none."""
+    global _trace_ids
+    _trace_ids = source
 
 
 def parse_level(value: str) -> int:

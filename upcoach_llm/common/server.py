@@ -6,7 +6,8 @@
 
 Order of events: bind the port and answer health probes with NOT_SERVING, load the engine
 (``start``), flip health to SERVING, serve; on SIGTERM or SIGINT flip health to NOT_SERVING, stop
-accepting calls and give in-flight ones ``GRPC_GRACE_S`` to finish, then ``stop`` the engine.
+accepting calls and give in-flight ones ``GRPC_GRACE_S`` to finish, then ``stop`` the engine
+(and, with tracing on, export the spans still queued).
 A start-up failure (bad config, model that does not load) exits non-zero with the reason logged.
 """
 
@@ -25,6 +26,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from upcoach_llm.api.topology import Service
+from upcoach_llm.common import tracing
 from upcoach_llm.common.errors import ConfigError
 from upcoach_llm.common.interceptor import ErrorInterceptor, ReadinessGate
 from upcoach_llm.common.internal_auth import InternalAuth
@@ -196,6 +198,7 @@ def run(factory: Callable[[], GrpcService], process: Service) -> None:
     name = process.name
     try:
         configure_logging(name)
+        tracing.setup(name)
         settings = ServerSettings.from_env(process)
         service = factory()
     except ConfigError as exc:
@@ -209,3 +212,5 @@ def run(factory: Callable[[], GrpcService], process: Service) -> None:
     except Exception:
         log.exception("start-up failed")
         sys.exit(1)
+    finally:
+        tracing.shutdown()

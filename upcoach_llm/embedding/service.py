@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import grpc
+from prometheus_client import Gauge
 
 from upcoach_llm.api import embedding_pb2, embedding_pb2_grpc
 from upcoach_llm.common.backends import load_backends
@@ -29,6 +30,8 @@ log = get_logger(__name__)
 
 INDEX_BATCH = 256
 
+INDEX_ITEMS = Gauge("upcoach_embedding_index_items", "Items in the content index")
+
 
 class EmbeddingService(GrpcService):
     """Serves upcoach.llm.v1.EmbeddingService."""
@@ -40,6 +43,7 @@ class EmbeddingService(GrpcService):
             raise ConfigError(f"routing.default_embedding_model: {exc.message}") from None
         self.resolver = resolver
         self.index = ContentIndex()
+        INDEX_ITEMS.set_function(lambda: len(self.index))
         self.servicer = EmbeddingServicer(resolver, self.index)
         self._content = content
 

@@ -2,14 +2,17 @@
 
 Handlers validate, call the engine and translate to protobuf; they raise upcoach_llm.common.errors
 types and the error interceptor turns those into status codes. The content index always uses one
-model (``index_model``), so stored and query vectors are comparable.
+model (``index_model``), so stored and query vectors are comparable. Every engine call counts its
+texts by model (requests, index builds and searches alike).
 """
 
 from __future__ import annotations
 
 import grpc
+from prometheus_client import Counter, Histogram
 
 from upcoach_llm.api import embedding_pb2, embedding_pb2_grpc
+from upcoach_llm.common import tracing
 from upcoach_llm.common.errors import ServiceError
 from upcoach_llm.common.fields import check_name, request_id_of
 from upcoach_llm.common.logging import get_logger
@@ -23,6 +26,12 @@ log = get_logger(__name__)
 # A backend that is down, or that lacks the model, lets the next model of the chain stand in.
 STAND_IN_CODES = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.FAILED_PRECONDITION}
 
+TEXTS = Counter("upcoach_embedding_texts", "Texts embedded, by model", ["model"])
+BATCH_SIZE = Histogram("upcoach_embedding_batch_size", "Texts per engine call, by model",
+                       ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048))
+SEARCHES = Counter("upcoach_embedding_search_queries",
+                   "Content searches answered, by the index's model", ["model"])
+
 
 def item_to_proto(item: ContentItem) -> embedding_pb2.ContentItem:
     return embedding_pb2.ContentItem(id=item.id, category=item.category, title=item.title,
@@ -31,7 +40,10 @@ def item_to_proto(item: ContentItem) -> embedding_pb2.ContentItem:
 
 async def embed_with(served: ServedModel, texts: list[str]) -> EmbeddingResult:
     """Embeds texts with a served model under the engine's own name for it."""
-    return await served.engine.embed(served.engine_model, texts)
+    result = await served.engine.embed(served.engine_model, texts)
+    TEXTS.labels(served.name).inc(len(texts))
+    BATCH_SIZE.labels(served.name).observe(len(texts))
+    return result
 
 
 async def embed_first_available(candidates: list[ServedModel], texts: list[str],
@@ -67,6 +79,14 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
         log.debug("embedded", extra={"fields": {
             "request_id": request_id, "requested": request.model, "model": served.name,
             "texts": len(texts), "prompt_tokens": result.prompt_tokens}})
+        if tracing.ENABLED:
+            tracing.set_attributes({
+                tracing.GEN_AI_OPERATION_NAME: tracing.EMBEDDINGS,
+                tracing.GEN_AI_REQUEST_MODEL: request.model or None,
+                tracing.GEN_AI_RESPONSE_MODEL: served.name,
+                "upcoach.backend": served.backend,
+                tracing.GEN_AI_USAGE_INPUT_TOKENS: result.prompt_tokens,
+                "gen_ai.embeddings.dimension.count": result.dimensions})
         return embedding_pb2.EmbedResponse(
             model=served.name, prompt_tokens=result.prompt_tokens, dimensions=result.dimensions,
             embeddings=[embedding_pb2.Embedding(values=v) for v in result.vectors])
@@ -90,6 +110,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
         top_k = check_top_k(request.top_k)
         result = await embed_with(self.index_model, [query])
         hits = self._index.search(result.vectors[0], top_k, request.category)
+        SEARCHES.labels(self.index_model.name).inc()
         log.debug("searched", extra={"fields": {
             "request_id": request_id, "category": request.category, "hits": len(hits),
             "best": hits[0].item.id if hits else None}})

@@ -11,7 +11,8 @@ upstream stops generating.
 A stream is read as batches of lines: every complete line that one network read brought. When
 the server sends faster than the chain relays (a busy machine), the engines turn a batch into
 one text chunk instead of one message per token all the way to the caller; when it does not,
-a batch is one line and nothing waits.
+a batch is one line and nothing waits. With tracing on, every request carries the caller's trace
+context (traceparent).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from upcoach_llm.common import tracing
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.errors import (
     FailedPrecondition,
@@ -127,7 +129,8 @@ class RemoteHttp:
     async def request_json(self, method: str, path: str, body: Any = None) -> Any:
         """One request whose reply is a JSON document."""
         try:
-            response = await self._client.request(method, path, json=body)
+            response = await self._client.request(method, path, json=body,
+                                                  headers=tracing.headers() or None)
         except httpx.HTTPError as exc:
             raise self.transport_error(exc) from None
         if response.status_code >= 400:
@@ -146,7 +149,8 @@ class RemoteHttp:
         connection is only reused once its response was read to the end. A block left by an
         exception (a cancelled call) closes the connection at once."""
         try:
-            async with self._client.stream("POST", path, json=body) as response:
+            async with self._client.stream("POST", path, json=body,
+                                           headers=tracing.headers() or None) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     raise self.status_error(response.status_code, response.text)

@@ -2,6 +2,7 @@
 
     CORS (when CORS_ORIGINS is set)
       -> error boundary (an escaped exception never reaches uvicorn, which would close the socket)
+       -> tracing (only when tracing is on: the request's HTTP server span)
         -> access (request id, auth, rate limit, metrics)
           -> body limit (413, before the body is read)
             -> dispatch: /upcoach.llm.v1.<Service>/<Method> to the grpc-web/Connect apps,
@@ -14,9 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
+from upcoach_llm.common import tracing
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.gateway import grpcweb
 from upcoach_llm.gateway.chat.router import build_router as chat_routes
@@ -28,6 +31,7 @@ from upcoach_llm.gateway.health.router import build_router as health_routes
 from upcoach_llm.gateway.http.access import AccessMiddleware
 from upcoach_llm.gateway.http.body_limit import BodyLimitMiddleware
 from upcoach_llm.gateway.http.boundary import ErrorBoundary
+from upcoach_llm.gateway.http.tracing import TracingMiddleware
 from upcoach_llm.gateway.metrics.router import build_router as metrics_routes
 from upcoach_llm.gateway.models.router import build_router as models_routes
 from upcoach_llm.gateway.ondevice.router import build_router as ondevice_routes
@@ -58,6 +62,14 @@ Authentication: `Authorization: Bearer <key>` or `X-API-Key: <key>` when LLM_API
 """
 
 
+# FastAPI's own OpenTelemetry instrumentation traces whenever a global tracer provider is set:
+# a second HTTP span and spans per dependency, endpoint and serialization. The tracing middleware
+# (upcoach_llm.gateway.http.tracing) makes the one HTTP span, grpc-web included; off, FastAPI skips
+# its per-request provider checks too.
+NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                         "operation_spans": False, "auto_configure": False}
+
+
 def gated(path: str) -> bool:
     """REST paths that need a key and spend rate-limit budget (grpc-web is gated per RPC)."""
     return path not in PUBLIC_PATHS and not path.startswith(grpcweb.PATH_PREFIX)
@@ -82,7 +94,7 @@ def create_app(deps: Dependencies) -> ASGIApp:
             await deps.close()
 
     rest = FastAPI(title="UpCoach LLM gateway", version="1.0.0", description=DESCRIPTION,
-                   lifespan=lifespan, strict_content_type=False)
+                   lifespan=lifespan, strict_content_type=False, telemetry=NO_FASTAPI_TELEMETRY)
     install_handlers(rest)
     # Routes are matched in order: the busiest first.
     rest.include_router(chat_routes(deps))
@@ -97,6 +109,8 @@ def create_app(deps: Dependencies) -> ASGIApp:
     app: ASGIApp = grpcweb.Dispatcher(rest, grpcweb.build_apps(deps))
     app = BodyLimitMiddleware(app, deps.settings.max_body_bytes)
     app = AccessMiddleware(app, deps.gate, deps.metrics, gated)
+    if tracing.ENABLED:
+        app = TracingMiddleware(app)
     app = ErrorBoundary(app)
     if deps.settings.cors_origins:
         app = CORSMiddleware(app, allow_origins=list(deps.settings.cors_origins),

@@ -5,6 +5,8 @@ reading it, time to first token and token counts, the graceful-shutdown registry
 open when the drain ends fails with the shutdown error), cancelling the call when the relay ends,
 and which failure ends a stream (the upstream's status, the shutdown, or a router that stopped
 before its reply finished). ``StreamFailed`` carries that failure and spells it for either wire.
+With tracing on it also puts the reply's GenAI attributes (model served, tokens, finish reason,
+time to first chunk) and a first-token event on the request's span.
 
 Every failure seen by ``messages()`` is counted once in the error metric: it reaches the client
 inside an already answered response, where the HTTP status does not show it. ``first()`` reads
@@ -22,6 +24,7 @@ import grpc
 from connectrpc.errors import ConnectError
 
 from upcoach_llm.api import router_pb2
+from upcoach_llm.common import tracing
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.errors import APIError, from_grpc
 from upcoach_llm.gateway.fields import CHAT
@@ -125,6 +128,15 @@ class ChatRelay:
             self.model = message.route.model
         if message.text and not self._text_seen:
             self._text_seen = True
-            self._metrics.first_token(self.model, time.perf_counter() - self._started)
+            first_token_s = time.perf_counter() - self._started
+            self._metrics.first_token(self.model, first_token_s)
+            if tracing.ENABLED:
+                span = tracing.current_span()
+                span.add_event(tracing.FIRST_TOKEN_EVENT)
+                span.set_attribute(tracing.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, first_token_s)
         if message.HasField("usage"):
             self._metrics.tokens(self.model, message.usage.completion_tokens)
+        if tracing.ENABLED and message.finish_reason:
+            tracing.set_attributes(tracing.chat_reply_attributes(
+                self.model, message.finish_reason,
+                message.usage if message.HasField("usage") else None))

@@ -2,7 +2,8 @@
 (coalesced: common/coalesce.py).
 
 Each request gets an id (the caller's, or a new one) set as the logging request id, so every
-line about it, the engine's included, carries it.
+line about it, the engine's included, carries it. With tracing on, the call's span (the
+interceptor's) gets the GenAI attributes: model, sampling, tokens, time to first token.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import grpc
 
 from upcoach_llm.api import generation_pb2, generation_pb2_grpc
 from upcoach_llm.api.names import FINISH_REASON_VALUES
+from upcoach_llm.common import tracing
 from upcoach_llm.common.chat import (
     Message,
     Sampling,
@@ -25,6 +27,7 @@ from upcoach_llm.common.chat import (
 from upcoach_llm.common.coalesce import coalesced
 from upcoach_llm.common.fields import check_name, request_id_of
 from upcoach_llm.common.logging import REQUEST_ID, get_logger
+from upcoach_llm.common.metrics import EngineMeter, engine_meter
 from upcoach_llm.engines.base import Finished, TextChunk
 from upcoach_llm.generation.resolver import Resolver, Target
 
@@ -36,6 +39,7 @@ class _Call:
     target: Target
     messages: list[Message]
     sampling: Sampling
+    meter: EngineMeter
 
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
@@ -53,10 +57,19 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         target = self._resolver.resolve(check_name("model", request.model),
                                         check_name("backend", request.backend))
         call = _Call(target, messages_from_proto(request.messages),
-                     sampling_from_proto(request.sampling, self._defaults))
+                     sampling_from_proto(request.sampling, self._defaults),
+                     engine_meter(target.model, target.backend,
+                                  self._resolver.backends.get(target.backend).type))
         log.info("generation started", extra={"fields": {
             "model": target.model, "backend": target.backend, "messages": len(call.messages),
             "max_tokens": call.sampling.max_tokens, "temperature": call.sampling.temperature}})
+        if tracing.ENABLED:
+            tracing.set_attributes({
+                **tracing.chat_request_attributes(request.model, call.sampling.max_tokens,
+                                                  call.sampling.temperature),
+                tracing.GEN_AI_RESPONSE_MODEL: target.model,
+                tracing.GEN_AI_PROVIDER_NAME: self._resolver.backends.get(target.backend).type,
+                "upcoach.backend": target.backend})
         return call
 
     def _run(self, call: _Call) -> AsyncIterator[TextChunk | Finished]:
@@ -98,6 +111,8 @@ def _text_of(item: TextChunk | Finished) -> str | None:
 
 
 def _log_finished(call: _Call, finished: Finished) -> None:
+    """Logs the generation's usage and counts it in the engine metrics."""
+    call.meter.finished(finished.completion_tokens, finished.time_to_first_token_ms)
     decode_ms = finished.generation_ms - finished.time_to_first_token_ms
     rate = (finished.completion_tokens - 1) / decode_ms * 1000 if decode_ms > 0 else 0.0
     log.info("generation finished", extra={"fields": {
@@ -106,3 +121,9 @@ def _log_finished(call: _Call, finished: Finished) -> None:
         "ttft_ms": round(finished.time_to_first_token_ms, 1),
         "generation_ms": round(finished.generation_ms, 1),
         "tokens_per_s": round(max(rate, 0.0), 1)}})
+    if tracing.ENABLED:
+        tracing.set_attributes({
+            tracing.GEN_AI_RESPONSE_FINISH_REASONS: [finished.reason],
+            tracing.GEN_AI_USAGE_INPUT_TOKENS: finished.prompt_tokens,
+            tracing.GEN_AI_USAGE_OUTPUT_TOKENS: finished.completion_tokens,
+            tracing.GEN_AI_SERVER_TIME_TO_FIRST_TOKEN: finished.time_to_first_token_ms / 1000})

@@ -1,4 +1,5 @@
-"""ModelRegistryService handlers: catalog listing, availability per backend, edge models, pulls."""
+"""ModelRegistryService handlers: catalog listing, availability per backend, edge models, pulls
+(counted by backend and result)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+from prometheus_client import Counter
 
 from upcoach_llm.api import model_registry_pb2, model_registry_pb2_grpc
 from upcoach_llm.api.names import (
@@ -26,6 +28,9 @@ from upcoach_llm.registry.edge import select_edge_models
 from upcoach_llm.registry.pull import can_pull, puller_for
 
 log = get_logger(__name__)
+
+PULLS = Counter("upcoach_registry_pulls",
+                "Model pulls, by backend and result (ok, error, cancelled)", ["backend", "result"])
 
 
 class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer):
@@ -97,10 +102,18 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
         entry = self._require(request.name)
         backend = self._pull_backend(entry, request.backend)
         log.info("pull started", extra={"fields": {"model": entry.name, "backend": backend.name}})
-        async for progress in puller_for(backend)(backend, entry.name):
-            yield model_registry_pb2.PullModelResponse(
-                status=progress.status, digest=progress.digest, completed=progress.completed,
-                total=progress.total, done=progress.done)
+        result = "cancelled"
+        try:
+            async for progress in puller_for(backend)(backend, entry.name):
+                yield model_registry_pb2.PullModelResponse(
+                    status=progress.status, digest=progress.digest, completed=progress.completed,
+                    total=progress.total, done=progress.done)
+            result = "ok"
+        except Exception:
+            result = "error"
+            raise
+        finally:
+            PULLS.labels(backend.name, result).inc()
         log.info("pull finished", extra={"fields": {"model": entry.name, "backend": backend.name}})
 
     def _require(self, name: str) -> ModelEntry:

@@ -3,7 +3,7 @@
 A request goes only to healthy backends that serve the model, least outstanding requests first
 (ties in turn). A background task probes every backend each ``interval`` seconds and marks it up
 or down; a request that fails to reach a backend marks it down at once (the circuit opens) until
-a probe succeeds again.
+a probe succeeds again. Each backend's state and load are gauges read when /metrics is scraped.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from prometheus_client import Gauge
+
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.errors import Unavailable
 from upcoach_llm.common.logging import get_logger
@@ -23,6 +25,12 @@ from upcoach_llm.engines.types import type_of
 log = get_logger(__name__)
 
 Prober = Callable[[BackendConfig], Awaitable[EngineHealth]]
+
+BACKEND_UP = Gauge("upcoach_router_backend_up",
+                   "1 while the backend takes requests (circuit closed), 0 while it is down",
+                   ["backend", "backend_type"])
+BACKEND_OUTSTANDING = Gauge("upcoach_router_backend_outstanding_requests",
+                            "Requests the router has in flight on the backend", ["backend"])
 
 
 @dataclass
@@ -64,11 +72,19 @@ class Resolution:
     skipped: list[str]
 
 
+def _watch(state: BackendState) -> None:
+    """Gauges read from the state when scraped: nothing on the request path."""
+    BACKEND_UP.labels(state.name, state.config.type).set_function(lambda: float(state.healthy))
+    BACKEND_OUTSTANDING.labels(state.name).set_function(lambda: state.outstanding)
+
+
 class BackendPool:
     """Tracks backend health and load; picks backends for a fallback chain."""
 
     def __init__(self, backends: list[BackendConfig], prober: Prober, interval: float) -> None:
         self.states = [BackendState(config=b) for b in backends]
+        for state in self.states:
+            _watch(state)
         self._prober = prober
         self._interval = interval
         self._turn = itertools.count(1)

@@ -19,9 +19,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
+from prometheus_client import Counter
 
 from upcoach_llm.api import generation_pb2_grpc
 from upcoach_llm.api.status_details import retry_delay_of
+from upcoach_llm.common import tracing
 from upcoach_llm.common.errors import ResourceExhausted, ServiceError, Unavailable
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.router.backend_pool import BackendPool, BackendState, Resolution
@@ -31,6 +33,7 @@ from upcoach_llm.router.targets import (
     RemoteEngines,
     engine_pieces,
     generation_pieces,
+    traced_pieces,
 )
 
 log = get_logger(__name__)
@@ -38,6 +41,11 @@ log = get_logger(__name__)
 # Codes that mean "this backend could not take the request"; anything else is the request's fault
 # (INVALID_ARGUMENT, OUT_OF_RANGE, NOT_FOUND...) and is returned to the caller as is.
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+FAILOVERS = Counter("upcoach_router_failovers",
+                    "Requests a backend could not take (the next candidate, if any, got them), by "
+                    "backend and code (RESOURCE_EXHAUSTED: busy; UNAVAILABLE: down or draining)",
+                    ["backend", "code"])
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class _Attempts:
         if not busy and delay is None:
             self._pool.mark_down(state, failure.message)
         self._failures.append(f"{state.name}: {failure.message}")
+        FAILOVERS.labels(state.name, failure.code.name).inc()
         log.warning("failing over", extra={"fields": {
             "request_id": self._job.request_id, "backend": state.name,
             "code": failure.code.name, "error": failure.message}})
@@ -111,8 +120,10 @@ class ChatExecutor:
                 timeout: float | None) -> AsyncIterator[Piece]:
         engine = self._remote.engines.get(state.name)
         if engine is not None:
-            return engine_pieces(engine, state.config, job.chat)
-        return generation_pieces(self._stub, state.name, job.chat, timeout)
+            pieces = engine_pieces(engine, state.config, job.chat)
+        else:
+            pieces = generation_pieces(self._stub, state.name, job.chat, timeout)
+        return traced_pieces(pieces, state.config, job.chat) if tracing.ENABLED else pieces
 
     async def stream(self, job: Job, timeout: float | None,
                      ) -> AsyncIterator[tuple[str, Piece]]:

@@ -1,7 +1,8 @@
 """RouterService handlers: route a chat, stream it from its backend, answer hybrid decisions.
 
 A streamed reply is coalesced (common/coalesce.py): the first piece at once, later text in as
-few messages as the caller's pace and STREAM_FLUSH_MS allow.
+few messages as the caller's pace and STREAM_FLUSH_MS allow. With tracing on, the plan is a
+``router.decide`` span and each backend attempt a ``chat {model}`` span (router/targets.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import grpc
 
 from upcoach_llm.api import router_pb2, router_pb2_grpc
 from upcoach_llm.api.names import BACKEND_TYPE_VALUES, INFERENCE_MODE_NAMES
+from upcoach_llm.common import tracing
 from upcoach_llm.common.chat import (
     SamplingDefaults,
     messages_from_proto,
@@ -66,10 +68,28 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             "candidates": [s.name for s in resolution.candidates]}})
         return job, route
 
+    def _traced_plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
+                     ) -> tuple[Job, router_pb2.RouteDecision]:
+        """``_plan`` in a ``router.decide`` span; the chat's GenAI attributes on the call's."""
+        call = tracing.current_span()
+        with tracing.internal_span("router.decide") as span:
+            job, route = self._plan(request)
+            span.set_attributes({
+                "upcoach.route.requested_model": route.requested_model,
+                "upcoach.route.model": route.model, "upcoach.route.reason": route.reason,
+                "upcoach.route.fallbacks_skipped": list(route.fallbacks_skipped),
+                "upcoach.route.candidates": [s.name for s in job.resolution.candidates]})
+        sampling = job.chat.sampling
+        tracing.set_attributes({
+            **tracing.chat_request_attributes(route.requested_model, sampling.max_tokens,
+                                              sampling.temperature),
+            tracing.GEN_AI_RESPONSE_MODEL: route.model}, call)
+        return job, route
+
     async def ChatStream(self, request: router_pb2.ChatStreamRequest,
                          context: grpc.aio.ServicerContext,
                          ) -> AsyncIterator[router_pb2.ChatStreamResponse]:
-        job, route = self._plan(request)
+        job, route = self._traced_plan(request) if tracing.ENABLED else self._plan(request)
         backends: list[str] = []
 
         async def pieces() -> AsyncIterator[Piece]:
@@ -92,7 +112,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     async def Chat(self, request: router_pb2.ChatRequest,
                    context: grpc.aio.ServicerContext) -> router_pb2.ChatResponse:
-        job, route = self._plan(request)
+        job, route = self._traced_plan(request) if tracing.ENABLED else self._plan(request)
         backend, text, last = await self._executor.generate(job, context.time_remaining())
         route.backend = backend
         return router_pb2.ChatResponse(route=route, text=text, finish_reason=last.finish_reason,

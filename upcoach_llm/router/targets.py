@@ -5,20 +5,24 @@ A remote backend (Ollama, an OpenAI-compatible server such as vLLM) is called by
 engine in the router's own process, so its tokens cross one Python process, not two. An
 in-process backend (embedded llama.cpp) lives in the generation service, reached over
 GenerateStream. Both give the same ``Piece`` values and raise errors the executor tells apart:
-``grpc.aio.AioRpcError`` from the generation service, ServiceError from an engine.
+``grpc.aio.AioRpcError`` from the generation service, ServiceError from an engine. With tracing
+on, each attempt is a ``chat {model}`` CLIENT span (``traced_pieces``).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from upcoach_llm.api import common_pb2, generation_pb2, generation_pb2_grpc
 from upcoach_llm.api.names import FINISH_REASON_VALUES
+from upcoach_llm.common import tracing
 from upcoach_llm.common.backends import BackendConfig, BackendsFile
 from upcoach_llm.common.catalog import ModelsFile
 from upcoach_llm.common.chat import Message, Sampling
+from upcoach_llm.common.metrics import engine_meter
 from upcoach_llm.engines.base import ChatEngine, Finished
 from upcoach_llm.engines.types import engines_for, type_of
 
@@ -63,11 +67,14 @@ class RemoteEngines:
 
 async def engine_pieces(engine: ChatEngine, backend: BackendConfig,
                         chat: Chat) -> AsyncIterator[Piece]:
-    """A remote engine's reply, called from this process."""
+    """A remote engine's reply, called from this process (and counted in its engine metrics:
+    the generation service never sees it)."""
     items = engine.stream(backend.engine_model(chat.model), chat.messages, chat.sampling)
     async with aclosing(items):
         async for item in items:
             if isinstance(item, Finished):
+                engine_meter(chat.model, backend.name, backend.type).finished(
+                    item.completion_tokens, item.time_to_first_token_ms)
                 yield Piece(finish_reason=FINISH_REASON_VALUES[item.reason], usage=item.usage())
             else:
                 yield Piece(item.text)
@@ -85,3 +92,44 @@ async def generation_pieces(stub: generation_pb2_grpc.GenerationServiceStub, bac
                         chunk.usage if chunk.HasField("usage") else None)
     finally:
         call.cancel()
+
+
+async def traced_pieces(pieces: AsyncIterator[Piece], backend: BackendConfig,
+                        chat: Chat) -> AsyncIterator[Piece]:
+    """``pieces`` inside a CLIENT span ``chat {model}`` (tracing on), with the GenAI attributes of
+    the request and of the reply and the time to the first text. The span is current while the
+    first piece is read: the call to the backend, made then, carries it as its parent (gRPC
+    metadata, HTTP headers); making it current for every later piece would only cost time."""
+    span = tracing.client_span(f"{tracing.CHAT} {chat.model}", {
+        tracing.GEN_AI_OPERATION_NAME: tracing.CHAT, tracing.GEN_AI_PROVIDER_NAME: backend.type,
+        tracing.GEN_AI_REQUEST_MODEL: chat.model,
+        tracing.GEN_AI_REQUEST_MAX_TOKENS: chat.sampling.max_tokens,
+        tracing.GEN_AI_REQUEST_TEMPERATURE: chat.sampling.temperature,
+        "upcoach.backend": backend.name})
+    started = time.perf_counter()
+    waiting_for_text = True
+    try:
+        async with aclosing(pieces):
+            token = tracing.attach(span)
+            try:
+                piece = await anext(pieces, None)
+            finally:
+                tracing.detach(token)
+            while piece is not None:
+                if waiting_for_text and piece.text:
+                    waiting_for_text = False
+                    span.add_event(tracing.FIRST_TOKEN_EVENT)
+                    span.set_attribute(tracing.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                                       time.perf_counter() - started)
+                if piece.finish_reason:
+                    tracing.set_attributes(tracing.chat_reply_attributes(
+                        chat.model, piece.finish_reason, piece.usage), span)
+                yield piece
+                piece = await anext(pieces, None)
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        tracing.failed(span, exc)
+        raise
+    finally:
+        span.end()

@@ -8,6 +8,7 @@ import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 
 from tests.support.grpc_server import serving
 from upcoach_llm.api import embedding_pb2, embedding_pb2_grpc
@@ -186,3 +187,36 @@ async def test_bad_items_are_invalid_arguments_naming_the_field(
     error = await rpc_error(stub.IndexContent(embedding_pb2.IndexContentRequest(items=items)))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details().startswith(field)
+
+
+async def test_texts_and_searches_are_counted_by_model(stub: Stub) -> None:
+    model = {"model": "all-minilm-l6-v2"}
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    texts = sample("upcoach_embedding_texts_total", **model)
+    batches = sample("upcoach_embedding_batch_size_count", **model)
+    searches = sample("upcoach_embedding_search_queries_total", **model)
+    await stub.Embed(embedding_pb2.EmbedRequest(texts=["one", "two", "three"]))
+    await stub.SearchContent(embedding_pb2.SearchContentRequest(query="morning run"))
+    assert sample("upcoach_embedding_texts_total", **model) == texts + 4
+    assert sample("upcoach_embedding_batch_size_count", **model) == batches + 2
+    assert sample("upcoach_embedding_search_queries_total", **model) == searches + 1
+    assert sample("upcoach_embedding_index_items") >= SHIPPED
+
+
+async def test_with_tracing_on_embed_is_a_span_with_the_genai_attributes() -> None:
+    from tests.support.tracing import recorded_spans  # imported here: tracing is optional
+    from upcoach_llm.common import tracing
+
+    with recorded_spans() as spans:
+        async with serving(EmbeddingService.from_env()) as (_, channel):
+            reply = await embedding_pb2_grpc.EmbeddingServiceStub(channel).Embed(
+                embedding_pb2.EmbedRequest(model="nomic-embed-text", texts=["a", "b"]))
+    [span] = [s for s in spans.get_finished_spans()
+              if s.name == "upcoach.llm.v1.EmbeddingService/Embed"]
+    assert span.attributes[tracing.GEN_AI_OPERATION_NAME] == "embeddings"
+    assert span.attributes[tracing.GEN_AI_REQUEST_MODEL] == "nomic-embed-text"
+    assert span.attributes[tracing.GEN_AI_RESPONSE_MODEL] == reply.model
+    assert span.attributes[tracing.GEN_AI_USAGE_INPUT_TOKENS] == reply.prompt_tokens

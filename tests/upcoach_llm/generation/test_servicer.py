@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 
 from upcoach_llm.api import common_pb2, generation_pb2, generation_pb2_grpc
 from upcoach_llm.common.backends import BackendConfig, BackendsFile, load_backends
@@ -101,6 +102,21 @@ async def test_stream_sends_text_deltas_then_finish_and_usage(harness: Harness) 
     assert whole.text == "".join(r.text for r in replies)
     assert whole.finish_reason == common_pb2.FINISH_REASON_LENGTH
     assert whole.usage.completion_tokens == 16
+
+
+async def test_finished_generations_are_counted_in_the_engine_metrics(harness: Harness) -> None:
+    labels = {"model": MODEL, "backend": "embedded", "backend_type": "embedded"}
+
+    def sample(name: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    tokens = sample("upcoach_engine_generated_tokens_total")
+    timed = sample("upcoach_engine_time_to_first_token_seconds_count")
+    [r async for r in harness.stub.GenerateStream(stream_request(sampling=greedy(5)))]
+    await harness.stub.Generate(generation_pb2.GenerateRequest(
+        model=MODEL, messages=STORY, sampling=greedy(4)))
+    assert sample("upcoach_engine_generated_tokens_total") == tokens + 9
+    assert sample("upcoach_engine_time_to_first_token_seconds_count") == timed + 2
 
 
 def _bad(**fields: object) -> dict[str, object]:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.support.grpc_server import serving
 from upcoach_llm.api import model_registry_pb2 as pb
@@ -55,9 +56,15 @@ async def test_edge_models(stub) -> None:
 
 
 async def test_pull_embedded_and_refusals(stub) -> None:
+    def pulls(result: str) -> float:
+        return REGISTRY.get_sample_value("upcoach_registry_pulls_total",
+                                         {"backend": "embedded", "result": result}) or 0.0
+
+    ok = pulls("ok")
     progress = [p async for p in stub.PullModel(pb.PullModelRequest(name="all-minilm-l6-v2"))]
     assert progress[-1].done and progress[-1].status == "success"
     assert progress[-1].total > 20_000_000
+    assert pulls("ok") == ok + 1
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         [p async for p in stub.PullModel(pb.PullModelRequest(name="mistral"))]
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.errors import Unavailable
@@ -97,3 +98,21 @@ async def test_ollama_configured_for_a_model_it_has_not_pulled_is_skipped() -> N
     assert (resolution.model, resolution.skipped) == ("llama3.2:3b", ["mistral"])
     with pytest.raises(Unavailable, match=r"ollama \(mistral is not pulled there: ollama pull"):
         pool.resolve(["mistral"])
+
+
+async def test_health_and_load_are_gauges_read_when_scraped() -> None:
+    def gauge(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+
+    health = {"gauge-a": EngineHealth(True), "gauge-b": EngineHealth(False, detail="refused")}
+    pool = pool_with(health, backend("gauge-a", "mistral"),
+                     backend("gauge-b", "mistral", kind="ollama"))
+    up = {"gauge-a": {"backend_type": "openai"}, "gauge-b": {"backend_type": "ollama"}}
+    assert [gauge("upcoach_router_backend_up", backend=n, **up[n]) for n in up] == [0, 0]
+    await pool.probe_all()
+    assert [gauge("upcoach_router_backend_up", backend=n, **up[n]) for n in up] == [1, 0]
+    with pool.track(pool.states[0]):
+        assert gauge("upcoach_router_backend_outstanding_requests", backend="gauge-a") == 1
+    assert gauge("upcoach_router_backend_outstanding_requests", backend="gauge-a") == 0
+    pool.mark_down(pool.states[0], "reset by peer")
+    assert gauge("upcoach_router_backend_up", backend="gauge-a", backend_type="openai") == 0

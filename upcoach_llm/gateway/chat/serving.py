@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 
 from upcoach_llm.api import router_pb2
 from upcoach_llm.api.names import FINISH_REASON_NAMES
+from upcoach_llm.common import tracing
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.gateway.chat import convert, render
 from upcoach_llm.gateway.chat.protocol import ChatCompletionRequest
@@ -47,6 +48,9 @@ class ChatServing:
         cid = render.completion_id()
         request_id = request.scope["state"].get(REQUEST_ID_KEY, "")
         headers = {"X-Cache": "MISS"}
+        if tracing.ENABLED:
+            tracing.set_attributes(tracing.chat_request_attributes(
+                body.model, body.token_limit(), body.temperature))
         cache_key = None
         if deps.cache.applies(temperature=body.temperature, seed=body.seed):
             cache_key = deps.cache.key(convert.canonical(body, coaching_context),
@@ -57,6 +61,9 @@ class ChatServing:
                 if hit is not None:
                     request.scope["state"][MODEL_KEY] = hit.model
                     headers["X-Cache"] = "HIT"
+                    if tracing.ENABLED:
+                        tracing.set_attributes({tracing.GEN_AI_RESPONSE_MODEL: hit.model,
+                                                "upcoach.cache": "hit"})
                     return _replay(hit, body, cid, headers, extra)
         fields = {"request_id": request_id, "model": body.model or "",
                   "feature": body.feature or "", "coaching_context": coaching_context,
@@ -69,6 +76,9 @@ class ChatServing:
         request.scope["state"][MODEL_KEY] = model
         finish = FINISH_REASON_NAMES.get(reply.finish_reason)
         deps.metrics.tokens(model, reply.usage.completion_tokens)
+        if tracing.ENABLED:
+            tracing.set_attributes(tracing.chat_reply_attributes(model, reply.finish_reason,
+                                                                 reply.usage))
         store = None
         if cache_key and finish:
             store = BackgroundTask(self._store, cache_key, CachedReply(

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from upcoach_llm.api import embedding_pb2
+from upcoach_llm.common import tracing
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.embeddings.protocol import (
     EmbeddingData,
@@ -39,6 +40,12 @@ async def embed(deps: Dependencies, request: Request, body: EmbeddingRequest) ->
                             f"and cannot shorten them to {body.dimensions}", param="dimensions",
                        code="invalid_value")
     request.scope["state"][MODEL_KEY] = reply.model
+    if tracing.ENABLED:
+        tracing.set_attributes({
+            tracing.GEN_AI_OPERATION_NAME: tracing.EMBEDDINGS,
+            tracing.GEN_AI_REQUEST_MODEL: body.model or None,
+            tracing.GEN_AI_RESPONSE_MODEL: reply.model,
+            tracing.GEN_AI_USAGE_INPUT_TOKENS: reply.prompt_tokens})
     return Response(dumps(response_body(reply, body.encoding_format)),
                     media_type="application/json")
 

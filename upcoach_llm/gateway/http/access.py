@@ -5,8 +5,9 @@ runs (refusals are answered here in the one error shape) and the X-RateLimit-* h
 to the response; the caller's key identity goes to ``scope["state"]["tenant"]`` (None when auth
 is off), so handlers keep per-key data apart. Every request, grpc-web included, is counted:
 in-flight gauge, status, latency, and the model the handler reports in ``scope["state"]["model"]``.
-Each request gets an id (the caller's X-Request-ID, or a new one): on every log line of the
-request, in the X-Request-ID response header, and passed to the services as request_id.
+Each request gets an id (the caller's X-Request-ID, else the trace id when tracing is on, else a
+new one): on every log line of the request, in the X-Request-ID response header, and passed to the
+services as request_id.
 """
 
 from __future__ import annotations
@@ -88,13 +89,14 @@ class AccessMiddleware:
 
 
 def _request_id(scope: Scope) -> str:
-    """The caller's X-Request-ID when it is sane, else a new one."""
+    """The caller's X-Request-ID when it is sane, else the request's trace id (tracing on: see
+    upcoach_llm.gateway.http.tracing), else a new one."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             if _REQUEST_ID.match(value):
                 return value.decode()
             break
-    return secrets.token_hex(8)
+    return scope["state"].get("trace_id") or secrets.token_hex(8)
 
 
 def _route_of(scope: Scope) -> str:

@@ -1,0 +1,95 @@
+"""The chat executor on remote engines run in-process: failover before the first token, counted
+by backend and code, and each finished generation counted in the engine metrics once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from prometheus_client import REGISTRY
+
+from upcoach_llm.api import common_pb2
+from upcoach_llm.common.backends import BackendConfig
+from upcoach_llm.common.chat import Message, Sampling
+from upcoach_llm.common.errors import ResourceExhausted, Unavailable
+from upcoach_llm.engines.base import ChatEngine, EngineHealth, Finished, TextChunk
+from upcoach_llm.router.backend_pool import BackendPool
+from upcoach_llm.router.executor import ChatExecutor, Job
+from upcoach_llm.router.targets import Chat
+
+MODEL = "executor-model"
+
+
+class Engine(ChatEngine):
+    """Says "Hello there" in two chunks, or raises ``error`` before any."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    async def load(self) -> None:
+        pass
+
+    async def stream(self, model: str, messages: list[Message],
+                     sampling: Sampling) -> AsyncIterator[TextChunk | Finished]:
+        if self.error is not None:
+            raise self.error
+        yield TextChunk("Hello")
+        yield TextChunk(" there")
+        yield Finished("stop", prompt_tokens=5, completion_tokens=2,
+                       time_to_first_token_ms=30.0, generation_ms=60.0)
+
+
+class Remote:
+    def __init__(self, engines: dict[str, ChatEngine]) -> None:
+        self.engines = engines
+
+
+def backend(name: str) -> BackendConfig:
+    return BackendConfig(name=name, type="ollama", url=f"http://{name}:11434", models=[MODEL])
+
+
+async def run(engines: dict[str, ChatEngine]) -> tuple[BackendPool, list[str]]:
+    async def prober(config: BackendConfig) -> EngineHealth:
+        return EngineHealth(True, (MODEL,))
+
+    pool = BackendPool([backend(name) for name in engines], prober, interval=60)
+    await pool.probe_all()
+    chat = Chat("r-1", MODEL, [Message("user", "hi")], Sampling(8, 0.0, 1.0), [],
+                common_pb2.SamplingParams())
+    executor = ChatExecutor(None, pool, Remote(engines))  # type: ignore[arg-type]
+    pieces = [piece async for _, piece in executor.stream(
+        Job(pool.resolve([MODEL]), chat), timeout=None)]
+    return pool, [piece.text for piece in pieces]
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_failovers_are_counted_and_the_reply_in_the_engine_metrics() -> None:
+    counted = {"model": MODEL, "backend": "exec-c", "backend_type": "ollama"}
+    tokens = sample("upcoach_engine_generated_tokens_total", **counted)
+    timed = sample("upcoach_engine_time_to_first_token_seconds_count", **counted)
+    busy = sample("upcoach_router_failovers_total", backend="exec-a", code="RESOURCE_EXHAUSTED")
+    down = sample("upcoach_router_failovers_total", backend="exec-b", code="UNAVAILABLE")
+    pool, texts = await run({"exec-a": Engine(ResourceExhausted("busy", retry_after_s=1)),
+                             "exec-b": Engine(Unavailable("refused")), "exec-c": Engine()})
+    assert "".join(texts) == "Hello there"
+    assert sample("upcoach_router_failovers_total", backend="exec-a",
+                  code="RESOURCE_EXHAUSTED") == busy + 1
+    assert sample("upcoach_router_failovers_total", backend="exec-b",
+                  code="UNAVAILABLE") == down + 1
+    assert sample("upcoach_engine_generated_tokens_total", **counted) == tokens + 2
+    assert sample("upcoach_engine_time_to_first_token_seconds_count", **counted) == timed + 1
+    assert sample("upcoach_router_backend_up", backend="exec-a", backend_type="ollama") == 1
+    assert sample("upcoach_router_backend_up", backend="exec-b", backend_type="ollama") == 0
+    assert not pool.states[1].healthy
+
+
+async def test_a_stream_that_fails_is_not_counted_as_tokens() -> None:
+    counted = {"model": MODEL, "backend": "exec-d", "backend_type": "ollama"}
+    with pytest.raises(Unavailable) as caught:
+        await run({"exec-d": Engine(Unavailable("refused"))})
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    assert sample("upcoach_engine_generated_tokens_total", **counted) == 0

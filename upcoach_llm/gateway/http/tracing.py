@@ -1,0 +1,73 @@
+"""The HTTP server span of each request, when tracing is on (upcoach_llm.common.tracing).
+
+A pure ASGI middleware, added by the app only when tracing is on: the span starts when the request
+arrives (its parent is the caller's ``traceparent`` when there is one) and ends when the response
+has been sent in full, so a streamed reply's span lasts until ``[DONE]``. The span is current for
+the whole request: the handlers add the GenAI attributes to it, the calls to the services carry
+it as their parent, and every log line of the request has its trace id. The trace id goes to
+``scope["state"]["trace_id"]``, which the access middleware uses as the request id when the caller
+sent none.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from upcoach_llm.common import tracing
+
+TRACE_ID_KEY = "trace_id"
+
+
+class TracingMiddleware:
+    """One SERVER span per HTTP request, named ``{method} {route}``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        span = tracing.server_span(method, scope["headers"], {
+            "http.request.method": method, "url.path": scope["path"],
+            "url.scheme": scope.get("scheme", "http")})
+        token = tracing.attach(span)
+        trace_id = f"{span.get_span_context().trace_id:032x}"
+        scope.setdefault("state", {})[TRACE_ID_KEY] = trace_id
+        status = 500
+        raised = False
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as exc:
+            raised = True
+            tracing.failed(span, exc)
+            raise
+        finally:
+            route = _route_of(scope)
+            if route:
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500 and not raised:
+                tracing.failed(span, None, f"HTTP {status}")
+            request_id = scope["state"].get("request_id")
+            if request_id:
+                span.set_attribute("upcoach.request_id", request_id)
+            span.end()
+            tracing.detach(token)
+
+
+def _route_of(scope: Scope) -> str | None:
+    """The matched route template, or the grpc-web RPC path."""
+    rpc = scope.get("state", {}).get("rpc")
+    if rpc:
+        return rpc
+    return getattr(scope.get("route"), "path", None)
