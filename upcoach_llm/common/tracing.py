@@ -230,10 +230,8 @@ def client_span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
 
 
 def internal_span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
-    """``with internal_span(...) as span``: an INTERNAL span, child of the current one, ended
-    (and marked failed by an exception) with the block; for a step that calls nothing out, so it
-    is not made current, which would cost a context switch in and out."""
-    return _tracer.start_span(name, attributes=attributes)
+    """``with internal_span(...)``: an INTERNAL span, current inside the block."""
+    return _tracer.start_as_current_span(name, attributes=attributes)
 
 
 def usage_attributes(usage: Any) -> dict[str, Any]:
