@@ -10,7 +10,8 @@ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (and OTEL_SDK_DISABLED is not true). O
 OpenTelemetry packages are never imported, no middleware or interceptor is added, and the only
 per-request work left is reading the ``ENABLED`` flag. On, the official SDK reads the standard
 variables itself (OTEL_TRACES_SAMPLER, OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS, ...): spans go in
-batches (BatchSpanProcessor) over OTLP/HTTP protobuf (encoded by upcoach_llm.common.otlp_encoding);
+batches (BatchSpanProcessor) over OTLP/HTTP protobuf; the spans are recorded by
+upcoach_llm.common.span_recorder and encoded by upcoach_llm.common.otlp_encoding, both lean;
 ``service.name`` is OTEL_SERVICE_NAME, else the process name from upcoach_llm.api.topology.
 
 Context crosses processes as W3C trace context (``traceparent``/``tracestate``, the global
@@ -88,16 +89,16 @@ def setup(process: str) -> bool:
     _check()
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from upcoach_llm.common.otlp_encoding import LeanOTLPSpanExporter
+    from upcoach_llm.common.span_recorder import LeanTracerProvider
 
     attributes = {}
     if not VARIABLES.str("OTEL_SERVICE_NAME") and "service.name=" not in \
             VARIABLES.str("OTEL_RESOURCE_ATTRIBUTES"):
         attributes["service.name"] = process
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = LeanTracerProvider(resource=Resource.create(attributes))
     provider.add_span_processor(BatchSpanProcessor(LeanOTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     use(provider)

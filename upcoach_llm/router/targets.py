@@ -107,7 +107,6 @@ async def traced_pieces(pieces: AsyncIterator[Piece], backend: BackendConfig,
         tracing.GEN_AI_REQUEST_TEMPERATURE: chat.sampling.temperature,
         "upcoach.backend": backend.name})
     started = time.perf_counter()
-    waiting_for_text = True
     try:
         async with aclosing(pieces):
             token = tracing.attach(span)
@@ -115,17 +114,22 @@ async def traced_pieces(pieces: AsyncIterator[Piece], backend: BackendConfig,
                 piece = await anext(pieces, None)
             finally:
                 tracing.detach(token)
-            while piece is not None:
-                if waiting_for_text and piece.text:
-                    waiting_for_text = False
-                    span.add_event(tracing.FIRST_TOKEN_EVENT)
-                    span.set_attribute(tracing.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-                                       time.perf_counter() - started)
-                if piece.finish_reason:
-                    tracing.set_attributes(tracing.chat_reply_attributes(
-                        chat.model, piece.finish_reason, piece.usage), span)
+            # Until the first text, then plain relaying: this layer costs each piece little.
+            while piece is not None and not piece.text:
+                _finished(span, chat, piece)
                 yield piece
                 piece = await anext(pieces, None)
+            if piece is None:
+                return
+            span.add_event(tracing.FIRST_TOKEN_EVENT)
+            span.set_attribute(tracing.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                               time.perf_counter() - started)
+            _finished(span, chat, piece)
+            yield piece
+            async for piece in pieces:
+                if piece.finish_reason:
+                    _finished(span, chat, piece)
+                yield piece
     except GeneratorExit:
         raise
     except BaseException as exc:
@@ -133,3 +137,10 @@ async def traced_pieces(pieces: AsyncIterator[Piece], backend: BackendConfig,
         raise
     finally:
         span.end()
+
+
+def _finished(span: object, chat: Chat, piece: Piece) -> None:
+    """The reply's GenAI attributes on the span, from the piece that finishes it (if this is)."""
+    if piece.finish_reason:
+        tracing.set_attributes(tracing.chat_reply_attributes(
+            chat.model, piece.finish_reason, piece.usage), span)
