@@ -54,7 +54,7 @@ EMBEDDINGS = "embeddings"
 _provider: Any = None
 _tracer: Any = None
 _propagator: Any = None
-_fields: frozenset[str] = frozenset()
+_fields: frozenset[str | bytes] = frozenset()  # the propagator's header names, str and bytes
 _context: Any = None  # opentelemetry.context
 _trace: Any = None  # opentelemetry.trace
 
@@ -118,7 +118,7 @@ def use(provider: Any) -> None:
     _provider = provider
     _tracer = provider.get_tracer("upcoach_llm")
     _propagator = propagate.get_global_textmap()
-    _fields = frozenset(_propagator.fields)
+    _fields = frozenset(_propagator.fields) | frozenset(f.encode() for f in _propagator.fields)
     _context, _trace = context, trace
     service_logging.set_trace_ids(trace_ids)
     ENABLED = True
@@ -187,8 +187,8 @@ def extract(pairs: Iterable[tuple[Any, Any]] | None) -> Any:
     """The parent context carried by request headers or gRPC metadata (pairs of str or bytes)."""
     carrier: dict[str, str] = {}
     for key, value in pairs or ():
-        name = key.decode("latin-1") if isinstance(key, bytes) else key
-        if name in _fields:
+        if key in _fields:
+            name = key.decode("latin-1") if isinstance(key, bytes) else key
             carrier[name] = value.decode("latin-1") if isinstance(value, bytes) else value
     return _propagator.extract(carrier) if carrier else None
 
