@@ -30,8 +30,9 @@ RETRY_POLICY = {
     "backoffMultiplier": 2,
     "retryableStatusCodes": ["UNAVAILABLE"],
 }
-# Retries stop while more than half of recent calls failed (gRPC's retry throttling), so a
-# fleet in trouble is not sent three times the load.
+# gRPC's retry throttling: each failed call costs a token, each success earns 0.1, and retries
+# pause while 5 or fewer of the 10 tokens are left, so a fleet in trouble is not sent three times
+# the load (and retries come back only after a run of successes).
 RETRY_THROTTLING = {"maxTokens": 10, "tokenRatio": 0.1}
 
 

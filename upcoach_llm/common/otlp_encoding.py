@@ -13,6 +13,7 @@ its output with the official messages and compare it with the SDK's encoder.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+_log = logging.getLogger(__name__)
 _DOUBLE = struct.Struct("<d").pack
 _FIXED64 = struct.Struct("<Q").pack
 _FIXED32 = struct.Struct("<I").pack
@@ -28,7 +30,7 @@ _KIND = {0: b"\x30\x01", 1: b"\x30\x02", 2: b"\x30\x03", 3: b"\x30\x04", 4: b"\x
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 _CACHE_LIMIT = 4096
-_attribute_cache: dict[tuple[str, Any], bytes] = {}
+_attribute_cache: dict[tuple[str, type, Any], bytes] = {}
 _name_cache: dict[str, bytes] = {}
 
 
@@ -82,16 +84,17 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
         return b""
     cache = _attribute_cache
     parts = []
-    for item in attributes.items():
+    for key, value in attributes.items():
+        cached = (key, type(value), value)  # the type too: 1, 1.0 and True are equal keys
         try:
-            body = cache[item]
+            body = cache[cached]
         except KeyError:
-            body = _field(b"", _key_value(*item))
+            body = _field(b"", _key_value(key, value))
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
-            cache[item] = body
+            cache[cached] = body
         except TypeError:  # an unhashable value (a list)
-            body = _field(b"", _key_value(*item))
+            body = _field(b"", _key_value(key, value))
         parts.append(tag + body)
     return b"".join(parts)
 
@@ -181,5 +184,10 @@ class LeanOTLPSpanExporter(OTLPSpanExporter):
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         if self._shutdown:
             return SpanExportResult.FAILURE
-        return (SpanExportResult.SUCCESS if self._client.export(encode(spans)).success
+        try:
+            data = encode(spans)
+        except (TypeError, ValueError, OverflowError) as exc:
+            _log.error("dropped a batch of %d spans that could not be encoded: %s", len(spans), exc)
+            return SpanExportResult.FAILURE
+        return (SpanExportResult.SUCCESS if self._client.export(data).success
                 else SpanExportResult.FAILURE)

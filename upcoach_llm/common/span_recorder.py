@@ -30,19 +30,29 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 _SCALARS = (str, bool, int, float)
 _EXACT = frozenset((*_SCALARS, bytes))  # the common case, without isinstance's MRO walk
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UNSET = Status(StatusCode.UNSET)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 
 
 def _clean(value: Any) -> Any:
-    """The value as OTLP holds it (scalars, sequences of scalars as tuples), else None."""
-    if type(value) in _EXACT or isinstance(value, (*_SCALARS, bytes)):
+    """The value as OTLP holds it (scalars, int64 integers, sequences of one scalar type as
+    tuples), else None."""
+    kind = type(value)
+    if kind is int:
+        return value if _INT64_MIN <= value <= _INT64_MAX else None
+    if kind in _EXACT or isinstance(value, (*_SCALARS, bytes)):
         return value
-    if isinstance(value, Sequence):
-        items = tuple(v for v in value if isinstance(v, _SCALARS))
-        return items if len(items) == len(value) else None
+    if isinstance(value, Sequence) and value:
+        first = type(value[0])
+        if first in _EXACT and all(type(v) is first for v in value):
+            return tuple(value)
     return None
+
+
+def _cleaned(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: c for k, v in (attributes or {}).items() if (c := _clean(v)) is not None}
 
 
 class RecordedSpan(trace.Span):
@@ -105,15 +115,18 @@ class RecordedSpan(trace.Span):
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None,
                   timestamp: int | None = None) -> None:
         if self.end_time is None:
-            self.events.append(Event(name, attributes, timestamp or time.time_ns()))
+            self.events.append(Event(name, _cleaned(attributes), timestamp or time.time_ns()))
 
     def update_name(self, name: str) -> None:
         if self.end_time is None:
             self.name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
-        if self.end_time is None and self.status.status_code is not StatusCode.OK:
-            self.status = status if isinstance(status, Status) else Status(status, description)
+        status = status if isinstance(status, Status) else Status(status, description)
+        # As the SDK: OK is final, and UNSET never replaces a status.
+        if (self.end_time is None and self.status.status_code is not StatusCode.OK
+                and status.status_code is not StatusCode.UNSET):
+            self.status = status
 
     def record_exception(self, exception: BaseException,
                          attributes: Mapping[str, Any] | None = None,
@@ -163,8 +176,7 @@ class LeanTracer(trace.Tracer):
         span_context = SpanContext(trace_id, random.getrandbits(64) or 1, False, flags, trace_state)
         if sampled.decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
-        values = {**(attributes or {}), **sampled.attributes}
-        cleaned = {k: c for k, v in values.items() if (c := _clean(v)) is not None}
+        cleaned = _cleaned({**(attributes or {}), **sampled.attributes})
         return RecordedSpan(name, span_context, parent, kind, cleaned, links or (),
                             start_time or time.time_ns(), self._provider, self._scope)
 

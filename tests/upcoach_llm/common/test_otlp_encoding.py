@@ -48,3 +48,14 @@ def test_same_message_as_the_sdk_encoder() -> None:
 
 def test_an_empty_batch() -> None:
     assert encode([]) == b""
+
+
+def test_equal_values_of_other_types_keep_their_own_type() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("t")
+    for value in (1, True, 1.0, 0, False, 0.0):  # equal and of one hash: a cache trap
+        tracer.start_span("s", attributes={"x": value}).end()
+    spans = memory.get_finished_spans()
+    assert ExportTraceServiceRequest.FromString(encode(spans)) == encode_spans(spans)

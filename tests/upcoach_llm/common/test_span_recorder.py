@@ -70,3 +70,16 @@ def test_the_sampler_decides() -> None:
     tracer = provider.get_tracer("t")
     kept = [tracer.start_span(str(i)).is_recording() for i in range(400)]
     assert 120 < sum(kept) < 280
+
+
+def test_statuses_and_event_attributes_as_the_sdk_keeps_them() -> None:
+    provider, memory = provider_with_memory()
+    span = provider.get_tracer("t").start_span("s", attributes={"big": 2**64, "ok": 2**62})
+    span.set_status(StatusCode.ERROR, "down")
+    span.set_status(StatusCode.UNSET)  # never replaces a status
+    span.add_event("e", {"kept": 1, "dropped": None, "mixed": [1, "a"]})
+    span.end()
+    [recorded] = memory.get_finished_spans()
+    assert recorded.status.status_code == StatusCode.ERROR
+    assert dict(recorded.attributes) == {"ok": 2**62}  # beyond int64: left out
+    assert dict(recorded.events[0].attributes) == {"kept": 1}

@@ -11,6 +11,8 @@ sent none.
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from upcoach_llm.common import tracing
@@ -46,6 +48,9 @@ class TracingMiddleware:
 
         try:
             await self.app(scope, receive, send_status)
+        except asyncio.CancelledError:
+            raised = True  # the client went away: not a server error
+            raise
         except BaseException as exc:
             raised = True
             tracing.failed(span, exc)
