@@ -9,6 +9,7 @@ a remote engine itself while generation runs the embedded one: both count engine
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,6 +77,11 @@ def scrapes(stack_factory, ollama) -> Scrapes:
     gateway = f"http://{stack.spec('gateway').address}"
     urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()}
     urls["gateway"] = f"{gateway}/metrics"
+    # The router probes every 0.5 s: ready processes may still be down in its last probe.
+    deadline = time.monotonic() + 20
+    while _total(scrape(urls["router"]), "upcoach_router_backend_up", {}) < 2:
+        assert time.monotonic() < deadline, "the router never saw both backends up"
+        time.sleep(0.2)
     before = {name: scrape(url) for name, url in urls.items()}
     with httpx.Client(base_url=gateway, timeout=120) as client:
         streamed = client.post("/v1/chat/completions", json={
