@@ -28,6 +28,10 @@ from upcoach_llm.gateway.security.gate import Gate
 log = get_logger(__name__)
 MODEL_KEY = "model"
 REQUEST_ID_KEY = "request_id"
+# Set when the request is done, for the layers outside this one (the tracing span).
+ROUTE_KEY = "route"
+STATUS_KEY = "status"
+UNMATCHED = "unmatched"  # the route label of a request no route matched
 TENANT_KEY = "tenant"
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -80,6 +84,7 @@ class AccessMiddleware:
         finally:
             seconds = time.perf_counter() - started
             route = _route_of(scope)
+            state[ROUTE_KEY], state[STATUS_KEY] = route, status
             self.metrics.finished(route, scope["method"], status, state.get(MODEL_KEY, ""),
                                   seconds)
             if status >= 400:
@@ -108,4 +113,4 @@ def _route_of(scope: Scope) -> str:
     path = getattr(route, "path", None)
     if path:
         return path
-    return "unmatched"
+    return UNMATCHED

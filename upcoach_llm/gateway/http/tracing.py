@@ -6,16 +6,18 @@ has been sent in full, so a streamed reply's span lasts until ``[DONE]``. The sp
 the whole request: the handlers add the GenAI attributes to it, the calls to the services carry
 it as their parent, and every log line of the request has its trace id. The trace id goes to
 ``scope["state"]["trace_id"]``, which the access middleware uses as the request id when the caller
-sent none.
+sent none; the access middleware (inside this one) leaves the route and status it accounted in
+``scope["state"]``, which name the span and set its status (no second wrapper around ``send``).
 """
 
 from __future__ import annotations
 
 import asyncio
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from upcoach_llm.common import tracing
+from upcoach_llm.gateway.http.access import REQUEST_ID_KEY, ROUTE_KEY, STATUS_KEY, UNMATCHED
 
 TRACE_ID_KEY = "trace_id"
 
@@ -37,17 +39,9 @@ class TracingMiddleware:
         token = tracing.attach(span)
         trace_id = f"{span.get_span_context().trace_id:032x}"
         scope.setdefault("state", {})[TRACE_ID_KEY] = trace_id
-        status = 500
         raised = False
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, send)
         except asyncio.CancelledError:
             raised = True  # the client went away: not a server error
             raise
@@ -56,23 +50,18 @@ class TracingMiddleware:
             tracing.failed(span, exc)
             raise
         finally:
-            route = _route_of(scope)
-            if route:
+            # The access layer inside this one records the route and status it accounted.
+            state = scope["state"]
+            route, status = state.get(ROUTE_KEY), state.get(STATUS_KEY, 500)
+            if route and route != UNMATCHED:
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
             span.set_attribute("http.response.status_code", status)
             if status >= 500 and not raised:
                 tracing.failed(span, None, f"HTTP {status}")
-            request_id = scope["state"].get("request_id")
+            request_id = state.get(REQUEST_ID_KEY)
             if request_id:
                 span.set_attribute("upcoach.request_id", request_id)
             span.end()
             tracing.detach(token)
 
-
-def _route_of(scope: Scope) -> str | None:
-    """The matched route template, or the grpc-web RPC path."""
-    rpc = scope.get("state", {}).get("rpc")
-    if rpc:
-        return rpc
-    return getattr(scope.get("route"), "path", None)
