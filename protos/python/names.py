@@ -1,7 +1,8 @@
 """The names the APIs, config files and clients use for the upcoach.llm.v1 enums.
 
 Each table is derived from the enum's value names with its prefix dropped: FINISH_REASON_STOP is
-"stop", PLATFORM_IOS "ios", INFERENCE_TARGET_ON_DEVICE "on_device"; inference modes are the
+"stop", PLATFORM_IOS "ios", INFERENCE_TARGET_ON_DEVICE "on_device",
+SAFETY_CATEGORY_SELF_HARM "self_harm"; inference modes are the
 guide's camelCase, INFERENCE_MODE_ON_DEVICE_PREFERRED "onDevicePreferred". ``*_UNSPECIFIED`` has
 no name. ``*_NAMES`` maps the proto number to the name, ``*_VALUES`` the name to the number, in
 the proto's order; ``*Name`` is the Literal type of the names, for pydantic models and
@@ -48,6 +49,10 @@ INFERENCE_MODE_NAMES = _names(router_pb2.InferenceMode, "INFERENCE_MODE_", _came
 INFERENCE_MODE_VALUES = _values(INFERENCE_MODE_NAMES)
 INFERENCE_TARGET_NAMES = _names(router_pb2.InferenceTarget, "INFERENCE_TARGET_")
 INFERENCE_TARGET_VALUES = _values(INFERENCE_TARGET_NAMES)
+RESPONSE_FORMAT_TYPE_NAMES = _names(common_pb2.ResponseFormatType, "RESPONSE_FORMAT_TYPE_")
+RESPONSE_FORMAT_TYPE_VALUES = _values(RESPONSE_FORMAT_TYPE_NAMES)
+SAFETY_CATEGORY_NAMES = _names(common_pb2.SafetyCategory, "SAFETY_CATEGORY_")
+SAFETY_CATEGORY_VALUES = _values(SAFETY_CATEGORY_NAMES)
 
 INFERENCE_MODES = tuple(INFERENCE_MODE_VALUES)
 
@@ -57,3 +62,5 @@ ModelKindName = Literal[tuple(MODEL_KIND_VALUES)]
 PlatformName = Literal[tuple(PLATFORM_VALUES)]
 InferenceModeName = Literal[INFERENCE_MODES]
 InferenceTargetName = Literal[tuple(INFERENCE_TARGET_VALUES)]
+ResponseFormatTypeName = Literal[tuple(RESPONSE_FORMAT_TYPE_VALUES)]
+SafetyCategoryName = Literal[tuple(SAFETY_CATEGORY_VALUES)]
