@@ -24,6 +24,10 @@ Behaviour worth knowing:
   ``modelfile`` text; the base model must be installed.
 - The chat reply is ``reply`` (a string, or a function of the messages); it streams one word per
   chunk; ``options.num_predict`` caps the chunk count and sets ``done_reason`` to ``length``.
+- ``format`` (``/api/chat``, ``/api/generate``): ``"json"`` makes the reply the JSON object
+  ``{"reply": <reply>}``; a JSON schema object (Ollama 0.5+) makes it an instance of the schema
+  (each property of an object schema with a value of its type, strings the reply); anything else
+  answers 400. Like Ollama 0.6, the double knows no ``logprobs``.
 - Embeddings are hashed bags of words, L2-normalised, ``embedding_dim`` long: texts sharing words
   score a higher cosine than unrelated ones, and the same text always gives the same vector.
 
@@ -313,7 +317,7 @@ def _chat(double: OllamaDouble, body: dict[str, Any]) -> tuple[bool, Iterator[di
     system = model.system
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
     prompt_tokens += len(system.split())
-    pieces = _words(double._reply_text(messages))
+    pieces = _words(_formatted(double._reply_text(messages), body.get("format")))
     limit = (body.get("options") or {}).get("num_predict")
     reason = "stop"
     if isinstance(limit, int) and 0 <= limit < len(pieces):
@@ -331,6 +335,29 @@ def _chat(double: OllamaDouble, body: dict[str, Any]) -> tuple[bool, Iterator[di
         yield {**final, "message": {"role": "assistant", "content": ""}}
 
     return True, chunks()
+
+
+def _formatted(reply: str, format_: Any) -> str:
+    """The reply in the shape ``format`` asks for: as it is, ``{"reply": ...}`` for "json", or
+    an instance of a JSON schema."""
+    if format_ is None or format_ == "":
+        return reply
+    if format_ == "json":
+        return json.dumps({"reply": reply})
+    if not isinstance(format_, dict):
+        raise _HttpError(400, f"invalid format: {json.dumps(format_)!s} is neither \"json\" nor "
+                              "a JSON schema")
+    return json.dumps(_instance(format_, reply))
+
+
+def _instance(schema: dict[str, Any], reply: str) -> Any:
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {name: _instance(sub if isinstance(sub, dict) else {}, reply)
+                for name, sub in (schema.get("properties") or {}).items()}
+    values = {"string": reply, "integer": 1, "number": 1.5, "boolean": True, "array": [],
+              "null": None}
+    return values.get(kind, reply) if isinstance(kind, str) else reply
 
 
 def _generate(double: OllamaDouble, body: dict[str, Any]) -> tuple[bool, Iterator[dict] | dict]:

@@ -158,3 +158,16 @@ def test_requests_are_recorded(ollama: OllamaDouble) -> None:
     httpx.post(f"{ollama.url}/api/show", json={"model": "mistral"})
     assert ollama.requests[-1].path == "/api/show"
     assert ollama.requests[-1].body == {"model": "mistral"}
+
+
+def test_format_makes_the_reply_json_and_a_bad_format_is_400(ollama: OllamaDouble) -> None:
+    ask = {"model": "mistral", "stream": False, "messages": [{"role": "user", "content": "hi"}]}
+    reply = httpx.post(f"{ollama.url}/api/chat", json={**ask, "format": "json"}).json()
+    assert json.loads(reply["message"]["content"])["reply"].startswith("Start small")
+    schema = {"type": "object", "properties": {"tip": {"type": "string"},
+                                               "done": {"type": "boolean"}}}
+    reply = httpx.post(f"{ollama.url}/api/chat", json={**ask, "format": schema}).json()
+    parsed = json.loads(reply["message"]["content"])
+    assert set(parsed) == {"tip", "done"} and parsed["done"] is True
+    bad = httpx.post(f"{ollama.url}/api/chat", json={**ask, "format": "yaml"})
+    assert bad.status_code == 400 and "invalid format" in bad.json()["error"]

@@ -6,9 +6,11 @@ first piece goes out at once. After it, a message goes out at most every ``flush
 rest of the interval, and whatever arrived meanwhile goes with it; a piece that arrives later
 goes at once. So a steady stream of tokens further apart than ``flush_s`` passes one by one with
 no added wait, a burst travels in a few messages, and ``flush_s=0`` passes every piece on as it
-is. Only text pieces merge; any other piece (the last one, with the finish reason) is passed on
-as it is, after the text before it. An error of the source comes after the pieces it sent;
-closing the stream, or the end of the call it serves (``on_done``), stops the read-ahead.
+is. Only text pieces merge (``joined`` builds one piece of a run, keeping whatever else they
+carry, such as log probabilities, in order); any other piece (the last one, with the finish
+reason) is passed on as it is, after the text before it. An error of the source comes after
+the pieces it sent; closing the stream, or the end of the call it serves (``on_done``), stops
+the read-ahead.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ P = TypeVar("P")
 
 
 async def coalesced(source: AsyncIterator[P], flush_s: float, *,
-                    text_of: Callable[[P], str | None], joined: Callable[[str], P],
+                    text_of: Callable[[P], str | None], joined: Callable[[list[P]], P],
                     on_done: Callable[[Callable[[object], None]], None] | None = None,
                     ) -> AsyncIterator[P]:
     """The source's pieces with runs of text pieces joined. ``text_of`` gives a piece's text, or
-    None for a piece that must stay alone; ``joined`` builds a text piece. ``on_done`` registers
-    a callback for the end of the call being served (a gRPC context's ``add_done_callback``):
-    grpc stops iterating a cancelled call's stream without closing it, and the read-ahead must
-    not outlive the call."""
+    None for a piece that must stay alone; ``joined`` builds one text piece of a run of them.
+    ``on_done`` registers a callback for the end of the call being served (a gRPC context's
+    ``add_done_callback``): grpc stops iterating a cancelled call's stream without closing it,
+    and the read-ahead must not outlive the call."""
     if flush_s <= 0:
         async for piece in source:
             yield piece
@@ -75,7 +77,7 @@ async def coalesced(source: AsyncIterator[P], flush_s: float, *,
             if len(run) == 1:
                 yield run[0]
             elif run:
-                yield joined("".join(text_of(piece) or "" for piece in run))
+                yield joined(run)
             else:
                 yield waiting.popleft()
         if ended[0] is not None:

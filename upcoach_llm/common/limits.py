@@ -16,6 +16,11 @@ MAX_PROMPT_CHARS = 200_000
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_LENGTH = 64
 
+# Sampling: OpenAI's ranges for the penalties and top_logprobs; a JSON schema's characters.
+MAX_PENALTY = 2.0
+MAX_TOP_LOGPROBS = 20
+MAX_SCHEMA_CHARS = 20_000
+
 # Embeddings and search: texts per request and characters per text, items indexed per request,
 # search query characters and results.
 MAX_TEXTS = 256

@@ -1,8 +1,10 @@
 """The engine interfaces the services program against.
 
 A chat engine streams ``TextChunk`` values as the model produces them, then exactly one
-``Finished``. An embedding engine turns a batch of texts into L2-normalised vectors. Engines
-raise upcoach_llm.common.errors types (NotFound for a model they do not have, Unavailable when
+``Finished``. With ``sampling.logprobs`` each chunk carries the log probabilities of the tokens
+whose text it holds (an engine that cannot give them refuses the request instead). An
+embedding engine turns a batch of texts into L2-normalised vectors. Engines raise
+upcoach_llm.common.errors types (NotFound for a model they do not have, Unavailable when
 unreachable, OutOfRange when the prompt does not fit) so the status code survives to the caller.
 """
 
@@ -19,10 +21,35 @@ from upcoach_llm.common.chat import Message, Sampling
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, the natural log of its probability, and the most likely
+    tokens at its position (``top``: (text, logprob) pairs, most likely first)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+    def to_proto(self) -> common_pb2.TokenLogprob:
+        return common_pb2.TokenLogprob(
+            token=self.token, logprob=self.logprob,
+            top_logprobs=[common_pb2.TopLogprob(token=t, logprob=p) for t, p in self.top])
+
+
+@dataclass(frozen=True)
 class TextChunk:
-    """Text the model produced since the previous chunk."""
+    """Text the model produced since the previous chunk, with its tokens' log probabilities
+    when the request asked for them."""
 
     text: str
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+    @classmethod
+    def joined(cls, chunks: list[TextChunk]) -> TextChunk:
+        """One chunk holding the text and the log probabilities of ``chunks``, in order."""
+        if len(chunks) == 1:
+            return chunks[0]
+        return cls("".join(c.text for c in chunks),
+                   tuple(lp for c in chunks for lp in c.logprobs))
 
 
 @dataclass(frozen=True)

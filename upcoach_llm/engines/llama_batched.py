@@ -26,6 +26,11 @@ A request alone gives the same tokens as LlamaCppEngine. Sharing a batch can sti
 sequence's logits in their last bits (how llama.cpp cuts the batch into sub-batches varies with
 the company), so a greedy reply under load may part from the solo one at a near tie.
 
+Each sequence has its own samplers (llama_sampling: penalties and its draw, and beside them the
+JSON grammar of its response format), so grammar state and penalty counts never mix between
+sequences. With ``sampling.logprobs`` each token's log probability is read from the logits of
+its batch row right after it is drawn, and travels on the chunk that carries its text.
+
 All of llama.cpp runs on the scheduler thread, from loading and warm-up on: its OpenMP build gives
 every calling thread its own team of workers (see llama_cpp_engine). Sequences are isolated: a
 decode that fails is retried one sequence at a time so only the culprit fails, and an error
@@ -38,7 +43,6 @@ import asyncio
 import codecs
 import contextlib
 import contextvars
-import random
 import threading
 import time
 from collections import deque
@@ -52,7 +56,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from upcoach_llm.common.chat import Message, Sampling
 from upcoach_llm.common.errors import NotFound, Unavailable
 from upcoach_llm.common.logging import get_logger
-from upcoach_llm.engines.base import ChatEngine, Finished, TextChunk
+from upcoach_llm.engines.base import ChatEngine, Finished, TextChunk, TokenLogprob
 from upcoach_llm.engines.context_pool import ContextPool
 from upcoach_llm.engines.llama_cpp_settings import LlamaSettings
 from upcoach_llm.engines.llama_loader import open_llama
@@ -62,6 +66,12 @@ from upcoach_llm.engines.llama_prompt import (
     check_fits,
     prompt_tokens,
     tokenize,
+)
+from upcoach_llm.engines.llama_sampling import (
+    SequenceSampler,
+    grammar_of,
+    log_softmax_at,
+    top_tokens,
 )
 from upcoach_llm.engines.stop_sequences import StopScanner
 
@@ -87,10 +97,12 @@ class _Sequence:
     generated: int = 0
     abandoned: bool = False
     first_text_at: float | None = None
-    sampler: object = None
+    sampler: SequenceSampler | None = None
     decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
     stops: StopScanner | None = None
+    grammar: str | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
     def emit(self, item: object) -> None:
         """Hands an item to the event loop; a closed loop counts as a cancellation."""
@@ -189,6 +201,7 @@ class _Scheduler:
         self.ctx = self.llama.ctx
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(self.ctx)
         self.batch = llama_cpp.llama_batch_init(
             PREFILL_TOKENS_PER_STEP + PREFILL_CHUNK + settings.parallel, 0, 1)
@@ -235,7 +248,7 @@ class _Scheduler:
         seq.seq_id = min(self._free_ids)
         self._free_ids.discard(seq.seq_id)
         seq.stops = StopScanner(seq.sampling.stop)
-        seq.sampler = _sampler_chain(seq.sampling)
+        seq.sampler = SequenceSampler(seq.sampling, self.vocab, seq.grammar)
 
     def _drop_cancelled(self) -> None:
         for seq in [s for s in self._active if s.cancel.is_set()]:
@@ -310,13 +323,17 @@ class _Scheduler:
 
     def _sample(self, seq: _Sequence, index: int) -> Finished | None:
         """Samples one token; returns the Finished that ends the sequence, if it does."""
-        token = llama_cpp.llama_sampler_sample(seq.sampler, self.ctx, index)
+        assert seq.sampler is not None
+        token = seq.sampler.sample(self.ctx, index)
         if llama_cpp.llama_vocab_is_eog(self.vocab, token):
             return self._finished(seq, "stop", stopped=False)
         seq.generated += 1
         seq.last = token
         assert self.llama is not None and seq.stops is not None
-        text, stopped = seq.stops.push(seq.decoder.decode(self.llama.detokenize([token])))
+        decoded = seq.decoder.decode(self.llama.detokenize([token]))
+        if seq.sampling.logprobs:
+            seq.logprobs.append(self._logprob(seq, index, token, decoded))
+        text, stopped = seq.stops.push(decoded)
         self._emit_text(seq, text)
         if stopped:
             return self._finished(seq, "stop", stopped=True)
@@ -324,12 +341,24 @@ class _Scheduler:
             return self._finished(seq, "length", stopped=False)
         return None
 
+    def _logprob(self, seq: _Sequence, index: int, token: int, text: str) -> TokenLogprob:
+        """The token's log probability (its text as it joins the reply) and the likeliest
+        alternatives (each token's own text, special tokens spelled out)."""
+        assert self.llama is not None
+        logprobs = log_softmax_at(self.ctx, index, self.n_vocab)
+        top = tuple((self.llama.detokenize([alt], special=True).decode("utf-8", "replace"), lp)
+                    for alt, lp in top_tokens(logprobs, seq.sampling.top_logprobs))
+        return TokenLogprob(text, float(logprobs[token]), top)
+
     @staticmethod
     def _emit_text(seq: _Sequence, text: str) -> None:
+        """Emits text with the log probabilities of the tokens not yet sent; those of tokens
+        whose text a stop sequence swallowed are never sent."""
         if text:
             if seq.first_text_at is None:
                 seq.first_text_at = time.perf_counter()
-            seq.emit(TextChunk(text))
+            seq.emit(TextChunk(text, tuple(seq.logprobs)))
+            seq.logprobs.clear()
 
     def _finished(self, seq: _Sequence, reason: str, *, stopped: bool) -> Finished:
         if not stopped:
@@ -359,7 +388,7 @@ class _Scheduler:
         self._free_ids.add(seq.seq_id)
         seq.seq_id = -1
         if seq.sampler is not None:
-            llama_cpp.llama_sampler_free(seq.sampler)
+            seq.sampler.free()
             seq.sampler = None
 
     def _end_all(self, error: Exception) -> None:
@@ -380,20 +409,6 @@ class _Scheduler:
 
 def _decode_error(code: int) -> RuntimeError:
     return RuntimeError(f"llama_decode failed on this request (code {code})")
-
-
-def _sampler_chain(sampling: Sampling) -> object:
-    """Greedy at temperature 0; else top_p, temperature, then a draw seeded by the request."""
-    chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
-    if sampling.temperature == 0:
-        llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_greedy())
-        return chain
-    seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
-    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1))
-    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_temp(
-        sampling.temperature))
-    llama_cpp.llama_sampler_chain_add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
-    return chain
 
 
 class BatchedLlamaEngine(PooledLlamaStatus, ChatEngine):
@@ -436,12 +451,14 @@ class BatchedLlamaEngine(PooledLlamaStatus, ChatEngine):
         assert self._formatter is not None and self._tokenizer is not None
         prompt = await prompt_tokens(self._formatter, self._tokenizer, messages)
         self._check_fits(len(prompt), sampling.max_tokens)
+        grammar = grammar_of(sampling.response_format)
 
         slot = await pool.acquire()
         loop = asyncio.get_running_loop()
         mailbox = _Mailbox()
         seq = _Sequence(prompt, sampling, started,
-                        partial(loop.call_soon_threadsafe, mailbox.put), lambda: None)
+                        partial(loop.call_soon_threadsafe, mailbox.put), lambda: None,
+                        grammar=grammar)
         seq.done = partial(loop.call_soon_threadsafe, self._sequence_done, pool, slot, seq,
                            context=contextvars.copy_context())
         try:
@@ -500,20 +517,13 @@ class _Mailbox:
                 await self._wake.wait()
             item = pending.popleft()
             if isinstance(item, TextChunk):
-                yield _joined(item, pending)
+                run = [item]
+                while pending and isinstance(pending[0], TextChunk):
+                    run.append(pending.popleft())  # type: ignore[arg-type]
+                yield TextChunk.joined(run)
                 continue
             self.ended = True
             if isinstance(item, Finished):
                 yield item
                 return
             raise item  # type: ignore[misc]
-
-
-def _joined(item: TextChunk, pending: deque[object]) -> TextChunk:
-    """The chunk with the text chunks queued right after it."""
-    if not (pending and isinstance(pending[0], TextChunk)):
-        return item
-    parts = [item.text]
-    while pending and isinstance(pending[0], TextChunk):
-        parts.append(pending.popleft().text)  # type: ignore[union-attr]
-    return TextChunk("".join(parts))

@@ -15,6 +15,10 @@ A context keeps the KV cache of its last request, and a new request that shares 
 (the same conversation, one turn longer) evaluates only the rest. Reproducible requests
 (temperature 0, or a seed) evaluate their whole prompt instead: the same request then gives the
 same reply whatever ran on the context before.
+
+JSON response formats and the penalties go through llama-cpp-python's own sampler (its grammar
+and penalty options, with the grammars of llama_sampling); log probabilities are the batched
+engine's alone (GENERATION_BATCHED, the default): this engine refuses them.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from functools import partial
 
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_grammar import LlamaGrammar
 
 from upcoach_llm.common.chat import Message, Sampling
-from upcoach_llm.common.errors import NotFound, Unavailable
+from upcoach_llm.common.errors import InvalidArgument, NotFound, Unavailable
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.engines.base import ChatEngine, Finished, TextChunk
 from upcoach_llm.engines.context_pool import ContextPool
@@ -48,6 +53,7 @@ from upcoach_llm.engines.llama_prompt import (
     prompt_tokens,
     tokenize,
 )
+from upcoach_llm.engines.llama_sampling import grammar_of
 from upcoach_llm.engines.stop_sequences import StopScanner
 
 log = get_logger(__name__)
@@ -71,6 +77,7 @@ class _Job:
     sampling: Sampling
     started: float
     post: Callable[[object], object]
+    grammar: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     generated: int = 0
     abandoned: bool = False
@@ -130,6 +137,10 @@ class LlamaCppEngine(PooledLlamaStatus, ChatEngine):
         if model != self.settings.model_name:
             raise NotFound(f"{model!r} is not served by the embedded llama.cpp engine, "
                            f"which serves {self.settings.model_name!r}", field="model")
+        if sampling.logprobs:
+            raise InvalidArgument("log probabilities need the batched llama.cpp engine "
+                                  "(GENERATION_BATCHED=true)", field="sampling.logprobs")
+        grammar = grammar_of(sampling.response_format)
         pool = self.pool
         if pool is None:
             raise Unavailable("the llama.cpp engine is not loaded")
@@ -147,7 +158,7 @@ class LlamaCppEngine(PooledLlamaStatus, ChatEngine):
             pending.append(item)
             wake.set()
 
-        job = _Job(prompt, sampling, started, partial(loop.call_soon_threadsafe, push))
+        job = _Job(prompt, sampling, started, partial(loop.call_soon_threadsafe, push), grammar)
         try:
             worker = loop.run_in_executor(slot.thread, self._generate, slot.llama, job)
         except BaseException:
@@ -210,8 +221,11 @@ class LlamaCppEngine(PooledLlamaStatus, ChatEngine):
         reason: str = "length"
         stopped = False
         first_text_at: float | None = None
-        tokens = llama.generate(job.prompt, top_p=sampling.top_p, temp=sampling.temperature,
-                                repeat_penalty=1.0)
+        tokens = llama.generate(
+            job.prompt, top_p=sampling.top_p, temp=sampling.temperature,
+            repeat_penalty=sampling.repeat_penalty, frequency_penalty=sampling.frequency_penalty,
+            presence_penalty=sampling.presence_penalty,
+            grammar=LlamaGrammar.from_string(job.grammar) if job.grammar else None)
         try:
             for token in tokens:
                 if job.cancel.is_set():

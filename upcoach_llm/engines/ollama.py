@@ -4,7 +4,12 @@ Follows Ollama's documented API (docs/api.md): ``/api/chat`` streams NDJSON whos
 ``done: true`` with ``prompt_eval_count`` and ``eval_count`` (the usage); ``/api/embed`` embeds a
 batch; ``/api/tags`` lists what is installed; ``/api/pull`` and ``/api/create`` stream status
 lines ending in ``success``. Sampling goes into ``options`` (temperature, top_p, num_predict,
-stop, seed, plus num_ctx from OLLAMA_NUM_CTX) and ``keep_alive`` (OLLAMA_KEEP_ALIVE).
+stop, seed, frequency_penalty and presence_penalty when set, repeat_penalty from
+GENERATION_REPEAT_PENALTY always, so Ollama's own default of 1.1 does not apply, plus num_ctx
+from OLLAMA_NUM_CTX) and ``keep_alive`` (OLLAMA_KEEP_ALIVE). A JSON response format is Ollama's
+``format``: ``"json"``, or the JSON schema itself. Log probabilities came to Ollama's API only in
+0.12 and are not part of the API this engine follows (the contract double's): a request for them
+is refused before anything is sent.
 
 Ollama names carry a tag (``mistral`` is ``mistral:latest``); the backend's ``models`` map turns
 them back into catalog names. A model that is not pulled is FailedPrecondition with the command
@@ -21,7 +26,12 @@ from typing import Any
 
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.chat import Message, Sampling
-from upcoach_llm.common.errors import FailedPrecondition, ServiceError, UpstreamError
+from upcoach_llm.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    ServiceError,
+    UpstreamError,
+)
 from upcoach_llm.engines.base import (
     ChatEngine,
     EmbeddingEngine,
@@ -91,6 +101,11 @@ class OllamaEngine(RemoteLifecycle, ChatEngine, EmbeddingEngine):
             options["stop"] = list(sampling.stop)
         if sampling.seed is not None:
             options["seed"] = sampling.seed
+        if sampling.frequency_penalty:
+            options["frequency_penalty"] = sampling.frequency_penalty
+        if sampling.presence_penalty:
+            options["presence_penalty"] = sampling.presence_penalty
+        options["repeat_penalty"] = sampling.repeat_penalty
         if self.settings.ollama_num_ctx:
             options["num_ctx"] = self.settings.ollama_num_ctx
         return options
@@ -102,9 +117,16 @@ class OllamaEngine(RemoteLifecycle, ChatEngine, EmbeddingEngine):
 
     async def stream(self, model: str, messages: list[Message],
                      sampling: Sampling) -> AsyncIterator[TextChunk | Finished]:
+        if sampling.logprobs:
+            raise InvalidArgument(f"{self.http.where} (Ollama) does not return log "
+                                  "probabilities", field="sampling.logprobs")
         body = self._with_keep_alive({
             "model": model, "stream": True, "options": self._options(sampling),
             "messages": [{"role": m.role, "content": m.content} for m in messages]})
+        if sampling.response_format.type == "json_object":
+            body["format"] = "json"
+        elif sampling.response_format.type == "json_schema":
+            body["format"] = sampling.response_format.schema
         started = time.perf_counter()
         first: float | None = None
         async with self.http.stream("/api/chat", body) as batches:

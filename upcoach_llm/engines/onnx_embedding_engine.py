@@ -63,6 +63,7 @@ class OnnxEmbeddingSettings:
     tokenizer_path: Path
     batch_size: int = 64
     intra_op_threads: int = 0
+    pad_slack: float = PAD_SLACK
 
     @classmethod
     def from_env(cls) -> OnnxEmbeddingSettings:
@@ -74,11 +75,13 @@ class OnnxEmbeddingSettings:
         )
 
 
-def plan_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+def plan_batches(lengths: list[int], batch_size: int,
+                 slack: float = PAD_SLACK) -> list[list[int]]:
     """Row indices grouped into batches of similar token length, shortest first.
 
     Inference cost grows with the padded batch (rows × longest row), so a batch is closed
-    early when padding would exceed PAD_SLACK times its real tokens.
+    early when padding would exceed ``slack`` times its real tokens (a caller of a few short
+    texts, where each run's fixed cost dominates, sets it high: one run).
     """
     plan: list[list[int]] = []
     current: list[int] = []
@@ -86,7 +89,7 @@ def plan_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     for row in sorted(range(len(lengths)), key=lengths.__getitem__):
         length = lengths[row]
         full = len(current) >= batch_size
-        if current and (full or (len(current) + 1) * length > PAD_SLACK * (real + length)):
+        if current and (full or (len(current) + 1) * length > slack * (real + length)):
             plan.append(current)
             current, real = [], 0
         current.append(row)
@@ -153,7 +156,7 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
             self._executor, self._tokenizer.encode_batch, texts)
         lengths = [len(e.ids) for e in encodings]
         vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
-        for rows in plan_batches(lengths, self._settings.batch_size):
+        for rows in plan_batches(lengths, self._settings.batch_size, self._settings.pad_slack):
             vectors[rows] = await loop.run_in_executor(
                 self._executor, self._run_batch, [encodings[i].ids for i in rows])
         return EmbeddingResult(vectors=vectors.tolist(), prompt_tokens=sum(lengths),

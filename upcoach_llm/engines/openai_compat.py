@@ -5,6 +5,11 @@ then ``data: [DONE]``; usage comes from the final usage chunk when the server ho
 ``stream_options.include_usage`` (vLLM does), else completion tokens are the content chunks
 counted. ``/v1/embeddings`` embeds a batch; ``/v1/models`` lists what the server serves.
 
+OpenAI's sampling fields pass through as OpenAI spells them: ``response_format`` (json_object,
+or json_schema with its name and schema: vLLM enforces both with guided decoding),
+``frequency_penalty`` and ``presence_penalty`` when set, ``logprobs`` and ``top_logprobs`` when
+asked for, and each chunk's ``choices[].logprobs.content`` comes back on its text.
+
 A stream that ends without ``[DONE]``, or with ``[DONE]`` but no finish_reason (llama_cpp.server
 ends an interrupted reply that way), an event that is not JSON, or an ``error`` event is
 UpstreamError; HTTP 5xx or no connection is Unavailable naming the backend and its URL.
@@ -27,6 +32,7 @@ from upcoach_llm.engines.base import (
     EngineHealth,
     Finished,
     TextChunk,
+    TokenLogprob,
 )
 from upcoach_llm.engines.remote_engine import RemoteLifecycle
 from upcoach_llm.engines.remote_http import RemoteHttp
@@ -87,6 +93,20 @@ class OpenAICompatEngine(RemoteLifecycle, ChatEngine, EmbeddingEngine):
             body["stop"] = list(sampling.stop)
         if sampling.seed is not None:
             body["seed"] = sampling.seed
+        if sampling.frequency_penalty:
+            body["frequency_penalty"] = sampling.frequency_penalty
+        if sampling.presence_penalty:
+            body["presence_penalty"] = sampling.presence_penalty
+        if sampling.logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = sampling.top_logprobs
+        kind = sampling.response_format.type
+        if kind == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        elif kind == "json_schema":
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": sampling.response_format.schema_name or "response",
+                "schema": sampling.response_format.schema}}
         return body
 
     async def _events(self, batches: AsyncIterator[list[str]]) -> AsyncIterator[list[dict | None]]:
@@ -112,8 +132,9 @@ class OpenAICompatEngine(RemoteLifecycle, ChatEngine, EmbeddingEngine):
             if events and events[-1] is None:
                 return
 
-    def _texts(self, event: dict) -> tuple[list[str], str | None]:
-        """The content deltas of a chunk event and its finish_reason; an error event raises."""
+    def _texts(self, event: dict, logprobs: list[TokenLogprob]) -> tuple[list[str], str | None]:
+        """The content deltas of a chunk event and its finish_reason (its tokens' log
+        probabilities go onto ``logprobs``); an error event raises."""
         if "error" in event:
             error = event["error"]
             message = error.get("message") if isinstance(error, dict) else error
@@ -125,8 +146,21 @@ class OpenAICompatEngine(RemoteLifecycle, ChatEngine, EmbeddingEngine):
                 raise self.http.malformed("chat chunk (no choices[].delta)", event)
             if delta.get("content"):
                 texts.append(delta["content"])
+            logprobs += self._logprobs(choice.get("logprobs"), event)
             finish = choice.get("finish_reason") or finish
         return texts, finish
+
+    def _logprobs(self, raw: object, event: dict) -> list[TokenLogprob]:
+        """OpenAI's ``choices[].logprobs`` (``content``: token, logprob, top_logprobs)."""
+        if raw is None:
+            return []
+        try:
+            return [TokenLogprob(str(item["token"]), float(item["logprob"]),
+                                 tuple((str(top["token"]), float(top["logprob"]))
+                                       for top in item.get("top_logprobs") or ()))
+                    for item in raw.get("content") or ()]  # type: ignore[attr-defined]
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise self.http.malformed("chat chunk (choices[].logprobs)", event) from None
 
     async def stream(self, model: str, messages: list[Message],
                      sampling: Sampling) -> AsyncIterator[TextChunk | Finished]:
@@ -138,17 +172,18 @@ class OpenAICompatEngine(RemoteLifecycle, ChatEngine, EmbeddingEngine):
                                     self._chat_body(model, messages, sampling)) as batches:
             async for events in self._events(batches):
                 texts: list[str] = []
+                logprobs: list[TokenLogprob] = []
                 for event in events:
                     if event is None:
                         break
-                    more, reason = self._texts(event)
+                    more, reason = self._texts(event, logprobs)
                     texts += more
                     finish = reason or finish
                     usage = event.get("usage") or usage
                 if texts:
                     first = first or time.perf_counter()
                     chunks += len(texts)
-                    yield TextChunk("".join(texts))
+                    yield TextChunk("".join(texts), tuple(logprobs))
                 if events[-1] is None:
                     if finish is None:
                         raise UpstreamError(f"{self.http.where} sent [DONE] before any "

@@ -80,8 +80,8 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                              ) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
         call = self._prepare(request)
         response = generation_pb2.GenerateStreamResponse
-        items = coalesced(self._run(call), self._flush_s, text_of=_text_of, joined=TextChunk,
-                          on_done=context.add_done_callback)
+        items = coalesced(self._run(call), self._flush_s, text_of=_text_of,
+                          joined=TextChunk.joined, on_done=context.add_done_callback)
         async with aclosing(items):
             async for item in items:
                 if isinstance(item, Finished):
@@ -89,20 +89,22 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                     yield response(finish_reason=FINISH_REASON_VALUES[item.reason],
                                    usage=item.usage())
                 else:
-                    yield response(text=item.text)
+                    yield response(text=item.text,
+                                   logprobs=[lp.to_proto() for lp in item.logprobs])
 
     async def Generate(self, request: generation_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> generation_pb2.GenerateResponse:
         call = self._prepare(request)
-        parts: list[str] = []
+        parts: list[TextChunk] = []
         async with aclosing(self._run(call)) as items:
             async for item in items:
                 if isinstance(item, Finished):
                     _log_finished(call, item)
+                    whole = TextChunk.joined(parts) if parts else TextChunk("")
                     return generation_pb2.GenerateResponse(
-                        text="".join(parts), finish_reason=FINISH_REASON_VALUES[item.reason],
-                        usage=item.usage())
-                parts.append(item.text)
+                        text=whole.text, finish_reason=FINISH_REASON_VALUES[item.reason],
+                        usage=item.usage(), logprobs=[lp.to_proto() for lp in whole.logprobs])
+                parts.append(item)
         raise RuntimeError("the engine ended its stream without Finished")
 
 

@@ -144,15 +144,17 @@ class ChatExecutor:
                     attempts.failed(state, failure)
         raise attempts.error()
 
-    async def generate(self, job: Job, timeout: float | None) -> tuple[str, str, Piece]:
-        """The whole reply: (backend, text, last piece); fails over like ``stream``."""
-        parts: list[str] = []
+    async def generate(self, job: Job, timeout: float | None) -> tuple[str, Piece, Piece]:
+        """The whole reply: (backend, its text pieces joined, last piece); fails over like
+        ``stream``."""
+        parts: list[Piece] = []
         last: tuple[str, Piece] | None = None
         # Read to the end, past the finish: a remote engine then hands its connection back.
         async for backend, piece in self.stream(job, timeout):
-            parts.append(piece.text)
+            if piece.text or piece.logprobs:
+                parts.append(piece)
             if piece.finish_reason:
                 last = backend, piece
         if last is None:
             raise Unavailable(f"{job.resolution.model}: the reply ended without a finish reason")
-        return last[0], "".join(parts), last[1]
+        return last[0], Piece.joined(parts) if parts else Piece(), last[1]

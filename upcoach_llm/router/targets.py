@@ -29,11 +29,21 @@ from upcoach_llm.engines.types import engines_for, type_of
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """Text produced since the last piece; the last piece carries the finish reason and usage."""
+    """Text produced since the last piece, with its tokens' log probabilities when asked for;
+    the last piece carries the finish reason and usage."""
 
     text: str = ""
     finish_reason: int = common_pb2.FINISH_REASON_UNSPECIFIED
     usage: common_pb2.Usage | None = None
+    logprobs: tuple[common_pb2.TokenLogprob, ...] = ()
+
+    @classmethod
+    def joined(cls, pieces: list[Piece]) -> Piece:
+        """One text piece of a run of them: the texts, and their log probabilities in order."""
+        if len(pieces) == 1:
+            return pieces[0]
+        return cls("".join(p.text for p in pieces),
+                   logprobs=tuple(lp for p in pieces for lp in p.logprobs))
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,7 @@ async def engine_pieces(engine: ChatEngine, backend: BackendConfig,
                     item.completion_tokens, item.time_to_first_token_ms)
                 yield Piece(finish_reason=FINISH_REASON_VALUES[item.reason], usage=item.usage())
             else:
-                yield Piece(item.text)
+                yield Piece(item.text, logprobs=tuple(lp.to_proto() for lp in item.logprobs))
 
 
 async def generation_pieces(stub: generation_pb2_grpc.GenerationServiceStub, backend: str,
@@ -89,7 +99,7 @@ async def generation_pieces(stub: generation_pb2_grpc.GenerationServiceStub, bac
     try:
         async for chunk in call:
             yield Piece(chunk.text, chunk.finish_reason,
-                        chunk.usage if chunk.HasField("usage") else None)
+                        chunk.usage if chunk.HasField("usage") else None, tuple(chunk.logprobs))
     finally:
         call.cancel()
 

@@ -53,3 +53,54 @@ def test_sampling_defaults_and_reproducibility() -> None:
 def test_bad_sampling_names_the_field(params: common_pb2.SamplingParams, field: str) -> None:
     with pytest.raises(InvalidArgument, match=field):
         sampling_from_proto(params, SamplingDefaults())
+
+
+JSON_SCHEMA = common_pb2.RESPONSE_FORMAT_TYPE_JSON_SCHEMA
+
+
+def _format(**fields: object) -> common_pb2.SamplingParams:
+    return common_pb2.SamplingParams(response_format=common_pb2.ResponseFormat(**fields))
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    (common_pb2.SamplingParams(frequency_penalty=2.5),
+     r"sampling.frequency_penalty: must be in \[-2, 2\]"),
+    (common_pb2.SamplingParams(presence_penalty=-3), "sampling.presence_penalty"),
+    (common_pb2.SamplingParams(presence_penalty=float("inf")), "sampling.presence_penalty"),
+    (common_pb2.SamplingParams(logprobs=True, top_logprobs=21),
+     "sampling.top_logprobs: must be 0 to 20"),
+    (common_pb2.SamplingParams(logprobs=True, top_logprobs=-1), "sampling.top_logprobs"),
+    (common_pb2.SamplingParams(top_logprobs=2), "sampling.top_logprobs: needs sampling.logprobs"),
+    (_format(type=JSON_SCHEMA), "sampling.response_format.schema_json: a json_schema"),
+    (_format(type=JSON_SCHEMA, schema_json="{not json"),
+     "sampling.response_format.schema_json: is not JSON"),
+    (_format(type=JSON_SCHEMA, schema_json="[1, 2]"),
+     "sampling.response_format.schema_json: must be a JSON object"),
+    (_format(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT, schema_json="{}"),
+     "sampling.response_format.schema_json: only allowed with type json_schema"),
+    (_format(type=99), "sampling.response_format.type: unknown"),
+])
+def test_bad_openai_fields_name_the_field(params: common_pb2.SamplingParams, field: str) -> None:
+    with pytest.raises(InvalidArgument, match=field):
+        sampling_from_proto(params, SamplingDefaults())
+
+
+def test_openai_fields_are_carried_with_the_configured_repeat_penalty() -> None:
+    schema = '{"type": "object", "properties": {"tip": {"type": "string"}}}'
+    params = _format(type=JSON_SCHEMA, schema_json=schema, schema_name="tip")
+    params.frequency_penalty, params.presence_penalty = 1.5, -0.5
+    params.logprobs, params.top_logprobs = True, 3
+    sampling = sampling_from_proto(params, SamplingDefaults(repeat_penalty=1.1))
+    assert (sampling.frequency_penalty, sampling.presence_penalty) == (1.5, -0.5)
+    assert (sampling.logprobs, sampling.top_logprobs, sampling.repeat_penalty) == (True, 3, 1.1)
+    assert sampling.response_format.type == "json_schema"
+    assert sampling.response_format.schema == {"type": "object",
+                                               "properties": {"tip": {"type": "string"}}}
+    assert sampling.response_format.schema_name == "tip"
+    plain = sampling_from_proto(common_pb2.SamplingParams(), SamplingDefaults())
+    assert plain.response_format.type == "text" and not plain.response_format.is_json
+    assert (plain.logprobs, plain.top_logprobs, plain.repeat_penalty) == (False, 0, 1.0)
+    json_object = sampling_from_proto(
+        _format(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT), SamplingDefaults())
+    assert json_object.response_format.type == "json_object"
+    assert json_object.response_format.schema is None

@@ -30,7 +30,7 @@ async def pieces(texts: list[str], delay_s: float = 0.0, error: Exception | None
 
 
 async def collect(source: AsyncIterator[str | None], flush_s: float) -> list[str | None]:
-    return [p async for p in coalesced(source, flush_s, text_of=text_of, joined=str)]
+    return [p async for p in coalesced(source, flush_s, text_of=text_of, joined="".join)]
 
 
 async def test_a_burst_travels_in_few_messages_and_loses_nothing() -> None:
@@ -59,7 +59,7 @@ async def test_the_first_piece_is_not_held() -> None:
 
     loop = asyncio.get_running_loop()
     started = loop.time()
-    stream = coalesced(slow_after_first(), 0.2, text_of=text_of, joined=str)
+    stream = coalesced(slow_after_first(), 0.2, text_of=text_of, joined="".join)
     assert await anext(stream) == "first"
     assert loop.time() - started < 0.1
     await stream.aclose()
@@ -69,7 +69,7 @@ async def test_an_error_comes_after_the_pieces_sent_before_it() -> None:
     got: list[str | None] = []
     with pytest.raises(ValueError, match="upstream broke"):
         async for piece in coalesced(pieces(["a", "b"], error=ValueError("upstream broke")),
-                                     0.005, text_of=text_of, joined=str):
+                                     0.005, text_of=text_of, joined="".join):
             got.append(piece)
     assert "".join(p for p in got if p) == "ab"
 
@@ -85,7 +85,7 @@ async def test_closing_the_stream_stops_the_read_ahead() -> None:
         finally:
             closed.set()
 
-    stream = coalesced(endless(), 0.005, text_of=text_of, joined=str)
+    stream = coalesced(endless(), 0.005, text_of=text_of, joined="".join)
     assert (await anext(stream)).startswith("x")
     await stream.aclose()
     await asyncio.wait_for(closed.wait(), 1.0)

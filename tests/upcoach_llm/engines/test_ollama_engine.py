@@ -8,6 +8,7 @@ follows Ollama's documented API: NDJSON chunks, a final ``done: true`` object wi
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -16,8 +17,13 @@ import pytest
 
 from tests.doubles.ollama_double import DEFAULT_REPLY, OllamaDouble
 from upcoach_llm.common.backends import BackendConfig
-from upcoach_llm.common.chat import Message, Sampling
-from upcoach_llm.common.errors import FailedPrecondition, Unavailable, UpstreamError
+from upcoach_llm.common.chat import Message, ResponseFormat, Sampling
+from upcoach_llm.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    Unavailable,
+    UpstreamError,
+)
 from upcoach_llm.dev.ports import free_port
 from upcoach_llm.engines.base import Finished, TextChunk
 from upcoach_llm.engines.ollama import OllamaEngine
@@ -73,7 +79,8 @@ async def test_options_and_keep_alive_are_passed_through(engine, ollama) -> None
     assert body["model"] == "mistral" and body["stream"] is True
     assert body["keep_alive"] == "60m"
     assert body["options"] == {"temperature": 0.2, "top_p": 0.5, "num_predict": 3,
-                               "stop": ["\n\n"], "seed": 42, "num_ctx": 4096}
+                               "stop": ["\n\n"], "seed": 42, "repeat_penalty": 1.0,
+                               "num_ctx": 4096}
     assert body["messages"] == [{"role": "system", "content": "You are a coach."},
                                 {"role": "user", "content": "Give me one tip"}]
     assert "".join(c.text for c in chunks) == "Start small: pick " and finished.reason == "length"
@@ -193,3 +200,35 @@ async def test_create_builds_the_coaching_model_from_an_installed_one(engine, ol
     assert created.parameters == {"temperature": 0.7}
     with pytest.raises(FailedPrecondition, match="not installed"):
         [s async for s in engine.create("x", "llama3.2:3b")]
+
+
+async def test_json_formats_and_penalties_are_ollamas_format_and_options(engine, ollama) -> None:
+    sampling = Sampling(max_tokens=64, temperature=0.0, top_p=1.0, frequency_penalty=0.5,
+                        presence_penalty=-0.25, repeat_penalty=1.1,
+                        response_format=ResponseFormat("json_object"))
+    *chunks, _ = await collect(engine, sampling=sampling)
+    body = ollama.requests[-1].body
+    assert body["format"] == "json"
+    assert {k: body["options"][k] for k in ("frequency_penalty", "presence_penalty",
+                                            "repeat_penalty")} == {
+        "frequency_penalty": 0.5, "presence_penalty": -0.25, "repeat_penalty": 1.1}
+    assert json.loads("".join(c.text for c in chunks)) == {"reply": DEFAULT_REPLY}
+
+    schema = {"type": "object", "properties": {"tip": {"type": "string"},
+                                               "minutes": {"type": "integer"}}}
+    *chunks, _ = await collect(engine, sampling=Sampling(
+        max_tokens=64, temperature=0.0, top_p=1.0,
+        response_format=ResponseFormat("json_schema", json.dumps(schema), "tip")))
+    assert ollama.requests[-1].body["format"] == schema
+    reply = json.loads("".join(c.text for c in chunks))
+    assert set(reply) == {"tip", "minutes"} and isinstance(reply["minutes"], int)
+    assert "frequency_penalty" not in ollama.requests[-1].body["options"]
+
+
+async def test_logprobs_are_refused_before_anything_is_sent(engine, ollama) -> None:
+    before = len(ollama.requests)
+    with pytest.raises(InvalidArgument, match="sampling.logprobs: .*does not return log "
+                                              "probabilities"):
+        await collect(engine, sampling=Sampling(max_tokens=8, temperature=0.0, top_p=1.0,
+                                                logprobs=True))
+    assert len(ollama.requests) == before

@@ -28,3 +28,8 @@ def test_every_row_appears_once_and_padding_stays_bounded() -> None:
 
 def test_no_texts_means_no_batches() -> None:
     assert plan_batches([], 8) == []
+
+
+def test_a_high_slack_runs_a_few_short_texts_of_different_lengths_together() -> None:
+    assert plan_batches([12, 5, 9], 64) == [[1], [2, 0]]
+    assert plan_batches([12, 5, 9], 64, slack=4.0) == [[1, 2, 0]]

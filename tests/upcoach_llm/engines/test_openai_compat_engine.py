@@ -8,6 +8,7 @@ sends them; a killed ``llama_cpp.server`` gives the real cut-mid-stream case.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,7 +16,7 @@ import pytest
 
 from tests.support.llama_server import LlamaServer
 from upcoach_llm.common.backends import BackendConfig
-from upcoach_llm.common.chat import Message, Sampling
+from upcoach_llm.common.chat import Message, ResponseFormat, Sampling
 from upcoach_llm.common.errors import Unavailable, UpstreamError
 from upcoach_llm.dev.ports import free_port
 from upcoach_llm.engines.base import Finished, TextChunk
@@ -74,6 +75,16 @@ async def test_sampling_is_passed_through(engine) -> None:
     stopped = "".join(c.text for c in chunks)
     assert finished.reason == "stop" and stop not in stopped
     assert first.startswith(stopped) and len(stopped) < len(first)
+
+
+async def test_json_mode_reaches_a_real_server(engine) -> None:
+    json_mode = Sampling(max_tokens=48, temperature=0.0, top_p=1.0, seed=1,
+                         response_format=ResponseFormat("json_object"))
+    items = [item async for item in engine.stream(
+        "smollm2", [Message("user", 'Return {"mood": "happy"} as JSON.')], json_mode)]
+    *chunks, finished = items
+    assert finished.reason == "stop"
+    assert isinstance(json.loads("".join(c.text for c in chunks)), dict)
 
 
 async def test_health_lists_the_configured_model_the_server_serves(server, engine) -> None:

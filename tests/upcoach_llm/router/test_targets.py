@@ -14,7 +14,8 @@ from upcoach_llm.common import tracing
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.chat import Message, Sampling
 from upcoach_llm.common.errors import Unavailable
-from upcoach_llm.router.targets import Chat, Piece, traced_pieces
+from upcoach_llm.engines.base import ChatEngine, Finished, TextChunk, TokenLogprob
+from upcoach_llm.router.targets import Chat, Piece, engine_pieces, traced_pieces
 
 BACKEND = BackendConfig(name="vllm", type="openai", url="http://vllm:8000/v1",
                         models=["mistral"])
@@ -76,3 +77,25 @@ async def test_a_reader_that_stops_early_ends_the_span() -> None:
         await stream.aclose()
     [span] = spans.get_finished_spans()
     assert span.status.status_code == StatusCode.UNSET
+
+
+class _LogprobEngine(ChatEngine):
+    async def load(self) -> None:
+        pass
+
+    async def stream(self, model: str, messages: list[Message],
+                     sampling: Sampling) -> AsyncIterator[TextChunk | Finished]:
+        yield TextChunk("Hi", (TokenLogprob("Hi", -0.5, (("Hi", -0.5), ("Hey", -1.5))),))
+        yield TextChunk(" you", (TokenLogprob(" you", -0.25),))
+        yield Finished("stop", 3, 2, 1.0, 2.0)
+
+
+async def test_a_remote_engines_logprobs_ride_on_its_pieces_and_join_in_order() -> None:
+    pieces = [p async for p in engine_pieces(_LogprobEngine(), BACKEND, CHAT)]
+    assert [p.text for p in pieces] == ["Hi", " you", ""]
+    first = pieces[0].logprobs[0]
+    assert (first.token, first.logprob) == ("Hi", -0.5)
+    assert [(t.token, t.logprob) for t in first.top_logprobs] == [("Hi", -0.5), ("Hey", -1.5)]
+    joined = Piece.joined(pieces[:2])
+    assert joined.text == "Hi you" and [lp.token for lp in joined.logprobs] == ["Hi", " you"]
+    assert Piece.joined(pieces[:1]) is pieces[0]

@@ -1,0 +1,162 @@
+"""OpenAI's sampling fields on the embedded engines with the real SmolLM2-135M model: JSON replies
+held to a grammar (json_object, json_schema), per-token log probabilities, and the penalties;
+what an engine cannot do it refuses, naming the field."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
+
+import jsonschema
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from tests.upcoach_llm.engines.llama_support import MODEL, N_CTX
+from upcoach_llm.common.chat import Message, ResponseFormat, Sampling
+from upcoach_llm.common.errors import InvalidArgument
+from upcoach_llm.engines.base import Finished, TextChunk, TokenLogprob
+from upcoach_llm.engines.llama_batched import BatchedLlamaEngine
+from upcoach_llm.engines.llama_cpp_engine import LlamaCppEngine
+from upcoach_llm.engines.llama_cpp_settings import LlamaSettings, packaged_model_path
+from upcoach_llm.engines.llama_sampling import grammar_of, top_tokens
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+MOOD = [Message("user", 'Return {"mood": "happy"} as JSON.')]
+TIP = [Message("user", "Give me one tip to drink more water. Answer in JSON.")]
+SCHEMA = {"type": "object", "properties": {"tip": {"type": "string", "maxLength": 60}},
+          "required": ["tip"]}
+
+
+def greedy(max_tokens: int, **fields: object) -> Sampling:
+    return Sampling(max_tokens=max_tokens, temperature=0.0, top_p=1.0, **fields)  # type: ignore[arg-type]
+
+
+def settings(parallel: int) -> LlamaSettings:
+    return LlamaSettings(model_path=packaged_model_path(), n_ctx=N_CTX, n_threads=2,
+                         parallel=parallel, queue_timeout_s=300.0)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def engine() -> AsyncIterator[BatchedLlamaEngine]:
+    engine = BatchedLlamaEngine(settings(parallel=2))
+    await engine.load()
+    yield engine
+    await engine.close()
+
+
+async def reply(engine: BatchedLlamaEngine | LlamaCppEngine, messages: list[Message],
+                sampling: Sampling) -> tuple[str, list[TokenLogprob], Finished]:
+    chunks: list[TextChunk] = []
+    finished: list[Finished] = []
+    async for item in engine.stream(MODEL, messages, sampling):
+        (chunks if isinstance(item, TextChunk) else finished).append(item)  # type: ignore[arg-type]
+    assert len(finished) == 1
+    whole = TextChunk.joined(chunks) if chunks else TextChunk("")
+    return whole.text, list(whole.logprobs), finished[0]
+
+
+async def test_json_object_replies_parse(engine: BatchedLlamaEngine) -> None:
+    free, _, _ = await reply(engine, MOOD, greedy(24))
+    text, _, finished = await reply(engine, MOOD, greedy(48, response_format=ResponseFormat(
+        "json_object")))
+    assert finished.reason == "stop", text
+    assert isinstance(json.loads(text), dict)
+    assert not free.lstrip().startswith("{")  # unconstrained, the model talks first
+
+
+async def test_json_schema_replies_validate_while_a_free_one_runs_beside(
+        engine: BatchedLlamaEngine) -> None:
+    """Each sequence has its own grammar: the free-text reply next to a JSON one is the one it
+    gives alone."""
+    alone, _, _ = await reply(engine, TIP, greedy(20))
+    constrained = greedy(64, response_format=ResponseFormat("json_schema", json.dumps(SCHEMA),
+                                                            "tip"))
+    (text, _, finished), (beside, _, _) = await asyncio.gather(
+        reply(engine, TIP, constrained), reply(engine, TIP, greedy(20)))
+    assert finished.reason == "stop", text
+    jsonschema.validate(json.loads(text), SCHEMA)
+    assert beside[:16] == alone[:16]  # a shared batch may part at a near tie, never this early
+
+
+async def test_logprobs_are_the_models_per_token(engine: BatchedLlamaEngine) -> None:
+    text, logprobs, finished = await reply(engine, TIP, greedy(12, logprobs=True,
+                                                               top_logprobs=3))
+    assert len(logprobs) == finished.completion_tokens == 12
+    assert "".join(lp.token for lp in logprobs) == text
+    for lp in logprobs:
+        assert -50 < lp.logprob <= 0
+        assert len(lp.top) == 3
+        values = [value for _, value in lp.top]
+        assert values == sorted(values, reverse=True) and all(v <= 0 for v in values)
+        # greedy, nothing else in the chain: the chosen token is the likeliest
+        assert lp.top[0] == (lp.token, lp.logprob) or math.isclose(lp.top[0][1], lp.logprob)
+    plain, none, _ = await reply(engine, TIP, greedy(12))
+    assert plain == text and none == []
+
+
+async def test_logprobs_without_alternatives_and_under_a_grammar(
+        engine: BatchedLlamaEngine) -> None:
+    text, logprobs, finished = await reply(engine, MOOD, greedy(
+        48, logprobs=True, response_format=ResponseFormat("json_object")))
+    assert finished.reason == "stop" and isinstance(json.loads(text), dict)
+    assert "".join(lp.token for lp in logprobs) == text
+    assert all(lp.top == () and lp.logprob <= 0 for lp in logprobs)
+
+
+async def test_penalties_change_a_greedy_reply(engine: BatchedLlamaEngine) -> None:
+    plain, _, _ = await reply(engine, TIP, greedy(24))
+    penalised, _, finished = await reply(engine, TIP, greedy(24, frequency_penalty=2.0))
+    assert finished.completion_tokens > 0 and penalised != plain
+    present, _, _ = await reply(engine, TIP, greedy(24, presence_penalty=-0.5,
+                                                    repeat_penalty=1.1))
+    assert present.strip()
+
+
+async def test_an_unusable_schema_is_invalid_argument_naming_it(
+        engine: BatchedLlamaEngine) -> None:
+    bad = greedy(8, response_format=ResponseFormat("json_schema", '{"type": "shape"}'))
+    with pytest.raises(InvalidArgument, match="sampling.response_format.schema_json"):
+        await reply(engine, TIP, bad)
+    for _ in range(500):  # a slot comes back on the event loop just after its Finished
+        if engine.pool is not None and engine.pool.free == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert engine.pool is not None and engine.pool.free == 2  # the refusal held no slot
+
+
+async def test_the_unbatched_engine_holds_json_but_refuses_logprobs() -> None:
+    engine = LlamaCppEngine(settings(parallel=1))
+    with pytest.raises(InvalidArgument, match="sampling.logprobs"):
+        await reply(engine, TIP, greedy(4, logprobs=True))  # refused before it is even loaded
+    await engine.load()
+    try:
+        text, _, finished = await reply(engine, MOOD, greedy(48, response_format=ResponseFormat(
+            "json_object")))
+    finally:
+        await engine.close()
+    assert finished.reason == "stop" and isinstance(json.loads(text), dict)
+
+
+async def test_grammars_and_top_tokens() -> None:
+    assert grammar_of(ResponseFormat()) is None
+    json_object = grammar_of(ResponseFormat("json_object")) or ""
+    assert "root   ::= object" in json_object
+    assert json_object.rstrip().endswith('ws ::= | " " | "\\n"')  # no runs of indentation
+    assert "tip-kv" in (grammar_of(ResponseFormat("json_schema", json.dumps(SCHEMA))) or "")
+    values = np.log(np.array([0.1, 0.5, 0.1, 0.3]))
+    assert [token for token, _ in top_tokens(values, 3)] == [1, 3, 0]
+    assert top_tokens(values, 0) == []
+
+
+async def test_joined_chunks_keep_their_logprobs_in_order() -> None:
+    first = TextChunk("Hi", (TokenLogprob("Hi", -0.1),))
+    second = TextChunk(" there", (TokenLogprob(" there", -0.2, ((" there", -0.2),)),))
+    joined = TextChunk.joined([first, second])
+    assert joined.text == "Hi there"
+    assert [lp.token for lp in joined.logprobs] == ["Hi", " there"]
+    proto = joined.logprobs[1].to_proto()
+    assert (proto.token, proto.logprob, proto.top_logprobs[0].token) == (" there", -0.2, " there")
