@@ -20,6 +20,7 @@ DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 # The modules that register the gRPC services' metrics in prometheus_client's default registry.
 SERVICE_MODULES = ("upcoach_llm.common.metrics", "upcoach_llm.generation.service",
                    "upcoach_llm.router.backend_pool", "upcoach_llm.router.executor",
+                   "upcoach_llm.router.safety.check",
                    "upcoach_llm.embedding.servicer", "upcoach_llm.embedding.service",
                    "upcoach_llm.registry.servicer")
 OURS = re.compile(r"^(upcoach|gateway)_")

@@ -25,6 +25,7 @@ from upcoach_llm.engines.types import type_of
 from upcoach_llm.router.backend_pool import BackendPool
 from upcoach_llm.router.executor import ChatExecutor
 from upcoach_llm.router.policy import load_policy
+from upcoach_llm.router.safety.check import SafetyCheck
 from upcoach_llm.router.servicer import RouterServicer
 from upcoach_llm.router.targets import RemoteEngines
 
@@ -36,7 +37,7 @@ GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationServi
 class RouterSettings:
     """GENERATION_ADDR, ROUTER_HEALTH_INTERVAL_S, ROUTER_PROBE_TIMEOUT_S, ROUTER_STARTUP_WAIT_S,
     STREAM_FLUSH_MS, the sampling defaults (GENERATION_DEFAULT_*: the router runs remote engines
-    itself) and the internal credentials it calls generation with."""
+    itself), the internal credentials it calls generation with, SAFETY_CHECK and SAFETY_THREADS."""
 
     generation_addr: str
     health_interval: float
@@ -45,6 +46,8 @@ class RouterSettings:
     auth: InternalAuth
     flush_s: float = 0.005
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+    safety_check: bool = True
+    safety_threads: int = 1
 
     @classmethod
     def from_env(cls) -> RouterSettings:
@@ -57,11 +60,14 @@ class RouterSettings:
             auth=InternalAuth.from_env(),
             flush_s=VARIABLES.float("STREAM_FLUSH_MS") / 1000,
             sampling=SamplingDefaults.from_env(),
+            safety_check=VARIABLES.bool("SAFETY_CHECK"),
+            safety_threads=VARIABLES.int("SAFETY_THREADS"),
         )
 
 
 class RouterService(GrpcService):
-    """Reads every policy file at construction; start() waits for a first healthy backend."""
+    """Reads every policy file at construction; start() loads the crisis check's model, then
+    waits for a first healthy backend."""
 
     def __init__(self, settings: RouterSettings) -> None:
         catalog = load_models()
@@ -69,6 +75,12 @@ class RouterService(GrpcService):
         self._policy = load_policy(catalog, load_edge_models())
         self._backends = load_backends(catalog).backends
         self._remote = RemoteEngines(catalog, self._backends)
+        self._safety = (SafetyCheck.packaged(threads=settings.safety_threads)
+                        if settings.safety_check else SafetyCheck.off())
+        if not settings.safety_check:
+            log.warning("SAFETY_CHECK is off: conversations about self-harm, harm to others or "
+                        "medical emergencies go to the model like any other, with no crisis "
+                        "response")
         self._channel: grpc.aio.Channel | None = None
         self._pool: BackendPool | None = None
 
@@ -89,7 +101,7 @@ class RouterService(GrpcService):
         executor = ChatExecutor(stub, self._pool, self._remote)
         router_pb2_grpc.add_RouterServiceServicer_to_server(
             RouterServicer(self._policy, self._pool, executor, self._settings.sampling,
-                           self._settings.flush_s), server)
+                           self._settings.flush_s, self._safety), server)
 
     def _prober(self, channel: grpc.aio.Channel):
         """Embedded backends: the generation service's health; remote ones: their HTTP API."""
@@ -115,6 +127,7 @@ class RouterService(GrpcService):
 
     async def start(self) -> None:
         """Waits (up to ROUTER_STARTUP_WAIT_S) for a healthy backend, then probes in background."""
+        await self._safety.load()
         await self._remote.load()
         await self._wait_for_a_backend()
         self._pool.start()
@@ -137,3 +150,4 @@ class RouterService(GrpcService):
         if self._channel is not None:
             await self._channel.close()
         await self._remote.close()
+        await self._safety.close()

@@ -30,6 +30,8 @@ from upcoach_llm.router.executor import ChatExecutor, Job
 from upcoach_llm.router.hybrid import decide
 from upcoach_llm.router.policy import RouterPolicy
 from upcoach_llm.router.routing import choose_model, with_coaching_prompt
+from upcoach_llm.router.safety import replies as crisis
+from upcoach_llm.router.safety.check import Flag, SafetyCheck
 from upcoach_llm.router.targets import Chat, Piece
 
 log = get_logger(__name__)
@@ -39,8 +41,10 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     """Plans each chat (model, fallbacks, backends) and runs it through the executor."""
 
     def __init__(self, policy: RouterPolicy, pool: BackendPool, executor: ChatExecutor,
-                 defaults: SamplingDefaults, flush_s: float) -> None:
+                 defaults: SamplingDefaults, flush_s: float,
+                 safety: SafetyCheck | None = None) -> None:
         self._policy = policy
+        self._safety = safety or SafetyCheck.off()
         self._pool = pool
         self._executor = executor
         self._defaults = defaults
@@ -68,6 +72,15 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             "candidates": [s.name for s in resolution.candidates]}})
         return job, route
 
+    async def _crisis(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
+                      rpc: str) -> Flag | None:
+        """The crisis check's flag on the conversation (validated first), or None."""
+        if not self._safety.enabled:
+            return None
+        messages_from_proto(request.messages)
+        return await self._safety.conversation(request_id_of(request.request_id),
+                                               request.messages, rpc)
+
     def _traced_plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
                      ) -> tuple[Job, router_pb2.RouteDecision]:
         """``_plan`` in a ``router.decide`` span; the chat's GenAI attributes on the call's."""
@@ -89,6 +102,11 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def ChatStream(self, request: router_pb2.ChatStreamRequest,
                          context: grpc.aio.ServicerContext,
                          ) -> AsyncIterator[router_pb2.ChatStreamResponse]:
+        flag = await self._crisis(request, "ChatStream")
+        if flag is not None:
+            for reply in crisis.stream(flag, request.model):
+                yield reply
+            return
         job, route = self._traced_plan(request) if tracing.ENABLED else self._plan(request)
         backends: list[str] = []
 
@@ -99,11 +117,11 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 yield piece
 
         first = True
-        async for piece in coalesced(pieces(), self._flush_s, text_of=_text_of, joined=Piece,
-                                     on_done=context.add_done_callback):
+        async for piece in coalesced(pieces(), self._flush_s, text_of=_text_of,
+                                     joined=Piece.joined, on_done=context.add_done_callback):
             reply = router_pb2.ChatStreamResponse(text=piece.text,
                                                   finish_reason=piece.finish_reason,
-                                                  usage=piece.usage)
+                                                  usage=piece.usage, logprobs=piece.logprobs)
             if first:
                 route.backend = backends[0]  # failover happens before the first piece only
                 reply.route.CopyFrom(route)
@@ -112,11 +130,15 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     async def Chat(self, request: router_pb2.ChatRequest,
                    context: grpc.aio.ServicerContext) -> router_pb2.ChatResponse:
+        flag = await self._crisis(request, "Chat")
+        if flag is not None:
+            return crisis.whole(flag, request.model)
         job, route = self._traced_plan(request) if tracing.ENABLED else self._plan(request)
-        backend, text, last = await self._executor.generate(job, context.time_remaining())
+        backend, reply, last = await self._executor.generate(job, context.time_remaining())
         route.backend = backend
-        return router_pb2.ChatResponse(route=route, text=text, finish_reason=last.finish_reason,
-                                       usage=last.usage)
+        return router_pb2.ChatResponse(route=route, text=reply.text,
+                                       finish_reason=last.finish_reason, usage=last.usage,
+                                       logprobs=reply.logprobs)
 
     async def Route(self, request: router_pb2.RouteRequest,
                     context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
@@ -125,10 +147,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         choice = choose_model(self._policy, model=request.model, feature=request.feature,
                               coaching_context=request.coaching_context, messages=messages)
         resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model))
+        flag = await self._safety.conversation(request_id_of(""), request.messages, "Route",
+                                               count=False)
         return router_pb2.RouteResponse(route=router_pb2.RouteDecision(
             requested_model=choice.model, model=resolution.model,
             backend=resolution.candidates[0].name, reason=choice.reason,
-            fallbacks_skipped=resolution.skipped))
+            fallbacks_skipped=resolution.skipped), safety_category=flag.value if flag else 0)
 
     async def DecideInference(self, request: router_pb2.DecideInferenceRequest,
                               context: grpc.aio.ServicerContext,
@@ -147,6 +171,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                           policy=self._policy.hybrid, max_prompt_length=limit)
         target = (router_pb2.INFERENCE_TARGET_ON_DEVICE if decision.on_device
                   else router_pb2.INFERENCE_TARGET_SERVER)
+        flag = await self._safety.prompt(request_id_of(""), request.prompt, "DecideInference")
+        if flag is not None:  # a crisis is never left to the device alone
+            return router_pb2.DecideInferenceResponse(
+                target=router_pb2.INFERENCE_TARGET_SERVER, reason=f"safety {flag.category}: "
+                "the server answers with the crisis response", simple_query=decision.simple_query,
+                safety_category=flag.value)
         return router_pb2.DecideInferenceResponse(target=target, reason=decision.reason,
                                                   simple_query=decision.simple_query)
 

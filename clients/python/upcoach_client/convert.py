@@ -25,6 +25,7 @@ from upcoach_client.api.names import (
     MODEL_KIND_VALUES,
     PLATFORM_VALUES,
     ROLE_VALUES,
+    SAFETY_CATEGORY_NAMES,
 )
 from upcoach_client.types import (
     Availability,
@@ -104,7 +105,8 @@ def chunk(proto: router_pb2.ChatStreamResponse) -> ChatChunk:
     last = proto.finish_reason != common_pb2.FINISH_REASON_UNSPECIFIED
     return ChatChunk(text=proto.text, route=route(proto.route) if proto.HasField("route") else None,
                      finish_reason=FINISH_REASON_NAMES.get(proto.finish_reason) if last else None,
-                     usage=usage(proto.usage) if last else None)
+                     usage=usage(proto.usage) if last else None,
+                     safety_category=SAFETY_CATEGORY_NAMES.get(proto.safety_category))
 
 
 def decide_request(mode: str, prompt: str, server_available: bool, on_device_available: bool,
@@ -121,7 +123,8 @@ def decide_request(mode: str, prompt: str, server_available: bool, on_device_ava
 
 def decision(proto: router_pb2.DecideInferenceResponse) -> Decision:
     target = INFERENCE_TARGET_NAMES.get(proto.target, "server")
-    return Decision(target=target, reason=proto.reason, simple_query=proto.simple_query)
+    return Decision(target=target, reason=proto.reason, simple_query=proto.simple_query,
+                    safety_category=SAFETY_CATEGORY_NAMES.get(proto.safety_category))
 
 
 def backend(proto: router_pb2.Backend) -> BackendInfo:
@@ -193,4 +196,5 @@ class ReplyJoiner:
             return None
         return ChatReply(text="".join(self._parts), finish_reason=item.finish_reason,
                          usage=item.usage, source=item.source, route=self._first.route,
-                         decision=self._first.decision)
+                         decision=self._first.decision,
+                         safety_category=item.safety_category or self._first.safety_category)

@@ -54,6 +54,8 @@ class ChatChunk:
     decision: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    safety_category: str | None = None
+    """Set when the server's crisis check answered (finish_reason "content_filter")."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class ChatReply:
     source: Source = "server"
     route: Route | None = None
     decision: str = ""
+    safety_category: str | None = None
+    """Set when the server's crisis check answered (finish_reason "content_filter")."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class Decision:
     target: InferenceTargetName
     reason: str
     simple_query: bool
+    safety_category: str | None = None
+    """Set when the crisis check flagged the prompt; the target is then the server."""
 
     @property
     def on_device(self) -> bool:

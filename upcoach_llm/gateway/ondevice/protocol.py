@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from upcoach_llm.api.names import InferenceModeName, InferenceTargetName, PlatformName
+from upcoach_llm.api.names import (
+    InferenceModeName,
+    InferenceTargetName,
+    PlatformName,
+    SafetyCategoryName,
+)
 from upcoach_llm.common.limits import INT32_MAX, MAX_PROMPT_CHARS, MAX_RAM_GB
 from upcoach_llm.gateway.http.text import text
 
@@ -79,3 +84,6 @@ class DecideResponse(BaseModel):
     use_on_device: bool
     reason: str
     simple_query: bool
+    safety_category: SafetyCategoryName | None = Field(
+        default=None, description="set when the crisis check flagged the prompt: the target is "
+                                  "then always the server, which answers with a crisis response")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from upcoach_llm.api import model_registry_pb2, router_pb2
-from upcoach_llm.api.names import INFERENCE_MODE_VALUES, INFERENCE_TARGET_NAMES, PLATFORM_VALUES
+from upcoach_llm.api.names import (
+    INFERENCE_MODE_VALUES,
+    INFERENCE_TARGET_NAMES,
+    PLATFORM_VALUES,
+    SAFETY_CATEGORY_NAMES,
+)
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.ondevice.protocol import (
     DecideRequest,
@@ -43,4 +48,5 @@ async def decide(deps: Dependencies, body: DecideRequest) -> DecideResponse:
         request, timeout=deps.settings.upstream_timeout_s))
     target = INFERENCE_TARGET_NAMES.get(reply.target, "server")
     return DecideResponse(target=target, use_on_device=target == "on_device",
-                          reason=reply.reason, simple_query=reply.simple_query)
+                          reason=reply.reason, simple_query=reply.simple_query,
+                          safety_category=SAFETY_CATEGORY_NAMES.get(reply.safety_category))
