@@ -1,15 +1,20 @@
-"""Gateway replicas: two gateway processes sharing one Redis enforce one RPM budget, and a
-gateway whose Redis stops keeps answering, reports degraded, and recovers when Redis returns."""
+"""Gateway replicas: two gateway processes sharing one Redis enforce one RPM budget and one token
+budget (RATE_LIMIT_TPM, a cancelled stream included), and a gateway whose Redis stops keeps
+answering, reports degraded, and recovers when Redis returns."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import time
 import uuid
 
 import httpx
 import pytest
+import redis
 
 from tests.integration.gateway_support import GatewayProcess, PrivateRedis
+from upcoach_llm.gateway.security.token_budget import estimate_prompt, estimate_text
 
 pytestmark = pytest.mark.integration
 GREEDY = {"messages": [{"role": "user", "content": "Name one habit."}], "max_tokens": 6,
@@ -74,3 +79,83 @@ def test_redis_outage_and_recovery(stack) -> None:
     finally:
         gw.stop()
         redis.stop()
+
+
+def test_two_gateways_share_one_token_budget(stack) -> None:
+    tpm = 150
+    env = {"RATE_LIMIT_TPM": str(tpm), "RATE_LIMIT_RPM": "0", "CACHE_MODE": "off",
+           "REDIS_KEY_PREFIX": f"upcoach:test:{uuid.uuid4().hex[:12]}:",
+           "LLM_API_KEY": "tpm-key"}
+    gateways = [GatewayProcess(stack, env), GatewayProcess(stack, env)]
+    estimate = estimate_prompt([GREEDY["messages"][0]["content"]])
+    try:
+        spent, replies = 0, []
+        for gw in itertools.cycle(gateways):
+            reply = httpx.post(f"{gw.url}/v1/chat/completions", json=GREEDY, timeout=60,
+                               headers={"Authorization": "Bearer tpm-key"})
+            replies.append(reply)
+            if spent + estimate > tpm:  # the budget says this one must not fit
+                break
+            assert reply.status_code == 200, reply.text
+            assert reply.headers["x-ratelimit-remaining-tokens"] == str(tpm - spent - estimate)
+            spent += reply.json()["usage"]["total_tokens"]
+        assert len(replies) >= 3, "the budget held at least two chats"
+        refused = replies[-1]
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["type"] == "rate_limit_error"
+        assert refused.headers["x-ratelimit-limit-tokens"] == str(tpm)
+        assert refused.headers["x-ratelimit-remaining-tokens"] == str(max(0, tpm - spent))
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert refused.headers["x-ratelimit-reset-tokens"] == refused.headers["retry-after"]
+        # Exact within one request's size: the last chat admitted fit by its estimate.
+        last = replies[-2].json()["usage"]["total_tokens"]
+        assert tpm - estimate < spent <= tpm - estimate + last
+    finally:
+        for gw in gateways:
+            gw.stop()
+
+
+def test_a_cancelled_stream_still_counts_what_it_generated(stack) -> None:
+    prefix = f"upcoach:test:{uuid.uuid4().hex[:12]}:"
+    tpm = 100_000
+    gw = GatewayProcess(stack, {"RATE_LIMIT_TPM": str(tpm), "CACHE_MODE": "off",
+                                "REDIS_KEY_PREFIX": prefix})
+    store = redis.Redis()
+    key = f"{prefix}tpm:ip:127.0.0.1"
+    prompt = "Write a long story about a runner who builds a daily habit."
+    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": 200,
+            "temperature": 0, "stream": True}
+    try:
+        seen = ""
+        chunks = 0
+        with httpx.stream("POST", f"{gw.url}/v1/chat/completions", json=body,
+                          timeout=60) as reply:
+            assert reply.status_code == 200
+            assert reply.headers["x-ratelimit-remaining-tokens"] == str(
+                tpm - estimate_prompt([prompt]))
+            for line in reply.iter_lines():
+                if not line.startswith("data: {"):
+                    continue
+                delta = json.loads(line[6:])["choices"][0]["delta"].get("content")
+                if delta:
+                    seen += delta
+                    chunks += 1
+                if chunks == 5:
+                    break
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if int(store.hget(key, "t") or 0) - estimate_prompt([prompt]) >= estimate_text(
+                    len(seen)):
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # the stream's last batch, written when the gateway saw the close
+        relayed = int(store.hget(key, "t") or 0) - estimate_prompt([prompt])
+        assert estimate_text(len(seen)) <= relayed < 200, (seen, relayed)
+        follow = httpx.post(f"{gw.url}/v1/chat/completions", json=GREEDY, timeout=60)
+        assert follow.headers["x-ratelimit-remaining-tokens"] == str(
+            tpm - estimate_prompt([prompt]) - relayed
+            - estimate_prompt([GREEDY["messages"][0]["content"]]))
+    finally:
+        gw.stop()
+        store.delete(key)
+        store.close()

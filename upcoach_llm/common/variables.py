@@ -163,6 +163,9 @@ DECLARED: list[Variable] = [
              "temperature when a request has none", SAMPLING, minimum=0.0, maximum=2.0),
     Variable("GENERATION_DEFAULT_TOP_P", "float", 0.95, "top_p when a request has none, in (0, 1]",
              SAMPLING, minimum=0.0, maximum=1.0),
+    Variable("GENERATION_REPEAT_PENALTY", "float", 1.0,
+             "llama.cpp's repeat penalty on the embedded engine and Ollama (1.0: off)", SAMPLING,
+             minimum=0.5, maximum=2.0),
     Variable("STREAM_FLUSH_MS", "float", 5.0,
              "after a stream's first piece, how long text may wait to be sent with what follows "
              "it (0: one message per piece)", STREAMERS, unit="ms", minimum=0.0, maximum=1000.0),
@@ -184,6 +187,11 @@ DECLARED: list[Variable] = [
        Alias("ROUTER_PROBE_TIMEOUT")),
     _s("ROUTER_STARTUP_WAIT_S", 30.0, "start-up wait for a first healthy backend", ROUTER, 0.0,
        Alias("ROUTER_STARTUP_WAIT")),
+    Variable("SAFETY_CHECK", "bool", True, "the crisis check (config/safety.yaml) before every "
+             "chat; off: chats about self-harm reach the model (logged loudly)", ROUTER),
+    Variable("SAFETY_THREADS", "int", 1, "ONNX Runtime threads of the crisis check's MiniLM (2: "
+             "about 30% less added latency per chat, for twice the CPU)", ROUTER, minimum=1,
+             maximum=64),
     _s("REGISTRY_PROBE_TIMEOUT_S", 2.0, "one backend probe of the model registry",
        ("model-registry",), 0.1, Alias("REGISTRY_PROBE_TIMEOUT")),
     # Gateway.
@@ -194,6 +202,9 @@ DECLARED: list[Variable] = [
              (*GW, "compose")),
     Variable("RATE_LIMIT_RPM", "int", 120, "requests per minute per API key (0: no limit)",
              (*GW, "compose"), minimum=0),
+    Variable("RATE_LIMIT_TPM", "int", 0,
+             "chat tokens (prompt + completion) per minute per API key, or per IP without keys "
+             "(0: no limit)", GW, unit="tokens", minimum=0),
     Variable("RATE_LIMIT_FAIL_OPEN", "bool", True, "Redis down: let requests through (logged)",
              GW),
     Variable("CACHE_TTL", "int", 300, "how long a cached reply is kept", (*GW, "compose"),
@@ -202,6 +213,10 @@ DECLARED: list[Variable] = [
              choices=("reproducible", "all", "off")),
     Variable("CACHE_SHARED_FEATURES", "list", None,
              "features whose cached replies every API key shares", (*GW, "compose")),
+    Variable("SEMANTIC_CACHE_ENABLED", "bool", True, "answer the features of "
+             "config/semantic_cache.yaml from replies to close paraphrases", GW),
+    Variable("SEMANTIC_CACHE_MAX_ENTRIES", "int", 128, "semantic cache entries kept per API key, "
+             "model, feature and system prompt (oldest dropped)", GW, minimum=1, maximum=4096),
     Variable("REDIS_URL", "str", None, "redis://, rediss:// or unix:// (over REDIS_HOST/PORT)",
              GW, default_doc="redis://<REDIS_HOST>:<REDIS_PORT>/0"),
     Variable("REDIS_HOST", "str", "127.0.0.1", "Redis host, with REDIS_PORT", GW),

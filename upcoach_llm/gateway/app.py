@@ -23,6 +23,7 @@ from upcoach_llm.common import tracing
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.gateway import grpcweb
 from upcoach_llm.gateway.chat.router import build_router as chat_routes
+from upcoach_llm.gateway.chat.semantic import log_vector_search
 from upcoach_llm.gateway.coaching.router import build_router as coaching_routes
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.embeddings.router import build_router as embeddings_routes
@@ -34,6 +35,7 @@ from upcoach_llm.gateway.http.boundary import ErrorBoundary
 from upcoach_llm.gateway.http.tracing import TracingMiddleware
 from upcoach_llm.gateway.metrics.router import build_router as metrics_routes
 from upcoach_llm.gateway.models.router import build_router as models_routes
+from upcoach_llm.gateway.ollama.router import build_router as ollama_routes
 from upcoach_llm.gateway.ondevice.router import build_router as ondevice_routes
 from upcoach_llm.gateway.openapi import install as install_openapi
 
@@ -41,9 +43,9 @@ log = get_logger(__name__)
 
 PUBLIC_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs",
                           "/redoc", "/docs/oauth2-redirect"})
-EXPOSED_HEADERS = ["X-Cache", "X-Request-ID", "Server-Timing", "X-RateLimit-Limit",
-                   "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "grpc-status",
-                   "grpc-message", "grpc-status-details-bin"]
+EXPOSED_HEADERS = ["X-Cache", "X-Cache-Similarity", "X-Request-ID", "Server-Timing",
+                   "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+                   "Retry-After", "grpc-status", "grpc-message", "grpc-status-details-bin"]
 
 DESCRIPTION = """\
 The UpCoach LLM gateway. REST: the guide's endpoints (/health, /api/models, /api/coaching/chat,
@@ -51,7 +53,9 @@ The UpCoach LLM gateway. REST: the guide's endpoints (/health, /api/models, /api
 OpenAI-compatible chat completions, embeddings and models under /v1 and /api, and
 Prometheus metrics at /metrics, liveness at /livez and readiness at /readyz (503 while no chat
 can be served; /health too). Errors always have the shape
-`{"error": {"message", "type", "param", "code"}}`.
+`{"error": {"message", "type", "param", "code"}}`, except on Ollama's API (/api/chat,
+/api/generate, /api/tags, /api/show, /api/ps, /api/embed, and /api/embeddings with Ollama's
+legacy body), which answers as Ollama does, errors as `{"error": "<message>"}`.
 
 The same port serves grpc-web and Connect for the mobile app at
 `/upcoach.llm.v1.RouterService/{ChatStream,Chat,Route,DecideInference}`,
@@ -88,6 +92,8 @@ def create_app(deps: Dependencies) -> ASGIApp:
             "auth": "on" if settings.auth_enabled else "OFF", "keys": len(settings.api_keys),
             "rate_limit_rpm": settings.rate_limit_rpm, "cache_mode": settings.cache_mode.value,
             "cache_ttl": settings.cache_ttl, "upstreams": vars(settings.upstreams)}})
+        if deps.semantic is not None:
+            await log_vector_search(deps.redis)
         try:
             yield
         finally:
@@ -100,6 +106,7 @@ def create_app(deps: Dependencies) -> ASGIApp:
     rest.include_router(chat_routes(deps))
     rest.include_router(coaching_routes(deps))
     rest.include_router(embeddings_routes(deps))
+    rest.include_router(ollama_routes(deps))
     rest.include_router(health_routes(deps))
     rest.include_router(ondevice_routes(deps))  # before /api/models/{model}: owns /edge
     rest.include_router(models_routes(deps))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from upcoach_llm.gateway.chat.semantic import SemanticCache, semantic_cache
 from upcoach_llm.gateway.http.shutdown import StreamRegistry
 from upcoach_llm.gateway.metrics.registry import GatewayMetrics
 from upcoach_llm.gateway.security.auth import ApiKeyAuth
 from upcoach_llm.gateway.security.gate import Gate
 from upcoach_llm.gateway.security.ratelimit import RateLimiter
+from upcoach_llm.gateway.security.token_budget import TokenBudget
 from upcoach_llm.gateway.settings import GatewaySettings
 from upcoach_llm.gateway.store.cache import ResponseCache
 from upcoach_llm.gateway.store.link import RedisLink
@@ -21,15 +23,18 @@ from upcoach_llm.gateway.upstream import Upstream
 
 @dataclass
 class Dependencies:
-    """Settings, upstream stubs, Redis, cache, rate limit, auth, metrics and live streams."""
+    """Settings, upstream stubs, Redis, cache, rate limit, token budget, auth, metrics and live
+    streams."""
 
     settings: GatewaySettings
     upstream: Upstream
     redis: RedisLink
     cache: ResponseCache
     gate: Gate
+    tokens: TokenBudget
     metrics: GatewayMetrics
     streams: StreamRegistry = field(default_factory=StreamRegistry)
+    semantic: SemanticCache | None = None  # None: SEMANTIC_CACHE_ENABLED=false or caching off
 
     @classmethod
     def build(cls, settings: GatewaySettings) -> Dependencies:
@@ -46,7 +51,10 @@ class Dependencies:
                                 settings.redis_prefix,
                                 shared_features=settings.cache_shared_features),
             gate=gate,
+            tokens=TokenBudget(redis, settings.rate_limit_tpm, settings.redis_prefix, metrics,
+                               fail_open=settings.rate_limit_fail_open),
             metrics=metrics,
+            semantic=semantic_cache(settings, redis),
         )
 
     async def close(self) -> None:

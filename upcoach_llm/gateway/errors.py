@@ -3,7 +3,9 @@
 APIError is raised anywhere in the gateway; gRPC failures from the services become APIError with
 the HTTP status of their code and, as ``param``, the REST name of the field their BadRequest
 details name; FastAPI's validation errors become 400 naming the field. The
-handlers installed by ``install_handlers`` render all of them the same way.
+handlers installed by ``install_handlers`` render all of them the same way, except on the paths
+of Ollama's API (upcoach_llm/gateway/ollama/paths.py), where the same error is Ollama's
+``{"error": "<message>"}``: ``APIError.body(path)`` is the one place that chooses.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from upcoach_llm.common.limits import MAX_NAME_CHARS
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.gateway.fields import rest_param
 from upcoach_llm.gateway.http.jsonbody import dumps
+from upcoach_llm.gateway.ollama.paths import speaks_ollama
 
 log = get_logger(__name__)
 
@@ -82,12 +85,16 @@ class APIError(Exception):
         self.type = error_type or TYPE_OF_STATUS.get(status, "server_error")
         self.headers = dict(headers or {})
 
-    def body(self) -> dict[str, Any]:
+    def body(self, path: str = "") -> dict[str, Any]:
+        """The one shape, or Ollama's ``{"error": message}`` on Ollama's paths."""
+        if speaks_ollama(path):
+            return {"error": self.message}
         return {"error": {"message": self.message, "type": self.type, "param": self.param,
                           "code": self.code}}
 
-    def to_response(self) -> Response:
-        return Response(dumps(self.body()), status_code=self.status,
+    def to_response(self, path: str = "") -> Response:
+        """The response for a request to path (its shape is chosen by ``body``)."""
+        return Response(dumps(self.body(path)), status_code=self.status,
                         media_type="application/json", headers=self.headers)
 
 
@@ -148,6 +155,8 @@ def from_validation(exc: RequestValidationError) -> APIError:
     message = _printable(str(first.get("msg", "invalid value")))
     if first.get("type") == "missing":
         message = "field required"
+    if first.get("type") == "extra_forbidden":
+        message = "unsupported field: not a parameter this API accepts"
     if param:
         message = f"{param}: {message}"
     if len(errors) > 1:
@@ -163,9 +172,9 @@ def _printable(text: str) -> str:
 def install_handlers(app: FastAPI) -> None:
     """Renders APIError, validation errors, HTTP errors and bugs in the one shape."""
 
-    async def on_api_error(_: Request, exc: Exception) -> Response:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, APIError)
-        return exc.to_response()
+        return exc.to_response(request.scope["path"])
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -173,20 +182,20 @@ def install_handlers(app: FastAPI) -> None:
         if "json" not in content_type and any(e.get("loc") == ("body",) for e in exc.errors()):
             return APIError(415, f"the body must be JSON, sent as Content-Type: application/json "
                                  f"(got {content_type})", code="unsupported_media_type",
-                            ).to_response()
-        return from_validation(exc).to_response()
+                            ).to_response(request.scope["path"])
+        return from_validation(exc).to_response(request.scope["path"])
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
         return APIError(exc.status_code, str(exc.detail), code=code,
-                        headers=exc.headers).to_response()
+                        headers=exc.headers).to_response(request.scope["path"])
 
     async def on_bug(request: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc,
                   extra={"fields": {"path": request.url.path}})
         return APIError(500, f"internal error: {type(exc).__name__}",
-                        code="internal").to_response()
+                        code="internal").to_response(request.scope["path"])
 
     app.add_exception_handler(APIError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -5,7 +5,8 @@ gRPC request (``sampling.max_tokens``, ``coaching_context``); the REST client se
 under the REST API's name (``max_tokens``, ``context_type``). ``from_grpc`` asks ``rest_param``
 for the name to report as the error's ``param``. A rename applies to the field and to everything
 under it (``texts[2]`` -> ``input[2]``); an empty new name drops the prefix, since REST sampling
-fields are top-level. Fields not listed keep their name.
+fields are top-level. The first rename that applies wins (the more specific ones come first).
+Fields not listed keep their name.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ EMBEDDINGS = "embeddings"
 MODELS = "models"
 
 RENAMES: dict[str, dict[str, str]] = {
-    CHAT: {"sampling": "", "coaching_context": "context_type"},
+    CHAT: {"sampling.response_format.schema_json": "response_format.json_schema.schema",
+           "sampling.response_format.schema_name": "response_format.json_schema.name",
+           "sampling": "", "coaching_context": "context_type"},
     EMBEDDINGS: {"texts": "input"},
     MODELS: {"name": "model"},
 }

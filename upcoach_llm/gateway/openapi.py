@@ -6,9 +6,10 @@ middleware answers. ``install`` post-processes the document it builds:
 - validation errors are documented as 400, the status errors.py gives them;
 - an operation with a request body can also answer 413 (MAX_BODY_BYTES) and 415 (not JSON);
 - an operation behind the gate (auth, rate limit) can answer 401, 429 and 503;
-- an error response without content is given the one error shape, ErrorResponse;
-- the ``$defs`` of schemas written into routers' ``responses`` (see ``event_stream``) become
-  components, so that every ``$ref`` resolves inside the document.
+- an error response without content is given the one error shape, ErrorResponse (Ollama's
+  OllamaErrorResponse on Ollama's paths, see ``error_schema``);
+- the ``$defs`` of schemas written into routers' ``responses`` (see ``event_stream``) or
+  request bodies become components, so that every ``$ref`` resolves inside the document.
 
 Routers declare the errors their handlers can answer with ``errors(...)``.
 """
@@ -23,12 +24,16 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
+from upcoach_llm.gateway.ollama import paths as ollama_paths
+from upcoach_llm.gateway.ollama.paths import speaks_ollama
+
 COMPONENTS = "#/components/schemas/{model}"
 VALIDATION = {400: "the request is malformed or a value is out of range (error.param names it)"}
 BODY = {413: "the body is larger than MAX_BODY_BYTES",
         415: "the body is not sent as Content-Type: application/json"}
 GATE = {401: "no valid API key (Authorization: Bearer or X-API-Key) while LLM_API_KEY is set",
-        429: "more than RATE_LIMIT_RPM requests in a minute (Retry-After says when to retry)",
+        429: "more than RATE_LIMIT_RPM requests in a minute, or a chat beyond the "
+             "RATE_LIMIT_TPM token budget (Retry-After says when to retry)",
         503: "the rate limiter is down and RATE_LIMIT_FAIL_OPEN is false"}
 UPSTREAM = {400: "a service refused a value (error.param names it)",
             404: "an unknown model (error.code model_not_found)",
@@ -51,6 +56,24 @@ class ErrorResponse(BaseModel):
     """Every error the REST API answers has this shape."""
 
     error: ErrorDetail
+
+
+class OllamaErrorResponse(BaseModel):
+    """The error shape of Ollama's API (upcoach_llm/gateway/ollama/paths.py)."""
+
+    error: str = Field(description="what went wrong, naming the request field at fault")
+
+
+def error_schema(path: str) -> dict[str, Any]:
+    """The error shape a path answers: the one shape, Ollama's on Ollama's paths, and either on
+    /api/embeddings (OpenAI's body or Ollama's legacy one)."""
+    one = {"$ref": COMPONENTS.format(model=ErrorResponse.__name__)}
+    ollama = {"$ref": COMPONENTS.format(model=OllamaErrorResponse.__name__)}
+    if speaks_ollama(path):
+        return ollama
+    if path == ollama_paths.EMBEDDINGS:
+        return {"anyOf": [one, ollama]}
+    return one
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -91,7 +114,9 @@ def describe(document: dict[str, Any], gated: Callable[[str], bool]) -> dict[str
     components = document.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
-    _, defs = models_json_schema([(ErrorResponse, "serialization")], ref_template=COMPONENTS)
+    _, defs = models_json_schema([(ErrorResponse, "serialization"),
+                                  (OllamaErrorResponse, "serialization")],
+                                 ref_template=COMPONENTS)
     _merge(components, defs["$defs"])
     for path, item in document.get("paths", {}).items():
         for operation in item.values():
@@ -105,10 +130,11 @@ def describe(document: dict[str, Any], gated: Callable[[str], bool]) -> dict[str
                 _add(responses, GATE)
             for status, response in responses.items():
                 if int(status) >= 400 and "content" not in response:
-                    response["content"] = {"application/json": {"schema": {
-                        "$ref": COMPONENTS.format(model=ErrorResponse.__name__)}}}
+                    response["content"] = {"application/json": {"schema": error_schema(path)}}
                 for media in response.get("content", {}).values():
                     _merge(components, media.get("schema", {}).pop("$defs", {}))
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                _merge(components, media.get("schema", {}).pop("$defs", {}))
     return document
 
 

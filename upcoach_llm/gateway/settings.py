@@ -48,6 +48,7 @@ class GatewaySettings:
     environment: str
     api_keys: tuple[str, ...]
     rate_limit_rpm: int
+    rate_limit_tpm: int
     rate_limit_fail_open: bool
     cache_ttl: int
     cache_mode: CacheMode
@@ -62,6 +63,8 @@ class GatewaySettings:
     log_level: str
     admin_key: str | None  # LLM_ADMIN_KEY: shows /health's details
     cache_shared_features: frozenset[str]  # features whose cached replies all keys share
+    semantic_cache_enabled: bool
+    semantic_cache_max_entries: int
     header_timeout_s: float
     body_idle_timeout_s: float
     keepalive_timeout_s: float
@@ -98,6 +101,7 @@ class GatewaySettings:
             environment=environment,
             api_keys=api_keys,
             rate_limit_rpm=V.int("RATE_LIMIT_RPM"),
+            rate_limit_tpm=V.int("RATE_LIMIT_TPM"),
             rate_limit_fail_open=V.bool("RATE_LIMIT_FAIL_OPEN"),
             cache_ttl=V.int("CACHE_TTL"),
             cache_mode=CacheMode(V.str("CACHE_MODE")),
@@ -112,6 +116,8 @@ class GatewaySettings:
             log_level=log_level,
             admin_key=_admin_key(environment, api_keys),
             cache_shared_features=frozenset(V.list("CACHE_SHARED_FEATURES")),
+            semantic_cache_enabled=V.bool("SEMANTIC_CACHE_ENABLED"),
+            semantic_cache_max_entries=V.int("SEMANTIC_CACHE_MAX_ENTRIES"),
             header_timeout_s=V.float("GATEWAY_HEADER_TIMEOUT_S"),
             body_idle_timeout_s=V.float("GATEWAY_BODY_IDLE_TIMEOUT_S"),
             keepalive_timeout_s=V.float("GATEWAY_KEEPALIVE_TIMEOUT_S"),

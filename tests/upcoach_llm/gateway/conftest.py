@@ -61,10 +61,12 @@ async def gateway(double: UpstreamDouble, monkeypatch: pytest.MonkeyPatch
         values = {"ROUTER_ADDR": double.address, "EMBEDDING_ADDR": double.address,
                   "MODEL_REGISTRY_ADDR": double.address, "GENERATION_ADDR": double.address,
                   "REDIS_KEY_PREFIX": prefix, "LOG_LEVEL": "info",
-                  "INTERNAL_TOKEN": INTERNAL_TOKEN, **(env or {})}
-        for name in ("LLM_API_KEY", "RATE_LIMIT_RPM", "CACHE_MODE", "CORS_ORIGINS",
-                     "ENVIRONMENT", "APP_ENV", "TLS_ENABLED", "REDIS_URL", "MAX_BODY_BYTES",
-                     "CACHE_TTL", "RATE_LIMIT_FAIL_OPEN", "TRUSTED_PROXIES"):
+                  "INTERNAL_TOKEN": INTERNAL_TOKEN,
+                  # The double's embeddings are not meaningful: a test turns it on to test it.
+                  "SEMANTIC_CACHE_ENABLED": "false", **(env or {})}
+        for name in ("LLM_API_KEY", "RATE_LIMIT_RPM", "RATE_LIMIT_TPM", "CACHE_MODE",
+                     "CORS_ORIGINS", "ENVIRONMENT", "APP_ENV", "TLS_ENABLED", "REDIS_URL",
+                     "MAX_BODY_BYTES", "CACHE_TTL", "RATE_LIMIT_FAIL_OPEN", "TRUSTED_PROXIES"):
             monkeypatch.delenv(name, raising=False)
         for name, value in values.items():
             monkeypatch.setenv(name, value)

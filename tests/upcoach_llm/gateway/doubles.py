@@ -9,7 +9,8 @@ run the real services. The router's reply is driven by the last user message:
 - ``SLOW``: a chunk every 20 ms for 10 s, recording whether the caller cancelled;
 - ``BAD_FIELD``: INVALID_ARGUMENT whose BadRequest names ``sampling.top_p`` while the message
   text does not start with it (the field travels as data, never parsed from the text);
-- anything else: ``echo: <text>`` word by word.
+- anything else: ``echo: <text>`` word by word (with ``sampling.logprobs``, each word is one
+  token of log probability ``-0.5 * position``, with ``top_logprobs`` alternatives ``alt<k>``).
 
 ``Route`` answers the decision, or UNAVAILABLE while ``switches.route_unavailable`` is set (as the
 real router does when no backend serves the model's fallback chain). Errors about one request
@@ -98,6 +99,14 @@ def _words(request) -> list[str]:
     return [w if i == 0 else " " + w for i, w in enumerate(words)]
 
 
+def _logprobs(request, words: list[str], start: int = 0) -> list[common_pb2.TokenLogprob]:
+    if not request.sampling.logprobs:
+        return []
+    return [common_pb2.TokenLogprob(token=word, logprob=-0.5 * (start + i), top_logprobs=[
+        common_pb2.TopLogprob(token=f"alt{k}", logprob=-1.0 - k)
+        for k in range(request.sampling.top_logprobs)]) for i, word in enumerate(words)]
+
+
 def _usage(request, completion: int) -> common_pb2.Usage:
     prompt = sum(len(m.content.split()) for m in request.messages)
     return common_pb2.Usage(prompt_tokens=prompt, completion_tokens=completion,
@@ -148,8 +157,9 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
                     self.calls.cancelled.set()
             return
         words = _words(request)
-        for word in words:
-            yield router_pb2.ChatStreamResponse(text=word)
+        for index, word in enumerate(words):
+            yield router_pb2.ChatStreamResponse(text=word,
+                                                logprobs=_logprobs(request, [word], index))
         yield router_pb2.ChatStreamResponse(finish_reason=common_pb2.FINISH_REASON_STOP,
                                             usage=_usage(request, len(words)))
 
@@ -165,7 +175,8 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
         words = _words(request)
         return router_pb2.ChatResponse(route=route, text="".join(words),
                                        finish_reason=common_pb2.FINISH_REASON_STOP,
-                                       usage=_usage(request, len(words)))
+                                       usage=_usage(request, len(words)),
+                                       logprobs=_logprobs(request, words))
 
     async def DecideInference(self, request, context):
         target = (router_pb2.INFERENCE_TARGET_ON_DEVICE if len(request.prompt) < 20
@@ -217,7 +228,8 @@ class RegistryDouble(model_registry_pb2_grpc.ModelRegistryServiceServicer):
         if request.name != "mistral":
             await _bad_field(context, grpc.StatusCode.NOT_FOUND, "name",
                              f"name: {request.name!r} is not in the catalog")
-        return model_registry_pb2.GetModelResponse(model=model_registry_pb2.Model(name="mistral"))
+        return model_registry_pb2.GetModelResponse(model=model_registry_pb2.Model(
+            name="mistral", kind=model_registry_pb2.MODEL_KIND_CHAT))
 
     async def ListEdgeModels(self, request, context):
         if request.platform == model_registry_pb2.PLATFORM_UNSPECIFIED:

@@ -35,9 +35,10 @@ async def test_every_stream_chunk(gateway) -> None:
     assert role.choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in texts) == "echo: hi there"
     assert finish.choices[0].finish_reason == "stop"
-    assert finish.usage is not None and finish.usage.completion_tokens == 3
+    assert finish.usage is None
     assert usage_only.choices == []
     assert usage_only.usage is not None and usage_only.usage.total_tokens == 5
+    assert usage_only.usage.completion_tokens == 3
     assert {c.id for c in chunks} == {role.id} and {c.object for c in chunks} == {
         "chat.completion.chunk"}
 

@@ -14,8 +14,10 @@ import pytest
 from tests.upcoach_llm.gateway.conftest import RunningGateway
 from upcoach_llm.common.limits import INT32_MAX, INT64_MAX, MAX_NAME_CHARS
 from upcoach_llm.gateway.http.text import NOT_BLANK
+from upcoach_llm.gateway.openapi import error_schema
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
+OLLAMA_ERROR_REF = "#/components/schemas/OllamaErrorResponse"
 HELLO = [{"role": "user", "content": "hi"}]
 
 
@@ -46,8 +48,10 @@ async def test_no_422_and_every_error_in_the_error_shape(document) -> None:
         for status, response in responses.items():
             if int(status) < 400 or (path, status) == ("/health", "503"):
                 continue
-            assert response["content"] == {"application/json": {"schema": {"$ref": ERROR_REF}}}, (
+            assert response["content"] == {"application/json": {"schema": error_schema(path)}}, (
                 method, path, status)
+    assert error_schema("/api/chat") == {"$ref": OLLAMA_ERROR_REF}
+    assert error_schema("/api/chat/completions") == {"$ref": ERROR_REF}
 
 
 async def test_each_operation_documents_what_its_layers_answer(document) -> None:
@@ -93,6 +97,16 @@ async def test_every_ref_resolves(document) -> None:
     ("ChatCompletionRequest", {"messages": HELLO, "stop": ["a", "b", "c", "d", "e"]}),
     ("ChatCompletionRequest", {"messages": HELLO, "tools": [{"type": "function"}]}),
     ("ChatCompletionRequest", {"messages": HELLO, "feature": "f" * (MAX_NAME_CHARS + 1)}),
+    ("ChatCompletionRequest", {"messages": HELLO, "top_k": 40}),
+    ("ChatCompletionRequest", {"messages": HELLO, "tool_choice": "auto"}),
+    ("ChatCompletionRequest", {"messages": HELLO, "logit_bias": {"50256": -100}}),
+    ("ChatCompletionRequest", {"messages": HELLO, "parallel_tool_calls": False}),
+    ("ChatCompletionRequest", {"messages": HELLO, "store": True}),
+    ("ChatCompletionRequest", {"messages": HELLO, "frequency_penalty": 2.5}),
+    ("ChatCompletionRequest", {"messages": HELLO, "logprobs": True, "top_logprobs": 21}),
+    ("ChatCompletionRequest", {"messages": HELLO, "response_format": {"type": "xml"}}),
+    ("ChatCompletionRequest", {"messages": HELLO, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "a b", "schema": {}}}}),
     ("CoachingChatRequest", {"messages": HELLO, "context_type": ""}),
     ("SearchRequest", {"query": " "}),
     ("SearchRequest", {"query": "x", "top_k": 51}),
@@ -108,6 +122,12 @@ async def test_request_schemas_refuse_what_the_server_refuses(document, componen
     ("ChatCompletionRequest", {"messages": [{"role": "user", "content": [
         {"type": "text", "text": " "}, {"type": "text", "text": "hi"}]}],
         "max_tokens": INT32_MAX, "seed": -INT64_MAX - 1, "stop": ["\n"], "tools": []}),
+    ("ChatCompletionRequest", {"messages": HELLO, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "tip", "schema": {"type": "object"},
+                                               "strict": True}},
+        "logprobs": True, "top_logprobs": 2, "frequency_penalty": -2, "presence_penalty": 2,
+        "tool_choice": "none", "logit_bias": {}, "store": False, "user": "u",
+        "metadata": {"app": "coach"}, "stream": True, "stream_options": {"include_usage": True}}),
     ("CoachingChatRequest", {"messages": HELLO, "context_type": "habits"}),
     ("DecideRequest", {"prompt": "", "on_device_max_prompt_length": INT32_MAX}),
 ])

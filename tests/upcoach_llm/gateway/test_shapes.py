@@ -9,7 +9,7 @@ import orjson
 import pytest
 from pydantic import BaseModel
 
-from upcoach_llm.api import embedding_pb2
+from upcoach_llm.api import common_pb2, embedding_pb2
 from upcoach_llm.gateway.chat import render
 from upcoach_llm.gateway.chat.protocol import ChatCompletionChunk, ChatCompletionResponse
 from upcoach_llm.gateway.coaching.protocol import CoachingChatResponse
@@ -20,6 +20,10 @@ from upcoach_llm.gateway.http.shutdown import StreamRegistry
 from upcoach_llm.gateway.openapi import ErrorResponse
 
 USE = render.usage(3, 4)
+TOKENS = [common_pb2.TokenLogprob(token="h\u00e9", logprob=-0.25, top_logprobs=[
+    common_pb2.TopLogprob(token="h\u00e9", logprob=-0.25),
+    common_pb2.TopLogprob(token="ho", logprob=-2.0)]),
+    common_pb2.TokenLogprob(token="!", logprob=0.0)]
 
 
 def exactly(model: type[BaseModel], body: dict[str, Any]) -> None:
@@ -38,6 +42,15 @@ def test_whole_reply(finish: str | None) -> None:
             orjson.loads(render.completion("chatcmpl-1", "m", "hi", finish, USE)))
 
 
+def test_whole_reply_with_logprobs() -> None:
+    body = orjson.loads(render.completion("chatcmpl-1", "m", "h\u00e9!", "stop", USE,
+                                          token_logprobs=render.logprobs(TOKENS)))
+    exactly(ChatCompletionResponse, body)
+    [first, second] = body["choices"][0]["logprobs"]["content"]
+    assert first["bytes"] == [0x68, 0xC3, 0xA9] and first["top_logprobs"][1]["token"] == "ho"
+    assert second == {"token": "!", "logprob": 0.0, "bytes": [0x21], "top_logprobs": []}
+
+
 def test_coaching_reply() -> None:
     exactly(CoachingChatResponse, orjson.loads(render.completion(
         "chatcmpl-1", "m", "hi", "stop", USE, {"context_type": "habits"})))
@@ -45,9 +58,18 @@ def test_coaching_reply() -> None:
 
 def test_every_stream_chunk() -> None:
     writer = render.ChunkWriter("chatcmpl-1", "m")
-    for chunk in (writer.role(), writer.text("hi "), writer.finish("stop", USE),
+    for chunk in (writer.role(), writer.text("hi "),
+                  writer.text("h\u00e9!", render.logprobs(TOKENS)), writer.finish("stop"),
                   writer.usage_only(USE)):
         exactly(ChatCompletionChunk, event(chunk))
+
+
+def test_usage_only_on_the_chunk_without_choices() -> None:
+    writer = render.ChunkWriter("chatcmpl-1", "m")
+    chunks = [event(c) for c in (writer.role(), writer.text("hi"), writer.finish("length"),
+                                 writer.usage_only(USE))]
+    assert [("usage" in c, bool(c["choices"])) for c in chunks] == [
+        (False, True), (False, True), (False, True), (True, False)]
 
 
 @pytest.mark.parametrize("error", [

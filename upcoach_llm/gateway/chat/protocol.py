@@ -2,17 +2,23 @@
 
 Requests are validated strictly (a string where a number belongs is a 400 naming the field) and
 within the limits of upcoach_llm/common/limits.py, so that every value fits its protobuf field and
-the services' own checks; fields OpenAI clients send that change nothing here (penalties,
-logprobs) are accepted and ignored, while ones whose meaning the gateway cannot honour (tools,
-n > 1) are refused. Fields that are a string or a list are checked by a field validator, so that
-a bad value is reported at the field rather than at one member of the union.
+the services' own checks. Every OpenAI parameter is either honoured (sampling, penalties,
+``response_format``, ``logprobs``) or refused with a 400 naming it: an unknown field, and a
+supported-by-OpenAI one whose meaning the gateway cannot honour (tools, ``logit_bias``, audio,
+``n`` > 1, ...; the ``Refused`` fields below). Fields that change nothing in the reply and that
+clients routinely send (``user``, ``metadata``, ``store: false``, ``stream_options``) are
+accepted. Message objects keep ignoring unknown keys, so that a reply's message (with its
+``refusal``, ``tool_calls: null``, ...) can be sent back as history. Fields that are a string or a
+list are checked by a field validator, so that a bad value is reported at the field rather than at
+one member of the union.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from upcoach_llm.api.names import FinishReasonName
 from upcoach_llm.common.limits import (
@@ -20,16 +26,30 @@ from upcoach_llm.common.limits import (
     INT64_MAX,
     INT64_MIN,
     MAX_MESSAGES,
+    MAX_PENALTY,
     MAX_PROMPT_CHARS,
+    MAX_SCHEMA_CHARS,
     MAX_STOP_LENGTH,
     MAX_STOP_SEQUENCES,
+    MAX_TOP_LOGPROBS,
 )
-from upcoach_llm.gateway.http.text import NOT_BLANK, Name, Schema, described, problem, refuse
+from upcoach_llm.gateway.http.text import (
+    NOT_BLANK,
+    Name,
+    Schema,
+    described,
+    problem,
+    refuse,
+    text,
+)
 
 RoleName = Literal["system", "developer", "user", "assistant"]
 PartText = described(MAX_PROMPT_CHARS)
 Content = described(MAX_PROMPT_CHARS, blank=False)
 StopSequence = described(MAX_STOP_LENGTH, min_length=1)
+SchemaName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$",
+                                  description="letters, digits, _ and -, at most 64")]
+SchemaDescription = text(MAX_SCHEMA_CHARS)
 
 
 class TextPart(BaseModel):
@@ -76,20 +96,113 @@ class ChatMessageIn(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    include_usage: bool = False
+    include_usage: bool = Field(
+        default=False, description="one last chunk, without choices, carries the usage")
+    include_obfuscation: bool | None = Field(
+        default=None, description="accepted; chunks are never padded here")
+
+
+class JsonSchemaSpec(BaseModel):
+    """``response_format.json_schema``: the schema the reply must be valid against."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: SchemaName
+    schema_: dict[str, Any] = Field(alias="schema", description=(
+        f"a JSON Schema object, at most {MAX_SCHEMA_CHARS} characters as compact JSON"))
+    strict: bool | None = Field(default=None,
+                                description="accepted: the schema is always enforced")
+    description: SchemaDescription | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(schema_text(value))
+        if size > MAX_SCHEMA_CHARS:
+            raise refuse(f"must be at most {MAX_SCHEMA_CHARS} characters as JSON, got {size}")
+        return value
+
+
+class ResponseFormat(BaseModel):
+    """``{"type": "text"}``, ``{"type": "json_object"}`` or ``{"type": "json_schema",
+    "json_schema": {"name", "schema", ...}}``: the reply is free text, one JSON object, or JSON
+    valid against the schema (enforced by the engine's grammar or the backend's guided
+    decoding)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaSpec | None = Field(
+        default=None, validate_default=True,
+        description="required with type json_schema, refused with the others")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _with_its_type(cls, value: JsonSchemaSpec | None,
+                       info: ValidationInfo) -> JsonSchemaSpec | None:
+        kind = info.data.get("type")
+        if kind == "json_schema" and value is None:
+            raise refuse("required with type json_schema")
+        if kind in ("text", "json_object") and value is not None:
+            raise refuse(f"only allowed with type json_schema, not {kind}")
+        return value
+
+
+def schema_text(schema: dict[str, Any]) -> str:
+    """The schema as the services get it: compact JSON, in the caller's key order, ASCII-escaped
+    (so that a lone surrogate in it cannot break protobuf)."""
+    return json.dumps(schema, separators=(",", ":"))
+
+
+def _neutral(*allowed: Any) -> Any:
+    """A before-validator for a refused field: absent, null or one of allowed passes."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if value is None or any(value == ok and type(value) is type(ok) for ok in allowed):
+            return value
+        raise refuse(REFUSED[info.field_name or ""])
+
+    return BeforeValidator(check)
+
+
+# The OpenAI parameters this gateway cannot honour, and why: a request that sets one (to anything
+# but null or the neutral value its type allows) is a 400 naming it.
+REFUSED = {
+    "tools": "tool and function calling are not supported",
+    "functions": "tool and function calling are not supported",
+    "tool_choice": "tool calling is not supported; only \"none\" is accepted",
+    "function_call": "function calling is not supported; only \"none\" is accepted",
+    "parallel_tool_calls": "tool calling is not supported",
+    "logit_bias": "token biases are not supported; only {} is accepted",
+    "audio": "audio output is not supported",
+    "modalities": "only [\"text\"] output is supported",
+    "prediction": "predicted outputs are not supported",
+    "reasoning_effort": "the models served here have no reasoning effort setting",
+    "verbosity": "the models served here have no verbosity setting",
+    "web_search_options": "web search is not supported",
+    "service_tier": "only the \"auto\" and \"default\" service tiers exist here",
+    "store": "completions are not stored; only false is accepted",
+}
+
+
+def _refused(annotation: Any, *neutral: Any) -> Any:
+    """The type of a refused field: null or its neutral values (the JSON Schema says so too)."""
+    return Annotated[annotation, _neutral(*neutral)]
 
 
 class ChatCompletionRequest(BaseModel):
     """POST /v1/chat/completions."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"model": "mistral", "max_tokens": 100,
          "messages": [{"role": "user", "content": "Give me a motivation tip"}]},
         {"messages": [{"role": "system", "content": "You are a concise coach."},
                       {"role": "user", "content": "One habit tip, please"}],
-         "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}]})
+         "temperature": 0, "stream": True, "stream_options": {"include_usage": True}},
+        {"messages": [{"role": "user", "content": "Three habits as a JSON list"}],
+         "response_format": {"type": "json_object"}, "logprobs": True, "top_logprobs": 2}]})
 
     model: Name | None = Field(
         default=None, description="Catalog model; empty lets the router pick (the response "
@@ -102,26 +215,53 @@ class ChatCompletionRequest(BaseModel):
         default=None, ge=1, le=INT32_MAX, description="takes precedence over max_tokens")
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
+    frequency_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)
+    presence_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)
     stop: StopSequence | Annotated[
         list[StopSequence], Schema(maxItems=MAX_STOP_SEQUENCES)] | None = None
     seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = Field(
+        default=None, description="return each token's log probability (choices[].logprobs); "
+                                  "a 400 where the serving backend cannot")
+    top_logprobs: int | None = Field(
+        default=None, ge=0, le=MAX_TOP_LOGPROBS,
+        description="with logprobs: true, the most likely alternatives at each position")
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1, description="only 1 is supported")
     feature: Name | None = Field(
         default=None, description="UpCoach feature (e.g. habit_tips) that picks the model "
                                   "when model is empty")
-    user: Name | None = None
-    tools: list[Any] | None = Field(default=None, max_length=0,
-                                    description="not supported: absent, null or empty")
-    functions: list[Any] | None = Field(default=None, max_length=0,
-                                        description="not supported: absent, null or empty")
+    user: Name | None = Field(default=None, description="accepted; not used")
+    safety_identifier: Name | None = Field(default=None, description="accepted; not used")
+    prompt_cache_key: Name | None = Field(default=None, description="accepted; not used")
+    metadata: dict[str, str] | None = Field(default=None, max_length=16,
+                                            description="accepted; not used")
+    store: _refused(Literal[False] | None, False) = Field(
+        default=None, description="only false: completions are not stored")
+    service_tier: _refused(Literal["auto", "default"] | None, "auto", "default") = None
+    tools: _refused(Annotated[list[Any], Schema(maxItems=0)] | None, []) = Field(
+        default=None, description="not supported: absent, null or empty")
+    functions: _refused(Annotated[list[Any], Schema(maxItems=0)] | None, []) = Field(
+        default=None, description="not supported: absent, null or empty")
+    tool_choice: _refused(Literal["none"] | None, "none") = None
+    function_call: _refused(Literal["none"] | None, "none") = None
+    parallel_tool_calls: _refused(None) = Field(default=None, description="not supported")
+    logit_bias: _refused(Annotated[dict[str, Any], Schema(maxProperties=0)] | None, {}) = Field(
+        default=None, description="not supported: absent, null or empty")
+    modalities: _refused(list[Literal["text"]] | None, ["text"]) = None
+    audio: _refused(None) = Field(default=None, description="not supported")
+    prediction: _refused(None) = Field(default=None, description="not supported")
+    reasoning_effort: _refused(None) = Field(default=None, description="not supported")
+    verbosity: _refused(None) = Field(default=None, description="not supported")
+    web_search_options: _refused(None) = Field(default=None, description="not supported")
 
-    @field_validator("tools", "functions", mode="before")
+    @field_validator("top_logprobs")
     @classmethod
-    def _unsupported(cls, value: Any) -> Any:
-        if isinstance(value, list) and value:
-            raise refuse("tool and function calling are not supported")
+    def _top_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("logprobs") is not True:
+            raise refuse("only allowed with logprobs: true")
         return value
 
     @field_validator("stop")
@@ -156,11 +296,32 @@ class ChatMessageOut(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = Field(description="the token's UTF-8 bytes")
+
+
+class TokenLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None = Field(description="the token's UTF-8 bytes")
+    top_logprobs: list[TopLogprob] = Field(
+        description="the most likely tokens at this position (top_logprobs of them)")
+
+
+class ChoiceLogprobs(BaseModel):
+    """With ``logprobs: true``: the tokens of the reply (of this chunk, when streamed)."""
+
+    content: list[TokenLogprob] | None
+
+
 class Choice(BaseModel):
     index: int = 0
     message: ChatMessageOut
     finish_reason: FinishReasonName | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = Field(default=None,
+                                            description="set when logprobs: true was asked")
 
 
 class ChatCompletionResponse(BaseModel):
@@ -182,6 +343,8 @@ class Delta(BaseModel):
 class ChunkChoice(BaseModel):
     index: int = 0
     delta: Delta
+    logprobs: ChoiceLogprobs | None = Field(
+        default=None, description="with logprobs: true, the tokens of this chunk's text")
     finish_reason: FinishReasonName | None = None
 
 
@@ -193,4 +356,6 @@ class ChatCompletionChunk(BaseModel):
     created: int
     model: str
     choices: list[ChunkChoice]
-    usage: Usage | None = None
+    usage: Usage | None = Field(default=None, description=(
+        "only with stream_options.include_usage, and only on the last chunk, whose choices "
+        "are empty"))

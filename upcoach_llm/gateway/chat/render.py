@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from upcoach_llm.api import common_pb2
@@ -41,11 +42,23 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
+def logprobs(tokens: Iterable[common_pb2.TokenLogprob]) -> dict[str, Any]:
+    """OpenAI's ``choices[].logprobs``: each token, its log probability and the likeliest
+    alternatives, with the UTF-8 bytes of each."""
+    return {"content": [
+        {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode()),
+         "top_logprobs": [{"token": a.token, "logprob": a.logprob,
+                           "bytes": list(a.token.encode())} for a in t.top_logprobs]}
+        for t in tokens]}
+
+
 def completion(cid: str, model: str, content: str, finish_reason: str | None,
-               use: dict[str, int], extra: dict[str, Any] | None = None) -> bytes:
+               use: dict[str, int], extra: dict[str, Any] | None = None,
+               token_logprobs: dict[str, Any] | None = None) -> bytes:
+    """A whole ``chat.completion``; token_logprobs is ``logprobs(...)`` when they were asked."""
     body = {"id": cid, "object": _COMPLETION, "created": now(), "model": model,
             "choices": [{"index": 0, "message": {"role": _ROLE, "content": content},
-                         "finish_reason": finish_reason, "logprobs": None}],
+                         "finish_reason": finish_reason, "logprobs": token_logprobs}],
             "usage": use}
     if extra:
         body.update(extra)
@@ -53,7 +66,12 @@ def completion(cid: str, model: str, content: str, finish_reason: str | None,
 
 
 class ChunkWriter:
-    """Formats the chunks of one stream (same id, created and model on each)."""
+    """Formats the chunks of one stream (same id, created and model on each).
+
+    As OpenAI does, usage is never on a chunk with choices: with ``stream_options.include_usage``
+    it comes once, on ``usage_only``, the last chunk (a client that adds up the usage of every
+    chunk, as LangChain does, then counts it once).
+    """
 
     def __init__(self, cid: str, model: str) -> None:
         self._head = {"id": cid, "object": _CHUNK, "created": now(),
@@ -61,16 +79,19 @@ class ChunkWriter:
 
     def role(self) -> bytes:
         return self._event([{"index": 0, "delta": {"role": _ROLE, "content": ""},
-                             "finish_reason": None}])
+                             "logprobs": None, "finish_reason": None}])
 
-    def text(self, text: str) -> bytes:
-        return self._event([{"index": 0, "delta": {"content": text}, "finish_reason": None}])
+    def text(self, text: str, token_logprobs: dict[str, Any] | None = None) -> bytes:
+        """A text delta; token_logprobs is ``logprobs(...)`` of its tokens when asked."""
+        return self._event([{"index": 0, "delta": {"content": text},
+                             "logprobs": token_logprobs, "finish_reason": None}])
 
-    def finish(self, reason: str, use: dict[str, int]) -> bytes:
-        return self._event([{"index": 0, "delta": {}, "finish_reason": reason}], use)
+    def finish(self, reason: str) -> bytes:
+        return self._event([{"index": 0, "delta": {}, "logprobs": None,
+                             "finish_reason": reason}])
 
     def usage_only(self, use: dict[str, int]) -> bytes:
-        """The extra chunk of ``stream_options.include_usage`` (no choices)."""
+        """The last chunk of ``stream_options.include_usage``: no choices, the usage."""
         return self._event([], use)
 
     def _event(self, choices: list[dict[str, Any]], use: dict[str, int] | None = None) -> bytes:

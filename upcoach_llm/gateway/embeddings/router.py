@@ -1,4 +1,4 @@
-"""POST /v1/embeddings, POST /api/embeddings and POST /api/search."""
+"""POST /v1/embeddings and POST /api/search (POST /api/embeddings: gateway/ollama/router.py)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,11 @@ def build_router(deps: Dependencies) -> APIRouter:
     async def embeddings(request: Request, body: EmbeddingRequest) -> Response:
         return await serving.embed(deps, request, body)
 
-    for path, operation in (("/v1/embeddings", "v1_embeddings"),
-                            ("/api/embeddings", "api_embeddings")):
-        router.add_api_route(path, embeddings, methods=["POST"], operation_id=operation,
-                             response_model=EmbeddingResponse,
-                             responses=errors(400, 404, 429, 503, 504),
-                             summary="Embeddings (OpenAI shape), L2-normalised")
+    # /api/embeddings (this shape, or Ollama's legacy one) is served by gateway/ollama/router.py.
+    router.add_api_route("/v1/embeddings", embeddings, methods=["POST"],
+                         operation_id="v1_embeddings", response_model=EmbeddingResponse,
+                         responses=errors(400, 404, 429, 503, 504),
+                         summary="Embeddings (OpenAI shape), L2-normalised")
 
     @router.post("/api/search", response_model=SearchResponse,
                  responses=errors(400, 429, 503, 504),

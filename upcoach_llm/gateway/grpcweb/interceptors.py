@@ -2,15 +2,21 @@
 
 A metadata interceptor first in the chain runs before the request message is read, so a refused
 call costs no body parsing. Refusals become UNAUTHENTICATED, RESOURCE_EXHAUSTED or UNAVAILABLE.
+The admission is kept in ``ADMISSION`` for the rest of the call (its handler runs in the same
+task), so the chat RPCs charge the caller's token budget.
 """
 
 from __future__ import annotations
+
+from contextvars import ContextVar
 
 from connectrpc.request import RequestContext
 
 from upcoach_llm.gateway.errors import APIError
 from upcoach_llm.gateway.grpcweb.status import from_refusal
-from upcoach_llm.gateway.security.gate import Gate
+from upcoach_llm.gateway.security.gate import Admission, Gate
+
+ADMISSION: ContextVar[Admission | None] = ContextVar("grpcweb_admission", default=None)
 
 
 class GateInterceptor:
@@ -25,6 +31,7 @@ class GateInterceptor:
             admission = await self._gate.admit(ctx.request_headers, client)
         except APIError as refusal:
             raise from_refusal(refusal) from None
+        ADMISSION.set(admission)
         for name, value in admission.headers().items():
             ctx.response_headers[name] = value
 

@@ -5,6 +5,8 @@ status code reaches the client unchanged. ChatStream goes through the relay it s
 REST SSE stream (upcoach_llm.gateway.relay): message by message, cancelled when the client goes
 away, and a
 stream still open when the gateway's drain runs out ends with UNAVAILABLE "server shutting down".
+ChatStream and Chat charge the caller's token budget (RATE_LIMIT_TPM) as the REST chats do: a
+refusal is RESOURCE_EXHAUSTED with the ``X-RateLimit-*-Tokens`` headers and a RetryInfo.
 RPCs not listed here (ListBackends, IndexContent, PullModel) stay UNIMPLEMENTED on the public port.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import TypeVar
 
 import grpc
@@ -20,6 +22,7 @@ from connectrpc.request import RequestContext
 from starlette.types import ASGIApp
 
 from upcoach_llm.api import (
+    common_pb2,
     embedding_connect,
     embedding_pb2,
     model_registry_connect,
@@ -28,9 +31,11 @@ from upcoach_llm.api import (
     router_pb2,
 )
 from upcoach_llm.gateway.deps import Dependencies
-from upcoach_llm.gateway.grpcweb.interceptors import GateInterceptor
-from upcoach_llm.gateway.grpcweb.status import from_rpc_error
+from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.grpcweb.interceptors import ADMISSION, GateInterceptor
+from upcoach_llm.gateway.grpcweb.status import from_refusal, from_rpc_error
 from upcoach_llm.gateway.relay import ChatRelay, StreamFailed
+from upcoach_llm.gateway.security.token_budget import TokenSpend, estimate_prompt
 
 T = TypeVar("T")
 
@@ -56,21 +61,41 @@ class RouterProxy(_Proxy, router_connect.RouterService):
 
     async def chat_stream(self, request: router_pb2.ChatStreamRequest,
                           ctx: RequestContext) -> AsyncIterator[router_pb2.ChatStreamResponse]:
+        spend = await self._reserve(request.messages, ctx)
         relay = ChatRelay(self._deps, request, timeout=self._timeout(ctx),
                           started=time.perf_counter())
         try:
             async with contextlib.aclosing(relay.messages()) as messages:
                 async for message in messages:
+                    await spend.follow(message)
                     yield message
         except StreamFailed as failure:
             raise failure.connect() from None
+        finally:
+            spend.close_later()
 
     async def chat(self, request: router_pb2.ChatRequest,
                    ctx: RequestContext) -> router_pb2.ChatResponse:
+        spend = await self._reserve(request.messages, ctx)
         reply = await self._unary(self._deps.upstream.router.Chat(
             request, timeout=self._timeout(ctx)))
         self._deps.metrics.tokens(reply.route.model, reply.usage.completion_tokens)
+        await spend.finish(reply.usage if reply.HasField("usage") else None)
         return reply
+
+    async def _reserve(self, messages: Iterable[common_pb2.ChatMessage],
+                       ctx: RequestContext) -> TokenSpend:
+        """Charges the prompt's estimate to the caller's token budget, or refuses the call."""
+        admission = ADMISSION.get()
+        client = admission.client if admission else "unknown"
+        try:
+            spend = await self._deps.tokens.reserve(
+                client, estimate_prompt(m.content for m in messages))
+        except APIError as refusal:
+            _set_headers(ctx, refusal.headers)
+            raise from_refusal(refusal) from None
+        _set_headers(ctx, spend.headers())
+        return spend
 
     async def route(self, request: router_pb2.RouteRequest,
                     ctx: RequestContext) -> router_pb2.RouteResponse:
@@ -114,6 +139,11 @@ class RegistryProxy(_Proxy, model_registry_connect.ModelRegistryService):
                                ctx: RequestContext) -> model_registry_pb2.ListEdgeModelsResponse:
         return await self._unary(self._deps.upstream.registry.ListEdgeModels(
             request, timeout=self._timeout(ctx)))
+
+
+def _set_headers(ctx: RequestContext, headers: dict[str, str]) -> None:
+    for name, value in headers.items():
+        ctx.response_headers[name] = value
 
 
 def build_apps(deps: Dependencies) -> dict[str, ASGIApp]:

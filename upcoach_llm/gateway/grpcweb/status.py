@@ -1,7 +1,8 @@
 """gRPC status codes as Connect codes, unchanged, and gateway refusals as Connect errors.
 
 An upstream failure keeps its google.rpc details (BadRequest, RetryInfo): connectrpc sends them
-as ``grpc-status-details-bin`` over grpc-web and as ``details`` in a Connect error body.
+as ``grpc-status-details-bin`` over grpc-web and as ``details`` in a Connect error body. A gateway
+refusal with ``Retry-After`` (a rate limit or token budget) carries it as a RetryInfo.
 """
 
 from __future__ import annotations
@@ -9,12 +10,15 @@ from __future__ import annotations
 import grpc
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError, ErrorDetail
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2
 from protobuf.wkt import Any
 
 from upcoach_llm.api.status_details import details_of
 from upcoach_llm.gateway.errors import APIError
 
 _REFUSALS = {401: Code.UNAUTHENTICATED, 429: Code.RESOURCE_EXHAUSTED, 503: Code.UNAVAILABLE}
+_TYPE_URL = "type.googleapis.com/"
 
 
 def connect_code(code: grpc.StatusCode) -> Code:
@@ -30,4 +34,11 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> ConnectError:
 
 
 def from_refusal(error: APIError) -> ConnectError:
-    return ConnectError(_REFUSALS.get(error.status, Code.INTERNAL), error.message)
+    details = []
+    retry_after = error.headers.get("Retry-After")
+    if retry_after is not None:
+        info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
+            seconds=int(retry_after)))
+        details.append(ErrorDetail(Any(type_url=_TYPE_URL + info.DESCRIPTOR.full_name,
+                                       value=info.SerializeToString())))
+    return ConnectError(_REFUSALS.get(error.status, Code.INTERNAL), error.message, details)

@@ -3,8 +3,10 @@
 For REST paths that need it, the Gate authenticates and spends rate-limit budget before the app
 runs (refusals are answered here in the one error shape) and the X-RateLimit-* headers are added
 to the response; the caller's key identity goes to ``scope["state"]["tenant"]`` (None when auth
-is off), so handlers keep per-key data apart. Every request, grpc-web included, is counted:
-in-flight gauge, status, latency, and the model the handler reports in ``scope["state"]["model"]``.
+is off), so handlers keep per-key data apart, and its rate-limit bucket (the key identity, or the
+IP without keys) to ``scope["state"]["client"]`` for the token budget. Every request, grpc-web
+included, is counted: in-flight gauge, status, latency, and the model the handler reports in
+``scope["state"]["model"]``.
 Each request gets an id (the caller's X-Request-ID, else the trace id when tracing is on, else a
 new one): on every log line of the request, in the X-Request-ID response header, and passed to the
 services as request_id.
@@ -33,6 +35,7 @@ ROUTE_KEY = "route"
 STATUS_KEY = "status"
 UNMATCHED = "unmatched"  # the route label of a request no route matched
 TENANT_KEY = "tenant"
+CLIENT_KEY = "client"
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -67,9 +70,10 @@ class AccessMiddleware:
                 except APIError as refusal:
                     status = refusal.status
                     refusal.headers["X-Request-ID"] = request_id
-                    await refusal.to_response()(scope, receive, send)
+                    await refusal.to_response(scope["path"])(scope, receive, send)
                     return
                 state[TENANT_KEY] = admission.tenant
+                state[CLIENT_KEY] = admission.client
                 extra += [(k.lower().encode(), v.encode())
                           for k, v in admission.headers().items()]
 

@@ -69,7 +69,7 @@ class BodyLimitMiddleware:
 
 
 async def _refuse(error: APIError, scope: Scope, send: Send) -> None:
-    await error.to_response()(scope, _no_body, send)
+    await error.to_response(scope["path"])(scope, _no_body, send)
 
 
 async def _no_body() -> Message:

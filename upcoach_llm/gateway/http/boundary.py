@@ -41,8 +41,8 @@ class ErrorBoundary:
             fields = {"path": scope.get("path", ""), "error": type(exc).__name__}
             if status is None:
                 log.error("unhandled error", exc_info=exc, extra={"fields": fields})
-                await APIError(500, f"internal error: {type(exc).__name__}",
-                               code="internal").to_response()(scope, receive, send)
+                error = APIError(500, f"internal error: {type(exc).__name__}", code="internal")
+                await error.to_response(scope.get("path", ""))(scope, receive, send)
             else:
                 # The REST app's error handler has already logged the traceback.
                 log.warning("error after the response started",

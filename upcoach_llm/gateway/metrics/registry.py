@@ -37,8 +37,13 @@ class GatewayMetrics:
         self._cache = Counter(
             "gateway_cache_requests_total", "Response cache lookups, by result (hit or miss).",
             ["result"], registry=self.registry)
+        self._semantic = Counter(
+            "gateway_semantic_cache_requests_total",
+            "Semantic cache lookups (after an exact-cache miss), by result (hit or miss).",
+            ["result"], registry=self.registry)
         self._rate_limited = Counter(
-            "gateway_rate_limited_total", "Requests refused with 429 by the rate limit.",
+            "gateway_rate_limited_total",
+            "Requests refused with 429 by the rate limit or the token budget.",
             registry=self.registry)
         self._errors = Counter(
             "gateway_errors_total",
@@ -79,6 +84,9 @@ class GatewayMetrics:
     def cache_miss(self) -> None:
         self.cache_misses += 1
         self._miss.inc()
+
+    def semantic_cache(self, hit: bool) -> None:
+        self._semantic.labels("hit" if hit else "miss").inc()
 
     def rate_limited(self) -> None:
         self._rate_limited.inc()
