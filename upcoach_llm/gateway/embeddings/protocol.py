@@ -37,19 +37,29 @@ class EmbeddingRequest(BaseModel):
     @field_validator("input")
     @classmethod
     def _texts(cls, value: str | list[str]) -> str | list[str]:
-        texts = [value] if isinstance(value, str) else value
-        if not texts:
-            raise refuse("at least one text is required")
-        if len(texts) > MAX_TEXTS:
-            raise refuse(f"at most {MAX_TEXTS} texts per request")
-        for index, one in enumerate(texts):
-            reason = problem(one, max_length=MAX_TEXT_CHARS, blank=False)
-            if reason:
-                raise refuse(reason if isinstance(value, str) else f"[{index}] {reason}")
-        return value
+        return checked_texts(value)
 
     def texts(self) -> list[str]:
-        return [self.input] if isinstance(self.input, str) else list(self.input)
+        return as_texts(self.input)
+
+
+def checked_texts(value: str | list[str]) -> str | list[str]:
+    """An ``input`` of one text or a list (OpenAI's and Ollama's /api/embed): 1 to MAX_TEXTS
+    texts, none blank or longer than MAX_TEXT_CHARS; the refusal names the bad item."""
+    texts = [value] if isinstance(value, str) else value
+    if not texts:
+        raise refuse("at least one text is required")
+    if len(texts) > MAX_TEXTS:
+        raise refuse(f"at most {MAX_TEXTS} texts per request")
+    for index, one in enumerate(texts):
+        reason = problem(one, max_length=MAX_TEXT_CHARS, blank=False)
+        if reason:
+            raise refuse(reason if isinstance(value, str) else f"[{index}] {reason}")
+    return value
+
+
+def as_texts(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
 
 
 class EmbeddingData(BaseModel):

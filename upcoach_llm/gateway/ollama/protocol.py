@@ -51,7 +51,8 @@ from upcoach_llm.common.limits import (
     MAX_TOP_LOGPROBS,
 )
 from upcoach_llm.gateway.chat.protocol import schema_text
-from upcoach_llm.gateway.http.text import Name, Schema, described, problem, refuse, text
+from upcoach_llm.gateway.embeddings.protocol import as_texts, checked_texts
+from upcoach_llm.gateway.http.text import Name, Schema, described, refuse, text
 
 LATEST = ":latest"
 Prompt = text(MAX_PROMPT_CHARS)
@@ -273,19 +274,10 @@ class OllamaEmbedRequest(BaseModel):
     @field_validator("input")
     @classmethod
     def _texts(cls, value: str | list[str]) -> str | list[str]:
-        texts = [value] if isinstance(value, str) else value
-        if not texts:
-            raise refuse("at least one text is required")
-        if len(texts) > MAX_TEXTS:
-            raise refuse(f"at most {MAX_TEXTS} texts per request")
-        for index, one in enumerate(texts):
-            reason = problem(one, max_length=MAX_TEXT_CHARS, blank=False)
-            if reason:
-                raise refuse(reason if isinstance(value, str) else f"[{index}] {reason}")
-        return value
+        return checked_texts(value)
 
     def texts(self) -> list[str]:
-        return [self.input] if isinstance(self.input, str) else list(self.input)
+        return as_texts(self.input)
 
 
 class OllamaEmbeddingsRequest(BaseModel):
