@@ -33,5 +33,8 @@ MAX_TOP_K = 50
 # messages echo them, and a long one would overflow gRPC's status trailer.
 MAX_NAME_CHARS = 200
 
+# A language tag (BCP 47): RFC 5646 asks implementations to take tags of at least 35 characters.
+MAX_LOCALE_CHARS = 35
+
 # Device RAM an edge-model query may state, in GB.
 MAX_RAM_GB = 1024

@@ -164,7 +164,8 @@ DECLARED: list[Variable] = [
     Variable("GENERATION_DEFAULT_TOP_P", "float", 0.95, "top_p when a request has none, in (0, 1]",
              SAMPLING, minimum=0.0, maximum=1.0),
     Variable("GENERATION_REPEAT_PENALTY", "float", 1.0,
-             "llama.cpp's repeat penalty on the embedded engine and Ollama (1.0: off)", SAMPLING,
+             "llama.cpp's repeat penalty on the embedded engine and Ollama, vLLM's "
+             "repetition_penalty on OpenAI-compatible backends (1.0: off)", SAMPLING,
              minimum=0.5, maximum=2.0),
     Variable("STREAM_FLUSH_MS", "float", 5.0,
              "after a stream's first piece, how long text may wait to be sent with what follows "

@@ -8,7 +8,9 @@ counted. ``/v1/embeddings`` embeds a batch; ``/v1/models`` lists what the server
 OpenAI's sampling fields pass through as OpenAI spells them: ``response_format`` (json_object,
 or json_schema with its name and schema: vLLM enforces both with guided decoding),
 ``frequency_penalty`` and ``presence_penalty`` when set, ``logprobs`` and ``top_logprobs`` when
-asked for, and each chunk's ``choices[].logprobs.content`` comes back on its text.
+asked for, and each chunk's ``choices[].logprobs.content`` comes back on its text. The server's
+GENERATION_REPEAT_PENALTY, when not 1.0 (off), goes as ``repetition_penalty``, an extra body
+field of vLLM's OpenAI server (OpenAI's own API has no such field, so leave it at 1.0 there).
 
 A stream that ends without ``[DONE]``, or with ``[DONE]`` but no finish_reason (llama_cpp.server
 ends an interrupted reply that way), an event that is not JSON, or an ``error`` event is
@@ -17,10 +19,11 @@ UpstreamError; HTTP 5xx or no connection is Unavailable naming the backend and i
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+
+import orjson
 
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.chat import Message, Sampling
@@ -97,6 +100,8 @@ class OpenAICompatEngine(RemoteLifecycle, ChatEngine, EmbeddingEngine):
             body["frequency_penalty"] = sampling.frequency_penalty
         if sampling.presence_penalty:
             body["presence_penalty"] = sampling.presence_penalty
+        if sampling.repeat_penalty != 1.0:
+            body["repetition_penalty"] = sampling.repeat_penalty
         if sampling.logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = sampling.top_logprobs
@@ -121,8 +126,8 @@ class OpenAICompatEngine(RemoteLifecycle, ChatEngine, EmbeddingEngine):
                     events.append(None)
                     break
                 try:
-                    event = json.loads(data)
-                except ValueError:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError:
                     raise self.http.malformed("server-sent event", data) from None
                 if not isinstance(event, dict):
                     raise self.http.malformed("server-sent event", data)

@@ -28,6 +28,7 @@ from upcoach_llm.gateway.coaching.router import build_router as coaching_routes
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.embeddings.router import build_router as embeddings_routes
 from upcoach_llm.gateway.errors import install_handlers
+from upcoach_llm.gateway.grpcweb.services import build_apps as grpcweb_apps
 from upcoach_llm.gateway.health.router import build_router as health_routes
 from upcoach_llm.gateway.http.access import AccessMiddleware
 from upcoach_llm.gateway.http.body_limit import BodyLimitMiddleware
@@ -43,8 +44,11 @@ log = get_logger(__name__)
 
 PUBLIC_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs",
                           "/redoc", "/docs/oauth2-redirect"})
+# Response headers a browser's script may read (REST and grpc-web alike).
 EXPOSED_HEADERS = ["X-Cache", "X-Cache-Similarity", "X-Request-ID", "Server-Timing",
                    "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
+                   "X-RateLimit-Limit-Tokens", "X-RateLimit-Remaining-Tokens",
+                   "X-RateLimit-Reset-Tokens", "X-Safety-Category",
                    "Retry-After", "grpc-status", "grpc-message", "grpc-status-details-bin"]
 
 DESCRIPTION = """\
@@ -113,7 +117,7 @@ def create_app(deps: Dependencies) -> ASGIApp:
     rest.include_router(metrics_routes(deps.metrics))
     install_openapi(rest, gated)
 
-    app: ASGIApp = grpcweb.Dispatcher(rest, grpcweb.build_apps(deps))
+    app: ASGIApp = grpcweb.Dispatcher(rest, grpcweb_apps(deps))
     app = BodyLimitMiddleware(app, deps.settings.max_body_bytes)
     app = AccessMiddleware(app, deps.gate, deps.metrics, gated)
     if tracing.ENABLED:

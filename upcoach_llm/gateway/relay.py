@@ -32,7 +32,8 @@ from upcoach_llm.gateway.grpcweb.status import from_refusal, from_rpc_error
 
 
 class StreamFailed(Exception):
-    """Why a chat stream ended early: the upstream's status, or the gateway's own refusal."""
+    """Why a chat failed or its stream ended early: the upstream's status, or the gateway's own
+    refusal."""
 
     def __init__(self, upstream: grpc.aio.AioRpcError | None = None,
                  refusal: APIError | None = None) -> None:

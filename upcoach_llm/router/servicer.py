@@ -1,5 +1,11 @@
 """RouterService handlers: route a chat, stream it from its backend, answer hybrid decisions.
 
+The crisis check (router/safety/) comes first: a flagged chat is answered with the crisis
+response in the request's ``locale``. DecideInference takes the conversation (``messages``) or,
+from old clients, one ``prompt``; both at once is INVALID_ARGUMENT naming ``prompt``, so a
+client never wonders which one was read. With messages, the crisis check reads every user
+message and the decision rule the last one.
+
 A streamed reply is coalesced (common/coalesce.py): the first piece at once, later text in as
 few messages as the caller's pace and STREAM_FLUSH_MS allow. With tracing on, the plan is a
 ``router.decide`` span and each backend attempt a ``chat {model}`` span (router/targets.py).
@@ -7,6 +13,7 @@ few messages as the caller's pace and STREAM_FLUSH_MS allow. With tracing on, th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -24,6 +31,7 @@ from upcoach_llm.common.coalesce import coalesced
 from upcoach_llm.common.errors import InvalidArgument
 from upcoach_llm.common.fields import check_name, check_text, request_id_of
 from upcoach_llm.common.limits import MAX_PROMPT_CHARS
+from upcoach_llm.common.locales import check_locale
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.router.backend_pool import BackendPool
 from upcoach_llm.router.executor import ChatExecutor, Job
@@ -66,20 +74,22 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         sampling = sampling_from_proto(request.sampling, self._defaults)
         job = Job(resolution, Chat(request_id, resolution.model, messages, sampling,
                                    messages_to_proto(messages), request.sampling))
-        log.info("routed", extra={"fields": {
-            "request_id": job.request_id, "requested": choice.model, "model": resolution.model,
-            "reason": choice.reason, "skipped": resolution.skipped,
-            "candidates": [s.name for s in resolution.candidates]}})
+        if log.isEnabledFor(logging.INFO):  # its fields cost more than the check at LOG_LEVEL=warn
+            log.info("routed", extra={"fields": {
+                "request_id": job.request_id, "requested": choice.model,
+                "model": resolution.model, "reason": choice.reason, "skipped": resolution.skipped,
+                "candidates": [s.name for s in resolution.candidates]}})
         return job, route
 
     async def _crisis(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
                       rpc: str) -> Flag | None:
         """The crisis check's flag on the conversation (validated first), or None."""
+        check_locale("locale", request.locale)
         if not self._safety.enabled:
             return None
         messages_from_proto(request.messages)
         return await self._safety.conversation(request_id_of(request.request_id),
-                                               request.messages, rpc)
+                                               request.messages, rpc, locale=request.locale)
 
     def _traced_plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
                      ) -> tuple[Job, router_pb2.RouteDecision]:
@@ -160,23 +170,29 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         mode = INFERENCE_MODE_NAMES.get(request.mode or router_pb2.INFERENCE_MODE_AUTO)
         if mode is None:
             raise InvalidArgument(f"unknown inference mode {request.mode}", field="mode")
-        check_text("prompt", request.prompt, MAX_PROMPT_CHARS)
+        check_locale("locale", request.locale)
+        prompt = _decided_prompt(request)
         limit = None
         if request.HasField("on_device_max_prompt_length"):
             if request.on_device_max_prompt_length <= 0:
                 raise InvalidArgument("must be positive", field="on_device_max_prompt_length")
             limit = request.on_device_max_prompt_length
-        decision = decide(mode, prompt=request.prompt, server_available=request.server_available,
+        decision = decide(mode, prompt=prompt, server_available=request.server_available,
                           on_device_available=request.on_device_available,
                           policy=self._policy.hybrid, max_prompt_length=limit)
         target = (router_pb2.INFERENCE_TARGET_ON_DEVICE if decision.on_device
                   else router_pb2.INFERENCE_TARGET_SERVER)
-        flag = await self._safety.prompt(request_id_of(""), request.prompt, "DecideInference")
+        if request.messages:
+            flag = await self._safety.conversation(request_id_of(""), request.messages,
+                                                   "DecideInference", locale=request.locale)
+        else:
+            flag = await self._safety.prompt(request_id_of(""), prompt, "DecideInference",
+                                             locale=request.locale)
         if flag is not None:  # a crisis is never left to the device alone
             return router_pb2.DecideInferenceResponse(
                 target=router_pb2.INFERENCE_TARGET_SERVER, reason=f"safety {flag.category}: "
                 "the server answers with the crisis response", simple_query=decision.simple_query,
-                safety_category=flag.value)
+                safety_category=flag.value, crisis_response=flag.response)
         return router_pb2.DecideInferenceResponse(target=target, reason=decision.reason,
                                                   simple_query=decision.simple_query)
 
@@ -194,6 +210,17 @@ def _check_names(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest
                  | router_pb2.RouteRequest) -> None:
     for field in ("model", "feature", "coaching_context"):
         check_name(field, getattr(request, field))
+
+
+def _decided_prompt(request: router_pb2.DecideInferenceRequest) -> str:
+    """The text the decision rule looks at: the last user message of ``messages`` (validated
+    as a chat's; empty, like an empty prompt, when none is), else ``prompt``."""
+    if not request.messages:
+        return check_text("prompt", request.prompt, MAX_PROMPT_CHARS)
+    if request.prompt:
+        raise InvalidArgument("send either prompt or messages, not both", field="prompt")
+    messages = messages_from_proto(request.messages)
+    return next((m.content for m in reversed(messages) if m.role == "user"), "")
 
 
 def _text_of(piece: Piece) -> str | None:

@@ -61,11 +61,6 @@ def as_messages(messages: Iterable[MessageLike]) -> list[Message]:
     return result
 
 
-def last_user_text(messages: list[Message]) -> str:
-    """The prompt the hybrid decision looks at: the last user message."""
-    return next((m.content for m in reversed(messages) if m.role == "user"), "")
-
-
 def messages_proto(messages: list[Message]) -> list[common_pb2.ChatMessage]:
     return [common_pb2.ChatMessage(role=ROLE_VALUES.get(m.role, common_pb2.ROLE_UNSPECIFIED),
                                    content=m.content) for m in messages]
@@ -84,11 +79,11 @@ def sampling_proto(max_tokens: int | None = None, temperature: float | None = No
 
 
 def chat_request(messages: list[Message], *, model: str = "", feature: str = "",
-                 coaching_context: str = "", request_id: str = "",
+                 coaching_context: str = "", request_id: str = "", locale: str = "",
                  **sampling: Any) -> router_pb2.ChatStreamRequest:
     return router_pb2.ChatStreamRequest(
         request_id=request_id, model=model, feature=feature, coaching_context=coaching_context,
-        messages=messages_proto(messages), sampling=sampling_proto(**sampling))
+        messages=messages_proto(messages), sampling=sampling_proto(**sampling), locale=locale)
 
 
 def usage(proto: common_pb2.Usage) -> Usage:
@@ -110,12 +105,17 @@ def chunk(proto: router_pb2.ChatStreamResponse) -> ChatChunk:
 
 
 def decide_request(mode: str, prompt: str, server_available: bool, on_device_available: bool,
-                   max_prompt_length: int | None) -> router_pb2.DecideInferenceRequest:
+                   max_prompt_length: int | None, messages: list[Message] | None = None,
+                   locale: str = "") -> router_pb2.DecideInferenceRequest:
+    """With messages (the conversation, read whole by the crisis check), prompt stays empty."""
     if mode not in INFERENCE_MODE_VALUES:
         raise ValueError(f"mode: {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
+    if prompt and messages:
+        raise ValueError("send either prompt or messages, not both")
     request = router_pb2.DecideInferenceRequest(
         mode=INFERENCE_MODE_VALUES[mode], prompt=prompt, server_available=server_available,
-        on_device_available=on_device_available)
+        on_device_available=on_device_available, messages=messages_proto(messages or []),
+        locale=locale)
     if max_prompt_length is not None:
         request.on_device_max_prompt_length = max_prompt_length
     return request
@@ -124,7 +124,8 @@ def decide_request(mode: str, prompt: str, server_available: bool, on_device_ava
 def decision(proto: router_pb2.DecideInferenceResponse) -> Decision:
     target = INFERENCE_TARGET_NAMES.get(proto.target, "server")
     return Decision(target=target, reason=proto.reason, simple_query=proto.simple_query,
-                    safety_category=SAFETY_CATEGORY_NAMES.get(proto.safety_category))
+                    safety_category=SAFETY_CATEGORY_NAMES.get(proto.safety_category),
+                    crisis_response=proto.crisis_response or None)
 
 
 def backend(proto: router_pb2.Backend) -> BackendInfo:

@@ -1,7 +1,8 @@
 """Hybrid inference: the guide's five modes, on the device (in-process llama.cpp) or the server.
 
 While the server is reachable it decides: each chat first asks the router's DecideInference with
-the mode, the last user message and whether the on-device model is there, so the rule and its
+the mode, the conversation (its crisis check reads every user message, the rule the last one)
+and whether the on-device model is there, so the rule and its
 policy (config/hybrid.yaml: prompt length, what counts as simple) live on the server alone. When
 the server cannot be reached (UNAVAILABLE or DEADLINE_EXCEEDED), the client applies the one rule
 it keeps, ``offline_decision``: serverOnly fails, onDeviceOnly and auto run on the device,
@@ -68,12 +69,15 @@ class AsyncHybridClient:
     def _server_unreachable(self) -> None:
         self._offline_until = time.monotonic() + self.offline_recheck_s
 
-    async def decide(self, prompt: str) -> Decision:
-        """Where a prompt runs now: the server's decision, or the offline rule without it."""
+    async def decide(self, prompt: str = "", *, messages: Iterable[MessageLike] | None = None,
+                     locale: str = "") -> Decision:
+        """Where a prompt (or a conversation's last user message) runs now: the server's
+        decision, or the offline rule without it."""
         if self.server_available:
             try:
                 return await self.server.decide_inference(
-                    self.mode, prompt, on_device_available=self.on_device.available,
+                    self.mode, prompt, messages=messages, locale=locale,
+                    on_device_available=self.on_device.available,
                     max_prompt_length=self.max_prompt_length, timeout=self.decide_timeout_s)
             except UpcoachError as exc:
                 if not exc.unreachable:
@@ -82,18 +86,19 @@ class AsyncHybridClient:
         return offline_decision(self.mode, self.on_device.available)
 
     async def chat_stream(self, messages: Iterable[MessageLike], *, model: str = "",
-                          feature: str = "", coaching_context: str = "",
+                          feature: str = "", coaching_context: str = "", locale: str = "",
                           timeout: float | None = None, **sampling: Any,
                           ) -> AsyncIterator[ChatChunk]:
-        """Streams the reply from where the mode sends it; the first chunk names the decision."""
+        """Streams the reply from where the mode sends it; the first chunk names the decision.
+        ``locale`` is the language of a crisis response (the server's)."""
         turns = convert.as_messages(messages)
-        choice = await self.decide(convert.last_user_text(turns))
+        choice = await self.decide(messages=turns, locale=locale)
         if not choice.on_device:
             sent = False
             try:
                 async for chunk in self.server.chat_stream(
                         turns, model=model, feature=feature, coaching_context=coaching_context,
-                        timeout=timeout, **sampling):
+                        locale=locale, timeout=timeout, **sampling):
                     if not sent:
                         chunk = ChatChunk(text=chunk.text, route=chunk.route,
                                           decision=choice.reason,

@@ -42,9 +42,11 @@ class HybridClient:
     def mode(self) -> str:
         return self._client.mode
 
-    def decide(self, prompt: str) -> Decision:
-        """Where a prompt runs now (asks the server while it is reachable)."""
-        return self._thread.run(self._client.decide(prompt))
+    def decide(self, prompt: str = "", *, messages: Iterable[MessageLike] | None = None,
+               locale: str = "") -> Decision:
+        """Where a prompt (or a conversation's last user message) runs now (asks the server
+        while it is reachable)."""
+        return self._thread.run(self._client.decide(prompt, messages=messages, locale=locale))
 
     def chat_stream(self, messages: Iterable[MessageLike], **options: Any) -> Iterator[ChatChunk]:
         return self._thread.iterate(self._client.chat_stream(messages, **options))

@@ -77,13 +77,14 @@ class UpcoachClient:
     # -- chat ------------------------------------------------------------------------------
 
     def chat_stream(self, messages: Iterable[MessageLike], *, model: str = "",
-                    feature: str = "", coaching_context: str = "",
+                    feature: str = "", coaching_context: str = "", locale: str = "",
                     timeout: float | None = None, **sampling: Any) -> Iterator[ChatChunk]:
         """Streams a routed reply; the first chunk carries the route, the last the usage.
+        ``locale`` (a BCP 47 tag, e.g. "es") is the language of a crisis response.
         Sampling: max_tokens, temperature, top_p, stop, seed."""
         request = convert.chat_request(convert.as_messages(messages), model=model,
                                        feature=feature, coaching_context=coaching_context,
-                                       **sampling)
+                                       locale=locale, **sampling)
         for proto in self._stream(self._router.ChatStream, request, timeout):
             yield convert.chunk(proto)
 
@@ -103,11 +104,15 @@ class UpcoachClient:
             messages=convert.messages_proto(convert.as_messages(messages))))
         return convert.route(reply.route)
 
-    def decide_inference(self, mode: str, prompt: str, *, server_available: bool = True,
-                         on_device_available: bool = True,
-                         max_prompt_length: int | None = None) -> Decision:
-        request = convert.decide_request(mode, prompt, server_available, on_device_available,
-                                         max_prompt_length)
+    def decide_inference(self, mode: str, prompt: str = "", *,
+                         messages: Iterable[MessageLike] | None = None,
+                         server_available: bool = True, on_device_available: bool = True,
+                         max_prompt_length: int | None = None, locale: str = "") -> Decision:
+        """Where to run the prompt, or the last user message of ``messages`` (the crisis check
+        then reads the whole conversation); not both."""
+        request = convert.decide_request(
+            mode, prompt, server_available, on_device_available, max_prompt_length,
+            convert.as_messages(messages) if messages is not None else None, locale)
         return convert.decision(self._call(self._router.DecideInference, request))
 
     def list_backends(self) -> list[BackendInfo]:

@@ -81,6 +81,8 @@ class Decision:
     simple_query: bool
     safety_category: str | None = None
     """Set when the crisis check flagged the prompt; the target is then the server."""
+    crisis_response: str | None = None
+    """With safety_category: the crisis response, in the locale asked for."""
 
     @property
     def on_device(self) -> bool:

@@ -121,6 +121,16 @@ async def test_json_object_and_no_extras_when_unset(upstream) -> None:
     assert "response_format" not in body
 
 
+async def test_the_repeat_penalty_goes_as_vllms_repetition_penalty_unless_off(upstream) -> None:
+    plain = sse(chunk("ok"), chunk(None, finish="stop"), "[DONE]")
+    body, _ = await run(upstream, plain, Sampling(max_tokens=8, temperature=0.0, top_p=1.0,
+                                                  repeat_penalty=1.15))
+    assert body["repetition_penalty"] == 1.15
+    body, _ = await run(upstream, plain, Sampling(max_tokens=8, temperature=0.0, top_p=1.0,
+                                                  repeat_penalty=1.0))
+    assert "repetition_penalty" not in body
+
+
 async def test_malformed_logprobs_are_a_clean_upstream_error(upstream) -> None:
     broken = sse(json.dumps({"choices": [{"index": 0, "delta": {"content": "x"},
                                           "logprobs": {"content": [{"token": "x"}]}}]}),

@@ -50,6 +50,7 @@ class Calls:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     headers: list[dict[str, str]] = field(default_factory=list)
     route: list[router_pb2.RouteRequest] = field(default_factory=list)
+    decide: list[router_pb2.DecideInferenceRequest] = field(default_factory=list)
 
 
 @dataclass
@@ -179,6 +180,7 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
                                        logprobs=_logprobs(request, words))
 
     async def DecideInference(self, request, context):
+        self.calls.decide.append(request)
         target = (router_pb2.INFERENCE_TARGET_ON_DEVICE if len(request.prompt) < 20
                   else router_pb2.INFERENCE_TARGET_SERVER)
         return router_pb2.DecideInferenceResponse(target=target, reason="double")

@@ -29,6 +29,13 @@ async def test_streamed_chat_arrives_in_several_messages(gateway) -> None:
     assert gw.double.calls.chat[-1].coaching_context == "habits"
 
 
+async def test_the_npm_client_sets_the_locale_field(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    run = await npm_client.chat_stream(gw.url, "hi", "--locale", "es-MX")
+    assert run.code == 0, run.stderr
+    assert gw.double.calls.chat[-1].locale == "es-MX"
+
+
 async def test_status_codes_reach_the_npm_client(gateway) -> None:
     gw: RunningGateway = await gateway({"LLM_API_KEY": "app-key"})
     refused = await npm_client.chat_stream(gw.url, "hi")

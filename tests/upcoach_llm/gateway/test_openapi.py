@@ -111,6 +111,9 @@ async def test_every_ref_resolves(document) -> None:
     ("SearchRequest", {"query": " "}),
     ("SearchRequest", {"query": "x", "top_k": 51}),
     ("DecideRequest", {"prompt": "hi", "on_device_max_prompt_length": INT32_MAX + 1}),
+    ("DecideRequest", {"mode": "auto"}),
+    ("DecideRequest", {"prompt": "hi", "messages": [{"role": "user", "content": "hi"}]}),
+    ("DecideRequest", {"messages": []}),
 ])
 async def test_request_schemas_refuse_what_the_server_refuses(document, component: str,
                                                               body: dict) -> None:
@@ -130,6 +133,8 @@ async def test_request_schemas_refuse_what_the_server_refuses(document, componen
         "metadata": {"app": "coach"}, "stream": True, "stream_options": {"include_usage": True}}),
     ("CoachingChatRequest", {"messages": HELLO, "context_type": "habits"}),
     ("DecideRequest", {"prompt": "", "on_device_max_prompt_length": INT32_MAX}),
+    ("DecideRequest", {"messages": [{"role": "system", "content": "Be brief."},
+                                    {"role": "user", "content": "hi"}]}),
 ])
 async def test_request_schemas_admit_what_the_server_serves(document, component: str,
                                                             body: dict) -> None:

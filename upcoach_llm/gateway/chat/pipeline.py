@@ -1,8 +1,11 @@
 """One chat through the gateway, whatever protocol asked for it: cache, router, then settling.
 
-Every REST chat protocol (OpenAI's chat completions, the guide's coaching chat, Ollama's
-``/api/chat`` and ``/api/generate``) turns its request into a ``ChatTurn`` and renders what
-``ChatPipeline.answer`` returns. The pipeline speaks the router's own messages:
+Every chat protocol (OpenAI's chat completions, the guide's coaching chat, Ollama's ``/api/chat``
+and ``/api/generate``, and grpc-web/Connect's Chat and ChatStream) turns its request into a
+``ChatTurn`` and its caller into a ``Caller``, and renders what the pipeline returns: REST through
+``ChatPipeline.answer`` (failures as the REST error), grpc-web through ``ChatPipeline.reply``
+(failures as ``StreamFailed``, which spells them for either wire). The pipeline speaks the
+router's own messages:
 a whole reply is a ``router_pb2.ChatResponse`` (``WholeReply``) and a stream is the router's
 ``ChatStreamResponse`` messages (``LiveStream``); a cache hit comes back in the same shapes,
 so a renderer never knows where a reply came from. After an exact-cache miss the semantic cache
@@ -10,11 +13,17 @@ so a renderer never knows where a reply came from. After an exact-cache miss the
 reply that finishes is stored for it.
 
 A streamed request waits for the router's first message before answering, so routing failures
-(unknown model or context) are real HTTP errors; a failure after that reaches the renderer as
-``StreamFailed`` from ``LiveStream.messages()``. When the client goes away the router call is
+(unknown model or context) are real errors of the call; a failure after that reaches the renderer
+as ``StreamFailed`` from ``LiveStream.messages()``. When the client goes away the router call is
 cancelled. What happens after a reply (the cache store) runs once the response has gone out:
-``WholeReply.after`` is a background task for the response, ``LiveStream.done()`` schedules it
-when the renderer's stream ends, however it ends.
+``WholeReply.after`` is a background task for the response (``WholeReply.done()`` schedules it
+where the response has none), ``LiveStream.done()`` schedules it when the renderer's stream ends,
+however it ends.
+
+``ChatTurn.locale`` is the router's ``locale``, the language of a crisis response: a grpc-web
+request's own field, or a REST request's ``Accept-Language`` (http/language.py, checked before
+anything else). It is not part of the cache key: a cached reply is a model's, never a crisis
+response (those finish with content_filter, which is never stored).
 
 The caller's token budget (RATE_LIMIT_TPM, security/token_budget.py) is charged only when the
 router is called (a cache hit spends nothing): the prompt's estimate before the call, a stream's
@@ -27,10 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import grpc
 from starlette.background import BackgroundTask, BackgroundTasks
 from starlette.requests import Request
 
@@ -45,13 +55,13 @@ from upcoach_llm.common.logging import get_logger
 from upcoach_llm.gateway.chat.render import replay_pieces
 from upcoach_llm.gateway.chat.semantic import Pending, Probe
 from upcoach_llm.gateway.deps import Dependencies
-from upcoach_llm.gateway.fields import CHAT
 from upcoach_llm.gateway.http.access import CLIENT_KEY, MODEL_KEY, REQUEST_ID_KEY, TENANT_KEY
+from upcoach_llm.gateway.http.language import HEADER as ACCEPT_LANGUAGE
+from upcoach_llm.gateway.http.language import preferred_locale
 from upcoach_llm.gateway.relay import ChatRelay, StreamFailed
 from upcoach_llm.gateway.security.token_budget import UNCOUNTED, TokenSpend, estimate_prompt
 from upcoach_llm.gateway.store.cache import CachedReply
 from upcoach_llm.gateway.store.link import RedisDown
-from upcoach_llm.gateway.upstream import call_unary
 
 log = get_logger(__name__)
 _CACHEABLE_FINISH = frozenset({"stop", "length"})
@@ -75,11 +85,43 @@ class ChatTurn:
     temperature: float | None = None
     seed: int | None = None
     max_tokens: int | None = None
+    locale: str = ""
 
     def fields(self, request_id: str) -> dict[str, Any]:
         return {"request_id": request_id, "model": self.model, "feature": self.feature,
                 "coaching_context": self.coaching_context, "messages": self.messages,
-                "sampling": self.sampling}
+                "sampling": self.sampling, "locale": self.locale}
+
+
+def no_cache(headers: Mapping[str, str]) -> bool:
+    """Whether the request's ``Cache-Control`` (an HTTP header, or grpc-web/Connect metadata)
+    says ``no-cache``: neither cache is read for it, though its reply may still be stored."""
+    return "no-cache" in headers.get("cache-control", "")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked for a chat, in the terms every protocol shares.
+
+    ``tenant`` scopes cache entries (the key identity, None when auth is off); ``client`` is the
+    token budget's bucket; ``state`` is the request's ASGI scope state, where the served model is
+    reported for the metrics; ``timeout_s`` bounds the router call (None: UPSTREAM_TIMEOUT_S).
+    """
+
+    tenant: str | None
+    client: str
+    request_id: str
+    no_cache: bool
+    state: dict[str, Any]
+    timeout_s: float | None = None
+
+    @classmethod
+    def of(cls, request: Request) -> Caller:
+        """A REST request's caller, as the access middleware admitted it."""
+        state = request.scope["state"]
+        return cls(tenant=state.get(TENANT_KEY), client=state.get(CLIENT_KEY, ""),
+                   request_id=state.get(REQUEST_ID_KEY, ""), no_cache=no_cache(request.headers),
+                   state=state)
 
 
 @dataclass
@@ -93,6 +135,11 @@ class WholeReply:
     @property
     def finish_reason(self) -> str | None:
         return FINISH_REASON_NAMES.get(self.reply.finish_reason)
+
+    def done(self) -> None:
+        """Schedules ``after`` for a renderer whose response cannot run it once sent."""
+        if self.after is not None:
+            _background(self.after())
 
 
 @dataclass
@@ -156,9 +203,20 @@ class ChatPipeline:
 
     async def answer(self, request: Request, turn: ChatTurn, *,
                      stream: bool) -> WholeReply | LiveStream:
+        """For a REST renderer: a failure before the reply is the REST error (APIError)."""
+        turn = replace(turn, locale=preferred_locale(request.headers.get(ACCEPT_LANGUAGE)))
+        try:
+            return await self.reply(Caller.of(request), turn, stream=stream)
+        except StreamFailed as failure:
+            raise failure.rest() from None
+
+    async def reply(self, caller: Caller, turn: ChatTurn, *,
+                    stream: bool) -> WholeReply | LiveStream:
+        """The reply, from a cache or the router. Raises StreamFailed when the router call fails
+        before a reply, and the token budget's APIError (429, 503) when it refuses the call."""
         started = time.perf_counter()
         deps = self._deps
-        state = request.scope["state"]
+        state = caller.state
         headers = {"X-Cache": "MISS"}
         if tracing.ENABLED:
             tracing.set_attributes(tracing.chat_request_attributes(
@@ -167,9 +225,9 @@ class ChatPipeline:
         # The cache keeps text, not logprobs: a reply asked with logprobs is never cached.
         if not turn.sampling.logprobs and deps.cache.applies(temperature=turn.temperature,
                                                              seed=turn.seed):
-            cache_key = deps.cache.key(turn.canonical, tenant=state.get(TENANT_KEY),
+            cache_key = deps.cache.key(turn.canonical, tenant=caller.tenant,
                                        feature=turn.feature)
-            if "no-cache" not in request.headers.get("cache-control", ""):
+            if not caller.no_cache:
                 hit = await self._lookup(cache_key)
                 if hit is not None:
                     state[MODEL_KEY] = hit.model
@@ -178,7 +236,7 @@ class ChatPipeline:
                         tracing.set_attributes({tracing.GEN_AI_RESPONSE_MODEL: hit.model,
                                                 "upcoach.cache": "hit"})
                     return _from_cache(hit, headers, stream=stream)
-        probe = await self._semantic_probe(request, turn)
+        probe = await self._semantic_probe(caller, turn)
         if probe is not None and probe.match is not None:
             state[MODEL_KEY] = probe.match.reply.model
             headers["X-Cache"] = "HIT"
@@ -188,15 +246,19 @@ class ChatPipeline:
                                         "upcoach.cache": "semantic"})
             return _from_cache(probe.match.reply, headers, stream=stream)
         pending = probe.pending if probe is not None else None
-        spend = await deps.tokens.reserve(state.get(CLIENT_KEY, ""),
+        spend = await deps.tokens.reserve(caller.client,
                                           estimate_prompt(m.content for m in turn.messages))
         headers.update(spend.headers())
-        fields = turn.fields(state.get(REQUEST_ID_KEY, ""))
+        fields = turn.fields(caller.request_id)
+        timeout = deps.settings.upstream_timeout_s if caller.timeout_s is None else caller.timeout_s
         if stream:
-            return await self._stream(request, turn, fields, headers, cache_key, started, spend,
-                                      pending)
-        reply = await call_unary(deps.upstream.router.Chat(
-            router_pb2.ChatRequest(**fields), timeout=deps.settings.upstream_timeout_s), CHAT)
+            return await self._stream(caller, turn, fields, headers, cache_key, started, spend,
+                                      pending, timeout)
+        try:
+            reply = await deps.upstream.router.Chat(router_pb2.ChatRequest(**fields),
+                                                    timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise StreamFailed(upstream=exc) from None
         await spend.finish(reply.usage if reply.HasField("usage") else None)
         model = reply.route.model
         state[MODEL_KEY] = model
@@ -219,19 +281,14 @@ class ChatPipeline:
             whole.after = tasks
         return whole
 
-    async def _stream(self, request: Request, turn: ChatTurn, fields: dict[str, Any],
-                      headers: dict[str, str], cache_key: str | None,
-                      started: float, spend: TokenSpend = UNCOUNTED,
-                      pending: Pending | None = None) -> LiveStream:
+    async def _stream(self, caller: Caller, turn: ChatTurn, fields: dict[str, Any],
+                      headers: dict[str, str], cache_key: str | None, started: float,
+                      spend: TokenSpend, pending: Pending | None, timeout: float) -> LiveStream:
         deps = self._deps
-        relay = ChatRelay(deps, router_pb2.ChatStreamRequest(**fields),
-                          timeout=deps.settings.upstream_timeout_s, started=started,
-                          model=turn.model)
-        try:
-            first = await relay.first()
-        except StreamFailed as failure:
-            raise failure.rest() from None
-        request.scope["state"][MODEL_KEY] = relay.model
+        relay = ChatRelay(deps, router_pb2.ChatStreamRequest(**fields), timeout=timeout,
+                          started=started, model=turn.model)
+        first = await relay.first()
+        caller.state[MODEL_KEY] = relay.model
         _safety_header(headers, first.safety_category)
         live = LiveStream(relay.model, headers, relay.messages(first), _spend=spend)
         if cache_key:
@@ -249,14 +306,12 @@ class ChatPipeline:
                                            last.usage.prompt_tokens,
                                            last.usage.completion_tokens))
 
-    async def _semantic_probe(self, request: Request, turn: ChatTurn) -> Probe | None:
+    async def _semantic_probe(self, caller: Caller, turn: ChatTurn) -> Probe | None:
         """The semantic cache's lookup (chat/semantic.py), None where it does not apply."""
         semantic = self._deps.semantic
-        if semantic is None or "no-cache" in request.headers.get("cache-control", ""):
+        if semantic is None or caller.no_cache:
             return None
-        state = request.scope["state"]
-        probe = await semantic.probe(self._deps.upstream, turn, state.get(TENANT_KEY),
-                                     state.get(REQUEST_ID_KEY, ""))
+        probe = await semantic.probe(self._deps.upstream, turn, caller.tenant, caller.request_id)
         if probe is not None:
             self._deps.metrics.semantic_cache(probe.match is not None)
         return probe

@@ -2,17 +2,22 @@
 
 Everything else (and the lifespan) goes to the REST app. A request for a method the proto
 declares records its path in ``scope["state"]["rpc"]`` so metrics label it by method (unknown
-paths share one label).
+paths share one label). The request's scope state is in ``SCOPE_STATE`` for the rest of the call
+(connectrpc hands its handlers no scope): the chat RPCs report the model served there, as REST
+handlers do, and read the request id the access middleware gave the request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
+from typing import Any
 
 from google.protobuf import descriptor_pool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PATH_PREFIX = "/upcoach.llm.v1."
+SCOPE_STATE: ContextVar[dict[str, Any] | None] = ContextVar("grpcweb_scope_state", default=None)
 
 
 class Dispatcher:
@@ -31,8 +36,10 @@ class Dispatcher:
             service, _, _method = path[1:].partition("/")
             app = self.services.get("/" + service)
             if app is not None:
+                state = scope.setdefault("state", {})
                 if path in self.methods:
-                    scope.setdefault("state", {})["rpc"] = path
+                    state["rpc"] = path
+                SCOPE_STATE.set(state)
                 await app(scope, receive, send)
                 return
         await self.rest(scope, receive, send)

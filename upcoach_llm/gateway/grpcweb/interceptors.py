@@ -3,7 +3,7 @@
 A metadata interceptor first in the chain runs before the request message is read, so a refused
 call costs no body parsing. Refusals become UNAUTHENTICATED, RESOURCE_EXHAUSTED or UNAVAILABLE.
 The admission is kept in ``ADMISSION`` for the rest of the call (its handler runs in the same
-task), so the chat RPCs charge the caller's token budget.
+task), so the chat RPCs scope cache entries by the caller's key and charge its token budget.
 """
 
 from __future__ import annotations

@@ -1,28 +1,32 @@
 """The app-facing RPCs, served over grpc-web and Connect by proxying to the gRPC services.
 
 Requests and responses are the same protobuf messages, passed through untouched; a failed call's
-status code reaches the client unchanged. ChatStream goes through the relay it shares with the
-REST SSE stream (upcoach_llm.gateway.relay): message by message, cancelled when the client goes
-away, and a
-stream still open when the gateway's drain runs out ends with UNAVAILABLE "server shutting down".
-ChatStream and Chat charge the caller's token budget (RATE_LIMIT_TPM) as the REST chats do: a
+status code reaches the client unchanged. Chat and ChatStream go through the chat pipeline the
+REST chats share (upcoach_llm.gateway.chat.pipeline): the exact cache (scoped by API key as on
+REST, skipped with ``cache-control: no-cache`` request metadata), the semantic cache for the
+cacheable features, the caller's token budget (RATE_LIMIT_TPM), then the router. A cache hit comes
+back as the router's own messages, with ``x-cache: HIT`` (and ``x-cache-similarity`` for a
+paraphrase) in the response metadata; every reply carries ``x-cache``, the ``X-RateLimit-*-Tokens``
+headers when the router was called, and ``x-safety-category`` for a crisis reply. A token budget
 refusal is RESOURCE_EXHAUSTED with the ``X-RateLimit-*-Tokens`` headers and a RetryInfo.
+ChatStream is relayed message by message, cancelled when the client goes away, and a stream still
+open when the gateway's drain runs out ends with UNAVAILABLE "server shutting down".
 RPCs not listed here (ListBackends, IndexContent, PullModel) stay UNIMPLEMENTED on the public port.
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 import grpc
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
 from connectrpc.request import RequestContext
 from starlette.types import ASGIApp
 
 from upcoach_llm.api import (
-    common_pb2,
     embedding_connect,
     embedding_pb2,
     model_registry_connect,
@@ -30,12 +34,21 @@ from upcoach_llm.api import (
     router_connect,
     router_pb2,
 )
+from upcoach_llm.gateway.chat.pipeline import (
+    Caller,
+    ChatPipeline,
+    LiveStream,
+    WholeReply,
+    no_cache,
+)
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.grpcweb import convert
+from upcoach_llm.gateway.grpcweb.dispatch import SCOPE_STATE
 from upcoach_llm.gateway.grpcweb.interceptors import ADMISSION, GateInterceptor
 from upcoach_llm.gateway.grpcweb.status import from_refusal, from_rpc_error
-from upcoach_llm.gateway.relay import ChatRelay, StreamFailed
-from upcoach_llm.gateway.security.token_budget import TokenSpend, estimate_prompt
+from upcoach_llm.gateway.http.access import REQUEST_ID_KEY
+from upcoach_llm.gateway.relay import StreamFailed
 
 T = TypeVar("T")
 
@@ -59,43 +72,64 @@ class _Proxy:
 class RouterProxy(_Proxy, router_connect.RouterService):
     """ChatStream (chat and coaching chat), Chat, Route and DecideInference."""
 
+    def __init__(self, deps: Dependencies) -> None:
+        super().__init__(deps)
+        self._pipeline = ChatPipeline(deps)
+
     async def chat_stream(self, request: router_pb2.ChatStreamRequest,
                           ctx: RequestContext) -> AsyncIterator[router_pb2.ChatStreamResponse]:
-        spend = await self._reserve(request.messages, ctx)
-        relay = ChatRelay(self._deps, request, timeout=self._timeout(ctx),
-                          started=time.perf_counter())
         try:
-            async with contextlib.aclosing(relay.messages()) as messages:
+            answer = await self._answer(request, ctx, stream=True)
+        except StreamFailed as failure:
+            # The router failed before its first message. REST answers that with an HTTP error
+            # status; here the call's HTTP status is 200, so it is counted as a relayed one is.
+            self._deps.metrics.error()
+            raise failure.connect() from None
+        assert isinstance(answer, LiveStream)
+        try:
+            async with contextlib.aclosing(answer.messages()) as messages:
                 async for message in messages:
-                    await spend.follow(message)
                     yield message
         except StreamFailed as failure:
             raise failure.connect() from None
         finally:
-            spend.close_later()
+            answer.done()
 
     async def chat(self, request: router_pb2.ChatRequest,
                    ctx: RequestContext) -> router_pb2.ChatResponse:
-        spend = await self._reserve(request.messages, ctx)
-        reply = await self._unary(self._deps.upstream.router.Chat(
-            request, timeout=self._timeout(ctx)))
-        self._deps.metrics.tokens(reply.route.model, reply.usage.completion_tokens)
-        await spend.finish(reply.usage if reply.HasField("usage") else None)
-        return reply
-
-    async def _reserve(self, messages: Iterable[common_pb2.ChatMessage],
-                       ctx: RequestContext) -> TokenSpend:
-        """Charges the prompt's estimate to the caller's token budget, or refuses the call."""
-        admission = ADMISSION.get()
-        client = admission.client if admission else "unknown"
         try:
-            spend = await self._deps.tokens.reserve(
-                client, estimate_prompt(m.content for m in messages))
+            answer = await self._answer(request, ctx, stream=False)
+        except StreamFailed as failure:
+            raise failure.connect() from None
+        assert isinstance(answer, WholeReply)
+        answer.done()
+        return answer.reply
+
+    async def _answer(self, request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest,
+                      ctx: RequestContext, *, stream: bool) -> WholeReply | LiveStream:
+        """The pipeline's answer, its headers set as response metadata; a token budget refusal
+        is RESOURCE_EXHAUSTED (or UNAVAILABLE) with its headers."""
+        try:
+            answer = await self._pipeline.reply(self._caller(request, ctx),
+                                                convert.turn(request), stream=stream)
         except APIError as refusal:
             _set_headers(ctx, refusal.headers)
             raise from_refusal(refusal) from None
-        _set_headers(ctx, spend.headers())
-        return spend
+        _set_headers(ctx, answer.headers)
+        return answer
+
+    def _caller(self, request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest,
+                ctx: RequestContext) -> Caller:
+        """The caller as the gate interceptor admitted it. Without an admission the call is
+        refused rather than served with no key scope (the cache would be shared)."""
+        admission = ADMISSION.get()
+        if admission is None:
+            raise ConnectError(Code.INTERNAL, "the call was not admitted")
+        state = SCOPE_STATE.get() or {}
+        return Caller(tenant=admission.tenant, client=admission.client,
+                      request_id=request.request_id or state.get(REQUEST_ID_KEY, ""),
+                      no_cache=no_cache(ctx.request_headers), state=state,
+                      timeout_s=self._timeout(ctx))
 
     async def route(self, request: router_pb2.RouteRequest,
                     ctx: RequestContext) -> router_pb2.RouteResponse:

@@ -10,7 +10,8 @@ from upcoach_llm.api.names import (
     PlatformName,
     SafetyCategoryName,
 )
-from upcoach_llm.common.limits import INT32_MAX, MAX_PROMPT_CHARS, MAX_RAM_GB
+from upcoach_llm.common.limits import INT32_MAX, MAX_MESSAGES, MAX_PROMPT_CHARS, MAX_RAM_GB
+from upcoach_llm.gateway.chat.protocol import ChatMessageIn
 from upcoach_llm.gateway.http.text import text
 
 Prompt = text(MAX_PROMPT_CHARS)
@@ -60,13 +61,25 @@ class EdgeModelsResponse(BaseModel):
 
 
 class DecideRequest(BaseModel):
-    """What the app knows: its mode, the prompt, its connectivity and its on-device model."""
+    """What the app knows: its mode, the prompt or the conversation, its connectivity and its
+    on-device model. ``Accept-Language`` picks the language of ``crisis_response``."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"mode": "auto", "prompt": "Quick tip for focus?", "on_device_available": True}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["prompt"]}, {"required": ["messages"]}], "examples": [
+        {"mode": "auto", "prompt": "Quick tip for focus?", "on_device_available": True},
+        {"mode": "auto", "on_device_available": True, "messages": [
+            {"role": "user", "content": "I want to start running"},
+            {"role": "assistant", "content": "Great! How often can you run?"},
+            {"role": "user", "content": "Quick tip for day one?"}]}]})
 
     mode: InferenceModeName = "auto"
-    prompt: Prompt
+    prompt: Prompt | None = Field(
+        default=None, description="the prompt to answer; required unless messages is sent, "
+                                  "and refused (400) together with it")
+    messages: list[ChatMessageIn] | None = Field(
+        default=None, min_length=1, max_length=MAX_MESSAGES,
+        description="the conversation (chat completions' messages), instead of prompt: the "
+                    "crisis check reads every user message, the decision the last one")
     server_available: bool = Field(
         default=True, description="whether the app can reach the server (it just did)")
     on_device_available: bool = Field(
@@ -87,3 +100,6 @@ class DecideResponse(BaseModel):
     safety_category: SafetyCategoryName | None = Field(
         default=None, description="set when the crisis check flagged the prompt: the target is "
                                   "then always the server, which answers with a crisis response")
+    crisis_response: str | None = Field(
+        default=None, description="with safety_category: that crisis response, in the "
+                                  "Accept-Language of the request (else the server's default)")

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from starlette.requests import Request
 
 from upcoach_llm.gateway.deps import Dependencies
+from upcoach_llm.gateway.http.language import HEADER as ACCEPT_LANGUAGE
+from upcoach_llm.gateway.http.language import preferred_locale
 from upcoach_llm.gateway.ondevice import serving
 from upcoach_llm.gateway.ondevice.protocol import (
     DecideRequest,
@@ -29,7 +32,8 @@ def build_router(deps: Dependencies) -> APIRouter:
     @router.post("/api/inference/decide", response_model=DecideResponse,
                  responses=errors(400, 503, 504),
                  summary="On device or server? The hybrid decision for a mode and prompt")
-    async def decide(body: DecideRequest) -> DecideResponse:
-        return await serving.decide(deps, body)
+    async def decide(request: Request, body: DecideRequest) -> DecideResponse:
+        locale = preferred_locale(request.headers.get(ACCEPT_LANGUAGE))
+        return await serving.decide(deps, body, locale)
 
     return router

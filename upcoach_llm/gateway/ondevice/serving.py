@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from upcoach_llm.api import model_registry_pb2, router_pb2
+from upcoach_llm.api import common_pb2, model_registry_pb2, router_pb2
 from upcoach_llm.api.names import (
     INFERENCE_MODE_VALUES,
     INFERENCE_TARGET_NAMES,
     PLATFORM_VALUES,
+    ROLE_VALUES,
     SAFETY_CATEGORY_NAMES,
 )
 from upcoach_llm.gateway.deps import Dependencies
+from upcoach_llm.gateway.errors import APIError
 from upcoach_llm.gateway.ondevice.protocol import (
     DecideRequest,
     DecideResponse,
@@ -38,10 +40,17 @@ async def edge_models(deps: Dependencies, query: EdgeQuery) -> EdgeModelsRespons
                      for f in m.formats]) for m in reply.models])
 
 
-async def decide(deps: Dependencies, body: DecideRequest) -> DecideResponse:
+async def decide(deps: Dependencies, body: DecideRequest, locale: str) -> DecideResponse:
+    """The router's decision on the prompt, or on the conversation: exactly one is sent."""
+    sent = body.model_fields_set & {"prompt", "messages"}
+    if len(sent) != 1:
+        reason = "send either prompt or messages, not both" if sent else "field required"
+        raise APIError(400, f"prompt: {reason}", param="prompt", code="invalid_value")
     request = router_pb2.DecideInferenceRequest(
-        mode=INFERENCE_MODE_VALUES[body.mode], prompt=body.prompt,
-        server_available=body.server_available, on_device_available=body.on_device_available)
+        mode=INFERENCE_MODE_VALUES[body.mode], prompt=body.prompt or "",
+        server_available=body.server_available, on_device_available=body.on_device_available,
+        messages=[common_pb2.ChatMessage(role=ROLE_VALUES[m.role_name()], content=m.text())
+                  for m in body.messages or ()], locale=locale)
     if body.on_device_max_prompt_length is not None:
         request.on_device_max_prompt_length = body.on_device_max_prompt_length
     reply = await call_unary(deps.upstream.router.DecideInference(
@@ -49,4 +58,5 @@ async def decide(deps: Dependencies, body: DecideRequest) -> DecideResponse:
     target = INFERENCE_TARGET_NAMES.get(reply.target, "server")
     return DecideResponse(target=target, use_on_device=target == "on_device",
                           reason=reply.reason, simple_query=reply.simple_query,
-                          safety_category=SAFETY_CATEGORY_NAMES.get(reply.safety_category))
+                          safety_category=SAFETY_CATEGORY_NAMES.get(reply.safety_category),
+                          crisis_response=reply.crisis_response or None)

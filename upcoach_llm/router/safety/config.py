@@ -2,8 +2,8 @@
 exemplars; the benign exemplars and the idioms shared by all.
 
 Category names are the proto's SafetyCategory names (``self_harm``...); every pattern must
-compile and every category must answer in the default locale, so a bad file stops start-up
-with the file and key named.
+compile, every locale must be a language tag (common/locales.py) and every category must answer
+in the default locale, so a bad file stops start-up with the file and key named.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from upcoach_llm.api.names import SafetyCategoryName
 from upcoach_llm.common.config import load_config_file
+from upcoach_llm.common.locales import is_locale, lookup_order
 
 FILE = "safety.yaml"
 
@@ -47,11 +48,21 @@ class Category(_Strict):
     def _patterns_compile(cls, value: list[str]) -> list[str]:
         return _compiled(value)
 
+    @field_validator("response")
+    @classmethod
+    def _locales_are_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for locale in value:
+            if not is_locale(locale):
+                raise ValueError(f"{locale!r} is not a BCP 47 language tag such as es or en-GB")
+        if len({locale.lower() for locale in value}) < len(value):
+            raise ValueError("a locale is given twice (tags ignore case)")
+        return value
+
 
 class SafetyFile(_Strict):
     """config/safety.yaml."""
 
-    default_locale: str = Field(min_length=1)
+    default_locale: str = Field(min_length=1, description="answers an absent or unknown locale")
     cache_size: int = Field(ge=0)
     max_user_messages: int = Field(gt=0)
     window: int = Field(gt=0)
@@ -76,12 +87,13 @@ class SafetyFile(_Strict):
         return self
 
     def response(self, category: str, locale: str = "") -> str:
-        """The category's crisis response in locale (its language part as a fallback: ``en-GB``
-        → ``en``), else in the default locale."""
+        """The category's crisis response in locale, else in its closest shorter tag (``es-MX``
+        → ``es``; RFC 4647 lookup, ignoring case), else in the default locale."""
         texts = self.categories[category].response  # type: ignore[index]
-        for candidate in (locale, locale.split("-")[0].split("_")[0]):
-            if candidate in texts:
-                return texts[candidate]
+        by_tag = {tag.lower(): text for tag, text in texts.items()}
+        for candidate in lookup_order(locale):
+            if candidate in by_tag:
+                return by_tag[candidate]
         return texts[self.default_locale]
 
 

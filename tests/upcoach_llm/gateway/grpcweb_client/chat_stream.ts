@@ -2,6 +2,7 @@
 // streams one chat from the gateway and prints one JSON line per message received, then a summary.
 //
 //   tsx chat_stream.ts <base-url> <prompt> [--context <coaching context>] [--model <m>] [--key <k>]
+//                      [--locale <BCP 47 tag>]
 //
 // Exit 0 with {"summary": ...} last; on an RPC error, {"error": {"code", "message", "details"}}
 // and exit 3, each detail as {"type", "value"} (the google.rpc message, base64).
@@ -30,6 +31,7 @@ try {
     {
       model: option("--model"),
       coachingContext: option("--context"),
+      locale: option("--locale"),
       messages: [{ role: Role.USER, content: prompt }],
       sampling: { maxTokens: 24, temperature: 0 },
     },

@@ -38,6 +38,35 @@ def test_an_unknown_locale_falls_back_to_its_language_then_the_default() -> None
     assert config.response("self_harm", "xx") == config.response("self_harm", "en")
 
 
+def test_every_category_answers_in_spanish_with_resources_that_speak_it() -> None:
+    config = load_safety()
+    for category in config.categories:
+        spanish = config.response(category, "es")
+        assert spanish != config.response(category, "en")
+        assert "112" in spanish and "911" in spanish
+    self_harm = config.response("self_harm", "es")
+    for resource in ("024", "800 911 2000", "988", "marca 2", "findahelpline.com"):
+        assert resource in self_harm
+    assert "800 911 2000" in config.response("harm_to_others", "es")
+    assert "91 562 04 20" in config.response("medical_emergency", "es")
+
+
+@pytest.mark.parametrize(("locale", "language"), [
+    ("es", "es"), ("ES", "es"), ("es-MX", "es"), ("es-419", "es"), ("es-Latn-x-a", "es"),
+    ("en-GB", "en"), ("fr", "en"), ("", "en")])
+def test_a_locale_finds_its_closest_language_ignoring_case(locale: str, language: str) -> None:
+    config = load_safety()
+    assert config.response("self_harm", locale) == config.categories["self_harm"].response[
+        language]
+
+
+def test_a_locale_that_is_not_a_language_tag_is_named(config_copy: Path) -> None:
+    _rewrite(config_copy, lambda d: d["categories"]["self_harm"]["response"].update(
+        {"es_ES": "Llama al 024."}))
+    with pytest.raises(ConfigError, match=r"safety.yaml: categories.self_harm.response"):
+        load_safety()
+
+
 def _rewrite(config_copy: Path, change) -> None:
     path = config_copy / "safety.yaml"
     data = yaml.safe_load(path.read_text())

@@ -105,6 +105,92 @@ async def test_a_flagged_prompt_is_decided_for_the_server(policy, check, mode: i
     assert reply.target == router_pb2.INFERENCE_TARGET_ON_DEVICE and not reply.safety_category
 
 
+SPANISH = "Llama al 024."
+
+
+@pytest.fixture
+def bilingual() -> SafetyCheck:
+    categories = config().model_dump()["categories"]
+    categories["self_harm"]["response"]["es"] = SPANISH
+    return SafetyCheck(SafetyDetector(config(categories=categories),
+                                      FakeEngine({SECRET: unit(0.9, 0.1, 0, 0)})))
+
+
+@pytest.mark.parametrize(("locale", "text"), [("es", SPANISH), ("es-MX", SPANISH),
+                                               ("en-GB", RESPONSE), ("", RESPONSE)])
+async def test_the_crisis_response_is_in_the_requests_locale(policy, bilingual, locale,
+                                                             text) -> None:
+    servicer = await _servicer(policy, bilingual)
+    stream = [r async for r in servicer.ChatStream(router_pb2.ChatStreamRequest(
+        messages=_messages(SECRET), locale=locale), None)]
+    assert "".join(r.text for r in stream) == text
+    whole = await servicer.Chat(router_pb2.ChatRequest(messages=_messages(SECRET),
+                                                       locale=locale), None)
+    assert whole.text == text
+    decided = await servicer.DecideInference(router_pb2.DecideInferenceRequest(
+        prompt=SECRET, locale=locale), None)
+    assert (decided.safety_category, decided.crisis_response) == (SELF_HARM, text)
+
+
+@pytest.mark.parametrize("check_on", [True, False])
+async def test_a_malformed_locale_is_refused_naming_it(policy, bilingual, check_on) -> None:
+    servicer = await _servicer(policy, bilingual if check_on else SafetyCheck.off())
+    requests = [(servicer.Chat, router_pb2.ChatRequest(messages=_messages("hi"), locale="es_ES")),
+                (servicer.DecideInference, router_pb2.DecideInferenceRequest(
+                    prompt="hi", locale="x" * 36))]
+    for handler, request in requests:
+        with pytest.raises(InvalidArgument) as caught:
+            await handler(request, None)
+        assert caught.value.field == "locale"
+    with pytest.raises(InvalidArgument) as caught:
+        [r async for r in servicer.ChatStream(router_pb2.ChatStreamRequest(
+            messages=_messages("hi"), locale="es-"), None)]
+    assert caught.value.field == "locale"
+
+
+async def test_decide_reads_every_user_message_and_decides_on_the_last(policy, check) -> None:
+    servicer = await _servicer(policy, check)
+    conversation = _messages(SECRET, "I'm here for you.", "quick tip?")
+    request = router_pb2.DecideInferenceRequest(
+        mode=router_pb2.INFERENCE_MODE_AUTO, messages=conversation, server_available=True,
+        on_device_available=True)
+    reply = await servicer.DecideInference(request, None)
+    assert (reply.target, reply.safety_category) == (router_pb2.INFERENCE_TARGET_SERVER,
+                                                     SELF_HARM)
+    assert reply.crisis_response == RESPONSE
+    # Without the risky turn: the last user message is what the rule reads (a simple query).
+    del request.messages[:2]
+    reply = await servicer.DecideInference(request, None)
+    assert reply.target == router_pb2.INFERENCE_TARGET_ON_DEVICE and reply.simple_query
+    assert not reply.safety_category and not reply.crisis_response
+    long = "Explain in detail why I keep dropping habits, and plan my next month. " * 8
+    request.messages.append(common_pb2.ChatMessage(role=USER, content=long))
+    request.messages.append(common_pb2.ChatMessage(role=ASSISTANT, content="Sure."))
+    reply = await servicer.DecideInference(request, None)
+    assert reply.target == router_pb2.INFERENCE_TARGET_SERVER and not reply.simple_query
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"prompt": "hi", "messages": _messages("hi")}, "prompt"),
+    ({"messages": [common_pb2.ChatMessage(role=USER, content=" ")]}, "messages[0].content"),
+    ({"messages": [common_pb2.ChatMessage(content="hi")]}, "messages[0].role"),
+])
+async def test_decide_refuses_bad_messages_naming_the_field(policy, check, fields,
+                                                            field) -> None:
+    servicer = await _servicer(policy, check)
+    with pytest.raises(InvalidArgument) as caught:
+        await servicer.DecideInference(router_pb2.DecideInferenceRequest(**fields), None)
+    assert caught.value.field == field
+
+
+async def test_decide_on_messages_without_a_user_turn_is_an_empty_prompt(policy, check) -> None:
+    servicer = await _servicer(policy, check)
+    reply = await servicer.DecideInference(router_pb2.DecideInferenceRequest(
+        mode=router_pb2.INFERENCE_MODE_AUTO, server_available=True, on_device_available=True,
+        messages=[common_pb2.ChatMessage(role=common_pb2.ROLE_SYSTEM, content=SECRET)]), None)
+    assert reply.target == router_pb2.INFERENCE_TARGET_ON_DEVICE and not reply.safety_category
+
+
 async def test_off_nothing_is_checked(policy) -> None:
     servicer = await _servicer(policy, SafetyCheck.off())
     request = router_pb2.DecideInferenceRequest(prompt=SECRET, mode=router_pb2.INFERENCE_MODE_AUTO,
