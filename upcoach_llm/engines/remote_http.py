@@ -1,5 +1,5 @@
-"""HTTP plumbing the remote engines share: one ``httpx.AsyncClient`` per backend, and errors
-that name the backend and its URL.
+"""HTTP plumbing the remote engines share: one HTTP client per backend (engines/http_client.py:
+kept-alive connections, no httpx on the hot path), and errors that name the backend and its URL.
 
 Transport failures become service errors: no connection or a timeout is Unavailable, a
 connection cut mid-reply or a body that is not the documented shape is UpstreamError. HTTP error
@@ -8,7 +8,8 @@ else than vLLM's); 5xx is Unavailable for both. Streams are async context manage
 the block (a cancelled gRPC call closing the engine's iterator) closes the HTTP response and the
 upstream stops generating.
 
-A stream is read as batches of lines: every complete line that one network read brought. When
+A stream is read as batches of lines: every complete line that one network read brought (or
+several reads, when the engine fell behind). When
 the server sends faster than the chain relays (a busy machine), the engines turn a batch into
 one text chunk instead of one message per token all the way to the caller; when it does not,
 a batch is one line and nothing waits. With tracing on, every request carries the caller's trace
@@ -17,18 +18,17 @@ context (traceparent).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import orjson
 
 from upcoach_llm.common import tracing
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.errors import (
+    ConfigError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -37,16 +37,31 @@ from upcoach_llm.common.errors import (
     Unavailable,
     UpstreamError,
 )
+from upcoach_llm.engines.http_client import (
+    ConnectError,
+    ConnectTimeout,
+    HttpClient,
+    HttpTransportError,
+    RemoteProtocolError,
+    Response,
+    TimeoutException,
+)
 from upcoach_llm.engines.remote_settings import RemoteSettings
 
 StatusMapper = Callable[[int, str], ServiceError | None]
-# httpx keeps 20 idle connections by default: with more replies in flight than that, every one
-# past the 20th opened a new connection and closed it afterwards (a connect, a socket and a close
-# per request, measured as the router's top cost at 32 concurrent JSON replies). Keep as many
-# idle as may be open.
+# Every connection that may be open is kept alive when idle: closing those past a smaller idle
+# limit (httpx's 20) cost a connect, a socket and a close per request at 32 concurrent replies.
+_MAX_CONNECTIONS = 512
+_KEEPALIVE_EXPIRY_S = 30.0
 _DRAIN_S = 1.0
-_POOL_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=512,
-                            keepalive_expiry=30.0)
+
+
+def _json_bytes(body: Any) -> bytes:
+    return orjson.dumps(body)
+
+
+def _decoded(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def error_message(body: str) -> str:
@@ -76,9 +91,13 @@ class RemoteHttp:
         self.url = base_url.rstrip("/")
         self.settings = settings
         self._on_status = on_status or (lambda _status, _message: None)
-        self._client = httpx.AsyncClient(
-            base_url=self.url, headers=headers or {}, limits=_POOL_LIMITS,
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout))
+        try:
+            self._client = HttpClient(
+                self.url, headers=headers, connect_timeout=settings.connect_timeout,
+                read_timeout=settings.read_timeout, max_connections=_MAX_CONNECTIONS,
+                keepalive_expiry=_KEEPALIVE_EXPIRY_S)
+        except ConfigError as exc:
+            raise ConfigError(f"backend {self.name} ({self.kind}): {exc}") from None
 
     @property
     def where(self) -> str:
@@ -90,15 +109,15 @@ class RemoteHttp:
 
     # -- errors ----------------------------------------------------------------------------
 
-    def transport_error(self, exc: httpx.HTTPError) -> ServiceError:
+    def transport_error(self, exc: HttpTransportError) -> ServiceError:
         """A failure below HTTP: unreachable and timeouts are Unavailable, cuts UpstreamError."""
         detail = str(exc) or type(exc).__name__
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        if isinstance(exc, ConnectError | ConnectTimeout):
             return Unavailable(f"{self.where} is unreachable: {detail}")
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, TimeoutException):
             return Unavailable(f"{self.where} did not answer within "
                                f"{self.settings.read_timeout:g}s ({type(exc).__name__})")
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        if isinstance(exc, RemoteProtocolError):
             return UpstreamError(f"{self.where} closed the connection mid-reply: {detail}")
         return UpstreamError(f"{self.where}: {type(exc).__name__}: {detail}")
 
@@ -128,16 +147,20 @@ class RemoteHttp:
 
     async def request_json(self, method: str, path: str, body: Any = None) -> Any:
         """One request whose reply is a JSON document."""
+        content = None if body is None else _json_bytes(body)
         try:
-            response = await self._client.request(method, path, json=body,
-                                                  headers=tracing.headers() or None)
-        except httpx.HTTPError as exc:
+            response = await self._client.request(method, path, content, _trace_headers())
+            try:
+                data = await response.read()
+            finally:
+                response.close()
+        except HttpTransportError as exc:
             raise self.transport_error(exc) from None
         if response.status_code >= 400:
-            raise self.status_error(response.status_code, response.text)
+            raise self.status_error(response.status_code, _decoded(data))
         try:
-            return response.json()
-        except ValueError as exc:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
             raise self.malformed(f"reply to {path}", exc) from None
 
     @asynccontextmanager
@@ -149,31 +172,40 @@ class RemoteHttp:
         connection is only reused once its response was read to the end. A block left by an
         exception (a cancelled call) closes the connection at once."""
         try:
-            async with self._client.stream("POST", path, json=body,
-                                           headers=tracing.headers() or None) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self.status_error(response.status_code, response.text)
-                batches = self._batches(response)
-                yield batches
-                with contextlib.suppress(TimeoutError, ServiceError):
-                    async with asyncio.timeout(_DRAIN_S):
-                        async for _ in batches:
-                            pass
-        except httpx.HTTPError as exc:
+            response = await self._client.request("POST", path, _json_bytes(body),
+                                                  _trace_headers())
+        except HttpTransportError as exc:
             raise self.transport_error(exc) from None
-
-    async def _batches(self, response: httpx.Response) -> AsyncIterator[list[str]]:
-        pending = ""
         try:
-            async for text in response.aiter_text():
-                *lines, pending = (pending + text).split("\n")
-                if lines:
-                    yield [line.removesuffix("\r") for line in lines]
-        except httpx.HTTPError as exc:
+            if response.status_code >= 400:
+                try:
+                    data = await response.read()
+                except HttpTransportError as exc:
+                    raise self.transport_error(exc) from None
+                raise self.status_error(response.status_code, _decoded(data))
+            yield self._batches(response)
+            await response.drain(_DRAIN_S)
+        finally:
+            response.close()
+
+    async def _batches(self, response: Response) -> AsyncIterator[list[str]]:
+        pending = b""
+        try:
+            while data := await response.read_some():
+                if pending:
+                    data = pending + data
+                end = data.rfind(b"\n")
+                if end < 0:
+                    pending = data
+                    continue
+                pending = data[end + 1:]
+                text = _decoded(data[:end])
+                lines = text.split("\n")
+                yield [line.removesuffix("\r") for line in lines] if "\r" in text else lines
+        except HttpTransportError as exc:
             raise self.transport_error(exc) from None
         if pending.strip():
-            yield [pending]
+            yield [_decoded(pending)]
 
     async def ndjson(self, batches: AsyncIterator[list[str]],
                      what: str) -> AsyncIterator[list[dict]]:
@@ -184,11 +216,15 @@ class RemoteHttp:
                 if not line.strip():
                     continue
                 try:
-                    item = json.loads(line)
-                except ValueError:
+                    item = orjson.loads(line)
+                except orjson.JSONDecodeError:
                     raise self.malformed(f"NDJSON line in {what}", line) from None
                 if not isinstance(item, dict):
                     raise self.malformed(f"NDJSON line in {what}", line)
                 items.append(item)
             if items:
                 yield items
+
+
+def _trace_headers() -> list[tuple[str, str]]:
+    return list(tracing.headers().items()) if tracing.ENABLED else []

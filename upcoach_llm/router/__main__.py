@@ -7,7 +7,7 @@ from upcoach_llm.router.service import RouterService
 
 def main() -> None:
     """The console entry point."""
-    run(RouterService.from_env, ROUTER)
+    run(RouterService.from_env, ROUTER, loop="uvloop")
 
 
 if __name__ == "__main__":
