@@ -12,10 +12,18 @@ threads), the same prompt and greedy decoding, alternating within each round:
   upcoach_llm/router exists;
 
 then the aggregate tokens/s and TTFT of ``--streams`` concurrent gRPC streams, next to one stream,
-on generation processes started with each GENERATION_BATCHED in ``--batched`` and each
-GENERATION_PARALLEL in ``--parallel`` (``--concurrent-only`` skips the single-stream table).
-Greedy requests evaluate their prompt afresh in the engine (for reproducibility), so the raw
-runs reset the context first as well.
+on generation processes started with each GENERATION_BATCHED in ``--batched``, each
+GENERATION_PARALLEL in ``--parallel`` and each GENERATION_PREFIX_CACHE in ``--prefix-cache``
+(``--concurrent-only`` skips the single-stream table), for each kind of prompts in ``--prompts``:
+
+- ``same``: the streams that start together send one prompt (the story request above);
+- ``distinct``: they share a system prompt (coaching.yaml's, as the router adds it) and each
+  sends its own user message, as concurrent users of one coaching feature do.
+
+Every call's prompt differs from every earlier call's (the user message is numbered), so the
+engine's prefix cache can only reuse what the prompts truly share, never a whole earlier prompt.
+The single-stream table runs the services with GENERATION_PREFIX_CACHE off: like the raw runs,
+which reset the context first, they evaluate the whole prompt.
 Every figure is the median over the rounds; TTFT is measured by the caller, from sending the
 request to the first text. "CPU ms/token" is the CPU time of whoever generates (this process for
 the raw paths; the generation process, plus the router's for the router path) per token: on a
@@ -50,13 +58,48 @@ from upcoach_llm.api import (
     router_pb2_grpc,
 )
 from upcoach_llm.common.channels import authed
+from upcoach_llm.common.config import load_config_file
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.engines.llama_cpp_settings import LlamaSettings
 from upcoach_llm.engines.llama_loader import open_llama
+from upcoach_llm.router.policy import CoachingFile
 
 MODEL = "smollm2-135m-instruct"
 PROMPT = ("Write a long, detailed story about a habit coach who helps a runner train for her "
           "first marathon, week by week.")
+# The user messages of ``--prompts distinct``: each stream of a group takes the next one.
+SUBJECTS = ("a runner train for her first marathon", "a nurse keep a sleep routine on night "
+            "shifts", "a student read for twenty minutes every day", "a father cook dinner at "
+            "home more often", "a designer stretch after long days at the desk", "a retiree "
+            "learn to swim", "a manager stop checking email at night", "a teenager practise "
+            "the guitar daily")
+
+
+class Prompts:
+    """The messages of each group of calls that start together, never repeating a prompt."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.calls = 0
+        self.system = load_config_file(CoachingFile, "coaching.yaml").system_prompt("habits")
+
+    def group(self, streams: int) -> list[list[common_pb2.ChatMessage]]:
+        if self.kind == "same":
+            self.calls += 1
+            one = [common_pb2.ChatMessage(role=common_pb2.ROLE_USER,
+                                          content=f"Story {self.calls}. {PROMPT}")]
+            return [one] * streams
+        group = []
+        for _ in range(streams):
+            self.calls += 1
+            subject = SUBJECTS[self.calls % len(SUBJECTS)]
+            group.append([common_pb2.ChatMessage(role=common_pb2.ROLE_SYSTEM,
+                                                 content=self.system),
+                          common_pb2.ChatMessage(
+                              role=common_pb2.ROLE_USER,
+                              content=f"Story {self.calls}: a habit coach helps {subject}. "
+                                      "Write it week by week, in detail.")])
+        return group
 
 
 @dataclass(frozen=True)
@@ -187,17 +230,20 @@ def proto_messages() -> list[common_pb2.ChatMessage]:
 
 
 
-async def concurrent(address: str, auth: InternalAuth, streams: int,
-                     max_tokens: int) -> tuple[float, list[Sample]]:
-    """Aggregate tokens/s of ``streams`` simultaneous GenerateStream calls."""
+async def concurrent(address: str, auth: InternalAuth, streams: int, max_tokens: int,
+                     prompts: Prompts) -> tuple[float, list[Sample]]:
+    """Aggregate tokens/s of ``streams`` simultaneous GenerateStream calls (after one call)."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = authed(generation_pb2_grpc.GenerationServiceStub(channel), auth)
-        request = generation_pb2.GenerateStreamRequest(model=MODEL, messages=proto_messages(),
-                                                       sampling=sampling(max_tokens))
-        await timed_stream(stub.GenerateStream(request))
+
+        def request(messages: list[common_pb2.ChatMessage]) -> generation_pb2.GenerateStreamRequest:
+            return generation_pb2.GenerateStreamRequest(model=MODEL, messages=messages,
+                                                        sampling=sampling(max_tokens))
+
+        await timed_stream(stub.GenerateStream(request(prompts.group(1)[0])))
+        group = [request(messages) for messages in prompts.group(streams)]
         started = time.perf_counter()
-        samples = await asyncio.gather(*(timed_stream(stub.GenerateStream(request))
-                                         for _ in range(streams)))
+        samples = await asyncio.gather(*(timed_stream(stub.GenerateStream(r)) for r in group))
         return sum(s.tokens for s in samples) / (time.perf_counter() - started), samples
 
 
@@ -220,7 +266,7 @@ async def run(args: argparse.Namespace) -> None:
                                    n_threads=args.threads, parallel=1)
     env = {"LLAMA_N_CTX": str(args.n_ctx), "LLAMA_N_THREADS": str(args.threads),
            "GENERATION_PARALLEL": "1", "GENERATION_MODEL_PATH": str(settings.model_path),
-           "LOG_LEVEL": "warning"}
+           "GENERATION_PREFIX_CACHE": "false", "LOG_LEVEL": "warning"}
     report: list[ReportRow] = []
     if not args.concurrent_only:
         report = await single_stream(args, settings, env)
@@ -288,39 +334,59 @@ async def concurrent_table(args: argparse.Namespace, env: dict[str, str]) -> lis
     print(f"\nConcurrent: 1 then {args.streams} GenerateStream calls at once, {args.max_tokens} "
           f"tokens each, median of {args.rounds} rounds; unbatched, the {args.threads} threads "
           "are shared out among the llama contexts")
-    print(f"{'batched':<9}{'parallel':>9}{'threads':>8}{'1 tok/s':>9}{'N tok/s':>9}{'gain':>7}"
-          f"{'1 TTFT ms':>11}{'N mean TTFT':>13}{'N max TTFT':>12}{'TTFT ratio':>12}")
+    print(f"{'batched':<9}{'parallel':>9}{'prefix':>7}{'threads':>8}{'prompts':>9}{'1 tok/s':>9}"
+          f"{'N tok/s':>9}{'gain':>7}{'1 TTFT ms':>11}{'N mean TTFT':>13}{'N max TTFT':>12}"
+          f"{'TTFT ratio':>12}")
     report = []
-    for batched in args.batched:
-        for parallel in args.parallel:
-            threads = args.threads if batched else max(1, args.threads // parallel)
-            stack = start_stack(["generation"], label="generation", env={
-                **env, "GENERATION_PARALLEL": str(parallel), "LLAMA_N_THREADS": str(threads),
-                "GENERATION_BATCHED": str(batched).lower()})
-            one: list[tuple[float, list[Sample]]] = []
-            many: list[tuple[float, list[Sample]]] = []
-            try:
-                address = stack.spec("generation").address
+    configs = [(batched, parallel, prefix) for batched in args.batched
+               for parallel in args.parallel for prefix in (args.prefix_cache if batched
+                                                            else [False])]
+    for batched, parallel, prefix in configs:
+        threads = args.threads if batched else max(1, args.threads // parallel)
+        stack = start_stack(["generation"], label="generation", env={
+            **env, "GENERATION_PARALLEL": str(parallel), "LLAMA_N_THREADS": str(threads),
+            "GENERATION_BATCHED": str(batched).lower(),
+            "GENERATION_PREFIX_CACHE": str(prefix).lower()})
+        try:
+            address = stack.spec("generation").address
+            for kind in args.prompts:
+                prompts = Prompts(kind)
+                one: list[tuple[float, list[Sample]]] = []
+                many: list[tuple[float, list[Sample]]] = []
                 for _ in range(args.rounds):
-                    one.append(await concurrent(address, stack.auth, 1, args.max_tokens))
+                    one.append(await concurrent(address, stack.auth, 1, args.max_tokens,
+                                                prompts))
                     many.append(await concurrent(address, stack.auth, args.streams,
-                                                 args.max_tokens))
-            finally:
-                stack.stop()
-            rate1 = statistics.median(rate for rate, _ in one)
-            rate_n = statistics.median(rate for rate, _ in many)
-            ttft1 = statistics.median(s[0].ttft_s * 1000 for _, s in one)
-            mean_n = statistics.median(statistics.mean(x.ttft_s * 1000 for x in s)
-                                       for _, s in many)
-            max_n = statistics.median(max(x.ttft_s * 1000 for x in s) for _, s in many)
-            print(f"{batched!s:<9}{parallel:>9}{threads:>8}{rate1:>9.1f}{rate_n:>9.1f}"
-                  f"{rate_n / rate1:>6.2f}x{ttft1:>11.1f}{mean_n:>13.1f}{max_n:>12.1f}"
-                  f"{mean_n / ttft1:>11.2f}x")
-            report.append(ReportRow.measured(
-                f"generation: aggregate tokens/s, {args.streams} streams, GENERATION_PARALLEL="
-                f"{parallel}, GENERATION_BATCHED={str(batched).lower()}", rate_n, "tokens/s",
-                baseline=rate1, baseline_name="the same, one stream", target="report"))
+                                                 args.max_tokens, prompts))
+                report += concurrent_rows(args, (batched, parallel, prefix, threads, kind),
+                                          one, many)
+        finally:
+            stack.stop()
     return report
+
+
+def concurrent_rows(args: argparse.Namespace, config: tuple[bool, int, bool, int, str],
+                    one: list[tuple[float, list[Sample]]],
+                    many: list[tuple[float, list[Sample]]]) -> list[ReportRow]:
+    """Prints one line of the concurrent table; its make-bench rows."""
+    batched, parallel, prefix, threads, kind = config
+    rate1 = statistics.median(rate for rate, _ in one)
+    rate_n = statistics.median(rate for rate, _ in many)
+    ttft1 = statistics.median(s[0].ttft_s * 1000 for _, s in one)
+    mean_n = statistics.median(statistics.mean(x.ttft_s * 1000 for x in s) for _, s in many)
+    max_n = statistics.median(max(x.ttft_s * 1000 for x in s) for _, s in many)
+    print(f"{batched!s:<9}{parallel:>9}{prefix!s:>7}{threads:>8}{kind:>9}{rate1:>9.1f}"
+          f"{rate_n:>9.1f}{rate_n / rate1:>6.2f}x{ttft1:>11.1f}{mean_n:>13.1f}{max_n:>12.1f}"
+          f"{mean_n / ttft1:>11.2f}x")
+    where = (f"{args.streams} streams, {kind} prompts, GENERATION_PARALLEL={parallel}, "
+             f"GENERATION_BATCHED={str(batched).lower()}, "
+             f"GENERATION_PREFIX_CACHE={str(prefix).lower()}")
+    return [ReportRow.measured(f"generation: aggregate tokens/s, {where}", rate_n, "tokens/s",
+                               baseline=rate1, baseline_name="the same, one stream",
+                               target=">= 2.5x"),
+            ReportRow.measured(f"generation: mean time to first token, {where}", mean_n, "ms",
+                               baseline=ttft1, baseline_name="the same, one stream",
+                               target="<= 2x")]
 
 
 def report_rows(single: list[Row]) -> list[ReportRow]:
@@ -358,6 +424,14 @@ def main() -> None:
                         help="skip the single-stream table")
     parser.add_argument("--no-router", dest="router", action="store_false",
                         help="skip the router column")
+    parser.add_argument("--prefix-cache", default=[True],
+                        type=lambda v: [p.strip() == "true" for p in v.split(",")],
+                        help="GENERATION_PREFIX_CACHE values of the batched engine, "
+                        "comma-separated (default true)")
+    parser.add_argument("--prompts", type=lambda v: [p.strip() for p in v.split(",")],
+                        default=["same", "distinct"], help="prompts of the concurrent streams: "
+                        "same, distinct (a shared system prompt, a user message each), or both "
+                        "comma-separated (default same,distinct)")
     add_json_argument(parser)
     asyncio.run(run(parser.parse_args()))
 

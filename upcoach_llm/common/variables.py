@@ -148,6 +148,9 @@ DECLARED: list[Variable] = [
     Variable("GENERATION_BATCHED", "bool", True,
              "one llama context decodes the GENERATION_PARALLEL requests in shared batches "
              "(false: one context per request)", ENGINE),
+    Variable("GENERATION_PREFIX_CACHE", "bool", True,
+             "batched: a request reuses the KV cache of the prompt prefix it shares with a "
+             "running request or a slot's last one, instead of evaluating it again", ENGINE),
     Variable("LLAMA_N_CTX", "int", 2048, "context window per llama context", ENGINE,
              unit="tokens", minimum=64, maximum=1 << 20),
     Variable("LLAMA_N_THREADS", "int", None, "CPU threads per llama context", ENGINE,

@@ -8,11 +8,15 @@ A request waits for a free slot in a ContextPool (so GENERATION_MAX_QUEUE and
 GENERATION_QUEUE_TIMEOUT_S answer ResourceExhausted as with one context per request), joins
 between two steps, and leaves when it ends or its stream is closed, freeing its KV cells.
 
-Prompts are fed in chunks of at most ``PREFILL_CHUNK`` tokens, in arrival order, as long as
-the step holds at most ``PREFILL_TOKENS_PER_STEP`` prompt tokens: a long prompt delays the
-sequences already generating by at most one chunk (a few tens of milliseconds) per step, and
-prompts that arrive together get their first token one after the other rather than all at the
-end.
+Prompts are fed in chunks of at most ``PREFILL_CHUNK`` tokens, one prompt per step, the one
+with the fewest tokens left first: a long prompt delays the sequences already generating by at
+most one chunk (a few tens of milliseconds) per step, and prompts that arrive together get their
+first token one after the other, shortest first, rather than all at the end. On a CPU a step
+costs about its tokens (SmolLM2's Q4_1 matmuls run token by token; batching saves only the
+fixed cost of a step), so a second prompt in the step would delay the first prompt's first
+token by all it costs and save the second only that fixed cost; only a prompt with at most
+``PREFILL_JOIN_TOKENS`` tokens left (one taking a shared prefix, below) joins another's step,
+within ``PREFILL_TOKENS_PER_STEP`` prompt tokens in all.
 
 n_ctx is split, not shared: the context holds LLAMA_N_CTX x GENERATION_PARALLEL cells as one KV
 stream per sequence (kv_unified off), so each request may use up to LLAMA_N_CTX tokens, prompt
@@ -31,6 +35,20 @@ JSON grammar of its response format), so grammar state and penalty counts never 
 sequences. With ``sampling.logprobs`` each token's log probability is read from the logits of
 its batch row right after it is drawn, and travels on the chunk that carries its text.
 
+Prompts that share a prefix share its evaluation (GENERATION_PREFIX_CACHE, on by default), as
+llama-server's cache_prompt and vLLM's prefix caching do: coaching features open with the same
+system prompt, and requests that arrive together often carry the same whole prompt. A slot keeps
+the KV cells of its last sequence, and a new sequence takes the free slot whose cells share the
+longest prefix with its prompt and evaluates only the rest. A prefix held by another slot, or by
+a running sequence, is copied into the new sequence's stream (``llama_state_seq_get_data`` /
+``_set_data``: only that sequence's cells, where ``llama_memory_seq_cp`` across streams copies a
+whole stream); when the running sequence has not evaluated the shared part yet, the newcomer waits
+for it (its chunks end where the shared part ends) instead of evaluating the same tokens beside
+it. At least the prompt's last token is always evaluated, for the logits of the first draw. A
+token's keys and values depend only on the tokens before it, and llama.cpp's CPU kernels compute
+each token's row alone, so a reused prefix gives the reply a fresh evaluation gives (tests say
+so); a prefix evaluated beside other sequences carries the same last-bit caveat as above.
+
 All of llama.cpp runs on the scheduler thread, from loading and warm-up on: its OpenMP build gives
 every calling thread its own team of workers (see llama_cpp_engine). Sequences are isolated: a
 decode that fails is retried one sequence at a time so only the culprit fails, and an error
@@ -43,10 +61,11 @@ import asyncio
 import codecs
 import contextlib
 import contextvars
+import ctypes
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -79,6 +98,9 @@ log = get_logger(__name__)
 
 PREFILL_CHUNK = 64
 PREFILL_TOKENS_PER_STEP = 64
+PREFILL_JOIN_TOKENS = 4
+# Copying a prefix costs about its cells in memcpy; evaluating a token costs milliseconds.
+MIN_COPIED_PREFIX = 4
 
 
 @dataclass(eq=False)
@@ -93,6 +115,10 @@ class _Sequence:
     cancel: threading.Event = field(default_factory=threading.Event)
     seq_id: int = -1
     fed: int = 0
+    cached: list[int] = field(default_factory=list)
+    source: _Sequence | None = None
+    shared: int = 0
+    cuts: set[int] = field(default_factory=set)
     last: int = -1
     generated: int = 0
     abandoned: bool = False
@@ -116,10 +142,16 @@ class _Sequence:
         return self.fed < len(self.prompt)
 
     def next_tokens(self) -> list[int]:
-        """This step's input: the next prompt chunk, or the last sampled token."""
+        """This step's input: the next prompt chunk (ending where a follower's shared prefix
+        ends), or the last sampled token."""
         if self.prefilling:
-            return self.prompt[self.fed:self.fed + PREFILL_CHUNK]
+            end = min([self.fed + PREFILL_CHUNK, *(c for c in self.cuts if c > self.fed)])
+            return self.prompt[self.fed:end]
         return [self.last]
+
+    def planned(self) -> list[int]:
+        """The tokens its KV cells hold, or will once its prompt is evaluated."""
+        return self.prompt if self.prefilling else self.cached
 
 
 class _Scheduler:
@@ -132,6 +164,8 @@ class _Scheduler:
         self._inbox: deque[_Sequence] = deque()
         self._active: list[_Sequence] = []
         self._free_ids = set(range(settings.parallel))
+        self._kept: dict[int, list[int]] = {}  # free slot -> the tokens its cells still hold
+        self.reused_tokens = 0  # prompt tokens taken from the prefix cache, not evaluated
         self.n_ctx_seq = settings.n_ctx
         self._wake = threading.Condition()
         self._closing = False
@@ -219,7 +253,7 @@ class _Scheduler:
             if self._decode([(seq, seq.next_tokens())]) != 0:
                 raise RuntimeError("llama_decode failed while warming up")
         finally:
-            self._release_sequence(seq)
+            self._release_sequence(seq, keep=False)
 
     def _serve(self) -> None:
         while True:
@@ -245,10 +279,81 @@ class _Scheduler:
         self._active.append(seq)
 
     def _begin(self, seq: _Sequence) -> None:
-        seq.seq_id = min(self._free_ids)
+        """Gives the sequence a slot (the one holding the longest prefix of its prompt, else
+        the lowest empty one), keeps what the slot holds of its prompt, and looks for a longer
+        prefix elsewhere."""
+        kept = self._kept if self.settings.prefix_cache else {}
+        seq.seq_id = max(sorted(self._free_ids), key=lambda i: (
+            _common(kept.get(i, ()), seq.prompt, len(seq.prompt) - 1), i not in kept))
         self._free_ids.discard(seq.seq_id)
+        reuse = _common(self._kept.pop(seq.seq_id, ()), seq.prompt, len(seq.prompt) - 1)
+        reuse = reuse if self.settings.prefix_cache else 0
+        llama_cpp.llama_memory_seq_rm(self.memory, seq.seq_id, reuse, -1)
+        seq.fed, seq.cached = reuse, seq.prompt[:reuse]
+        self.reused_tokens += reuse
         seq.stops = StopScanner(seq.sampling.stop)
         seq.sampler = SequenceSampler(seq.sampling, self.vocab, seq.grammar)
+        if self.settings.prefix_cache:
+            self._share(seq)
+
+    def _share(self, seq: _Sequence) -> None:
+        """Copies the longest prefix of its prompt that another slot holds, or waits for the
+        running sequence that will hold it; nothing when that would save too few tokens."""
+        limit = len(seq.prompt) - 1
+        best, source, slot = seq.fed + MIN_COPIED_PREFIX - 1, None, -1
+        for other in self._active:
+            if other is not seq and other.source is None:
+                length = _common(other.planned(), seq.prompt, limit)
+                if length > best:
+                    best, source, slot = length, other, other.seq_id
+        for kept_slot, tokens in self._kept.items():
+            length = _common(tokens, seq.prompt, limit)
+            if length > best:
+                best, source, slot = length, None, kept_slot
+        if slot < 0:
+            return
+        if source is not None and len(source.cached) < best:
+            seq.source, seq.shared = source, best
+            source.cuts.add(best)
+            return
+        self._copy_prefix(seq, slot, best)
+
+    def _copy_prefix(self, seq: _Sequence, slot: int, length: int) -> None:
+        """Puts the first ``length`` cells of ``slot`` into the sequence's own stream."""
+        ctx = self.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, slot)
+        buffer = (ctypes.c_uint8 * size)()
+        copied = (llama_cpp.llama_state_seq_get_data(ctx, buffer, size, slot) == size
+                  and llama_cpp.llama_state_seq_set_data(ctx, buffer, size, seq.seq_id) > 0)
+        if not copied:  # the stream was emptied: evaluate the whole prompt instead
+            llama_cpp.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
+            length = 0
+        llama_cpp.llama_memory_seq_rm(self.memory, seq.seq_id, length, -1)
+        self.reused_tokens += length - seq.fed
+        seq.fed, seq.cached = length, seq.prompt[:length]
+
+    def _follow(self, seq: _Sequence) -> bool:
+        """Whether a sequence waiting for another's prefix may go on: it takes the prefix once
+        evaluated, and looks again if its source ended first."""
+        source = seq.source
+        assert source is not None
+        if source in self._active and len(source.cached) < seq.shared:
+            return False
+        seq.source = None
+        source.cuts.discard(seq.shared)
+        if source in self._active:
+            self._copy_prefix(seq, source.seq_id, seq.shared)
+        else:
+            self._share(seq)
+        return seq.source is None
+
+    def _follow_or_end(self, seq: _Sequence) -> bool:
+        """``_follow``; an error taking the prefix ends that sequence alone."""
+        try:
+            return self._follow(seq)
+        except Exception as exc:  # noqa: BLE001 - re-raised in the caller's stream
+            self._end(seq, exc)
+            return False
 
     def _drop_cancelled(self) -> None:
         for seq in [s for s in self._active if s.cancel.is_set()]:
@@ -257,14 +362,22 @@ class _Scheduler:
 
     def _step(self) -> None:
         """One decode of every active sequence's next input, then sampling where it is due."""
-        budget = PREFILL_TOKENS_PER_STEP
         plan: list[tuple[_Sequence, list[int]]] = []
-        for seq in self._active:
-            tokens = seq.next_tokens()
+        prefilling: list[_Sequence] = []
+        for seq in list(self._active):
+            if seq.source is not None and not self._follow_or_end(seq):
+                continue
             if seq.prefilling:
-                if len(tokens) > budget:
-                    continue
-                budget -= len(tokens)
+                prefilling.append(seq)
+            else:
+                plan.append((seq, seq.next_tokens()))
+        budget = PREFILL_TOKENS_PER_STEP
+        for seq in sorted(prefilling, key=lambda s: len(s.prompt) - s.fed):
+            tokens = seq.next_tokens()
+            joins = len(seq.prompt) - seq.fed <= PREFILL_JOIN_TOKENS
+            if len(tokens) > budget or (budget < PREFILL_TOKENS_PER_STEP and not joins):
+                break
+            budget -= len(tokens)
             plan.append((seq, tokens))
         if not plan:
             return
@@ -304,6 +417,7 @@ class _Scheduler:
             return code
         for seq, tokens in plan:
             seq.fed = min(len(seq.prompt), seq.fed + len(tokens))
+            seq.cached.extend(tokens)
         for seq, index in outputs:
             self._advance(seq, index)
         return 0
@@ -377,14 +491,21 @@ class _Scheduler:
             self._active.remove(seq)
         if result is not None:
             seq.emit(result)
-        self._release_sequence(seq)
+        if seq.source is not None:
+            seq.source.cuts.discard(seq.shared)
+        self._release_sequence(seq, keep=not isinstance(result, BaseException))
         with contextlib.suppress(RuntimeError):  # the event loop is gone
             seq.done()
 
-    def _release_sequence(self, seq: _Sequence) -> None:
+    def _release_sequence(self, seq: _Sequence, *, keep: bool) -> None:
+        """Frees its slot; the slot keeps its cells for the next sequence unless ``keep`` is
+        false (a failed decode may have left cells that match no token list)."""
         if seq.seq_id < 0:
             return
-        llama_cpp.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
+        if keep and self.settings.prefix_cache:
+            self._kept[seq.seq_id] = seq.cached
+        else:
+            llama_cpp.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
         self._free_ids.add(seq.seq_id)
         seq.seq_id = -1
         if seq.sampler is not None:
@@ -405,6 +526,15 @@ class _Scheduler:
             self.batch = None
         if self.llama is not None:
             self.llama.close()
+
+
+def _common(tokens: Sequence[int], prompt: list[int], limit: int) -> int:
+    """The length of the common prefix, at most ``limit``."""
+    length = min(len(tokens), limit)
+    for index in range(length):
+        if tokens[index] != prompt[index]:
+            return index
+    return length
 
 
 def _decode_error(code: int) -> RuntimeError:

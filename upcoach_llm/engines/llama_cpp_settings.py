@@ -1,8 +1,8 @@
 """Settings of the embedded llama.cpp engine, read once from the environment.
 
 GENERATION_MODEL_PATH, GENERATION_MODEL_NAME, GENERATION_PARALLEL, GENERATION_BATCHED,
-GENERATION_MAX_QUEUE, GENERATION_QUEUE_TIMEOUT_S and LLAMA_* are declared in
-upcoach_llm/common/variables.py.
+GENERATION_PREFIX_CACHE, GENERATION_MAX_QUEUE, GENERATION_QUEUE_TIMEOUT_S and LLAMA_* are
+declared in upcoach_llm/common/variables.py.
 
 LLAMA_N_THREADS defaults to the CPUs this process may use shared out among the contexts.
 llama.cpp's threads spin at a barrier after every layer, so more threads in all than CPUs makes
@@ -60,6 +60,7 @@ class LlamaSettings:
     extra_buffers: bool = False
     batched: bool = False
     batched_threads: int | None = None
+    prefix_cache: bool = True
 
     @classmethod
     def from_env(cls) -> LlamaSettings:
@@ -79,4 +80,5 @@ class LlamaSettings:
             extra_buffers=VARIABLES.bool("LLAMA_EXTRA_BUFFERS"),
             batched=VARIABLES.bool("GENERATION_BATCHED"),
             batched_threads=VARIABLES.int("LLAMA_N_THREADS", _cpu_count()),
+            prefix_cache=VARIABLES.bool("GENERATION_PREFIX_CACHE"),
         )

@@ -4,6 +4,7 @@ requests that each end on their own terms, isolation of a failing request, and t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -27,12 +28,15 @@ from upcoach_llm.engines.types.embedded import chat_engine
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 PARALLEL = 4
+LONG_SYSTEM = "You are a patient, encouraging coach. " * 8
 PROMPTS = [
     *SHARED_PROMPTS,
     # Longer than one prefill chunk, so it is fed over several steps.
-    [Message("system", "You are a patient, encouraging coach. " * 8),
+    [Message("system", LONG_SYSTEM),
      Message("user", "Plan a runner's first marathon, week by week.")],
 ]
+# The system prompt of PROMPTS[3] with another question: a prefix to share, not the whole prompt.
+SAME_SYSTEM = [Message("system", LONG_SYSTEM), Message("user", "How do I keep running in winter?")]
 BAD = "this request carries a token the model does not have"
 # A sequence that shares its batches may part from its solo reply at a near tie (see the module
 # docstring of llama_batched: how llama.cpp cuts a batch into sub-batches changes the logits in
@@ -52,11 +56,13 @@ def settings(parallel: int, max_queue: int = 1) -> LlamaSettings:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def solo() -> list[str]:
-    """LlamaCppEngine's greedy replies to PROMPTS, one context, one request at a time."""
+    """LlamaCppEngine's greedy replies to PROMPTS and SAME_SYSTEM, one context, one request at
+    a time, each prompt evaluated afresh."""
     engine = LlamaCppEngine(settings(parallel=1))
     await engine.load()
     try:
-        return ["".join((await collect(engine, prompt, greedy(24)))[0]) for prompt in PROMPTS]
+        return ["".join((await collect(engine, prompt, greedy(24)))[0])
+                for prompt in [*PROMPTS, SAME_SYSTEM]]
     finally:
         await engine.close()
 
@@ -101,15 +107,90 @@ async def test_streams_several_chunks_then_usage(engine: BatchedLlamaEngine) -> 
 
 async def test_greedy_alone_gives_the_unbatched_reply(engine: BatchedLlamaEngine,
                                                       solo: list[str]) -> None:
-    for prompt, expected in zip(PROMPTS, solo, strict=True):
+    for prompt, expected in zip(PROMPTS, solo[:len(PROMPTS)], strict=True):
         chunks, _ = await collect(engine, prompt, greedy(24))
         assert "".join(chunks) == expected
+
+
+def reused(engine: BatchedLlamaEngine) -> int:
+    assert engine._scheduler is not None
+    return engine._scheduler.reused_tokens
+
+
+async def test_a_reused_prefix_gives_the_reply_of_a_fresh_evaluation(
+        engine: BatchedLlamaEngine, solo: list[str]) -> None:
+    await collect(engine, PROMPTS[3], greedy(4))
+    before = reused(engine)
+    chunks, finished = await collect(engine, SAME_SYSTEM, greedy(24))  # the system prompt
+    assert "".join(chunks) == solo[4]
+    shared = reused(engine) - before
+    assert 40 < shared < finished.prompt_tokens
+    chunks, finished = await collect(engine, SAME_SYSTEM, greedy(24))  # all but the last token
+    assert "".join(chunks) == solo[4]
+    assert reused(engine) - before - shared == finished.prompt_tokens - 1
+    await wait_for_free(engine)
+
+
+async def test_without_the_prefix_cache_every_prompt_is_evaluated_whole(solo: list[str]) -> None:
+    engine = BatchedLlamaEngine(dataclasses.replace(settings(parallel=2), prefix_cache=False))
+    await engine.load()
+    try:
+        for _ in range(2):
+            chunks, _ = await collect(engine, PROMPTS[3], greedy(24))
+            assert "".join(chunks) == solo[3]
+        assert reused(engine) == 0
+    finally:
+        await engine.close()
+
+
+async def test_requests_that_arrive_together_evaluate_their_common_prompt_once(
+        engine: BatchedLlamaEngine, solo: list[str]) -> None:
+    prompt = [Message("system", "Answer in one line."),
+              Message("user", "Name three habits of people who sleep well.")]
+    alone, finished = await collect(engine, prompt, greedy(24))
+    for slot in range(PARALLEL):  # no slot keeps more than "<|im_start|>system\n" of it
+        await collect(engine, [Message("user", f"Count to {slot}.")], greedy(1))
+    before = reused(engine)
+    together = await asyncio.gather(*(collect(engine, prompt, greedy(24))
+                                      for _ in range(PARALLEL)))
+    # Three take all the prompt but its last token from the first: evaluated once, not four
+    # times (the first reuses the template's opening tokens from its slot).
+    assert 0 <= reused(engine) - before - (PARALLEL - 1) * (finished.prompt_tokens - 1) <= 4
+    texts = {"".join(chunks) for chunks, _ in together}
+    assert len(texts) == 1, texts  # the same cells and the same batches: the same reply
+    assert shared_prefix(texts.pop(), "".join(alone)) >= SHARED_PREFIX_CHARS
+    assert {end.completion_tokens for _, end in together} == {finished.completion_tokens}
+    await wait_for_free(engine)
+
+
+async def test_a_cancelled_sequence_that_shared_a_prefix_leaves_its_owner_alone(
+        engine: BatchedLlamaEngine, solo: list[str]) -> None:
+    owner = engine.stream(MODEL, PROMPTS[3], greedy(24))
+    texts = [(await anext(owner)).text]  # type: ignore[union-attr]
+    before = reused(engine)
+    borrower = engine.stream(MODEL, SAME_SYSTEM, greedy(400))
+    assert isinstance(await anext(borrower), TextChunk)
+    assert reused(engine) - before > 40, "the borrower evaluated the owner's prefix again"
+    await borrower.aclose()
+    async for item in owner:
+        if isinstance(item, TextChunk):
+            texts.append(item.text)
+        else:
+            assert (item.reason, item.completion_tokens) == ("length", 24)
+    assert shared_prefix("".join(texts), solo[3]) >= min(SHARED_PREFIX_CHARS, len(solo[3]))
+    await wait_for_free(engine)
+    # The cells both left behind still give, alone, what a fresh evaluation gives.
+    for prompt, expected in ((PROMPTS[3], solo[3]), (SAME_SYSTEM, solo[4])):
+        before = reused(engine)
+        chunks, _ = await collect(engine, prompt, greedy(24))
+        assert "".join(chunks) == expected
+        assert reused(engine) > before
 
 
 async def test_concurrent_greedy_replies_agree_with_the_unbatched_ones(
         engine: BatchedLlamaEngine, solo: list[str]) -> None:
     together = await asyncio.gather(*(collect(engine, p, greedy(24)) for p in PROMPTS))
-    for (chunks, end), expected in zip(together, solo, strict=True):
+    for (chunks, end), expected in zip(together, solo[:len(PROMPTS)], strict=True):
         text = "".join(chunks)
         assert shared_prefix(text, expected) >= min(SHARED_PREFIX_CHARS, len(expected)), (
             text, expected)
@@ -180,6 +261,22 @@ async def test_an_error_in_one_sequence_leaves_the_others_running(
         collect(engine, PROMPTS[1], greedy(10)), return_exceptions=True)
     assert isinstance(results[1], ValueError)
     assert [r[1].completion_tokens for r in (results[0], results[2])] == [10, 10]  # type: ignore[index]
+    await wait_for_free(engine)
+
+
+async def test_an_error_taking_a_shared_prefix_fails_that_request_alone(
+        engine: BatchedLlamaEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*_: object) -> None:
+        raise ValueError("the prefix could not be copied")
+
+    monkeypatch.setattr(llama_batched._Scheduler, "_copy_prefix", failing)
+    prompt = [Message("system", "You are terse."), Message("user", "Name a fruit.")]
+    results = await asyncio.gather(collect(engine, prompt, greedy(12)),
+                                   collect(engine, prompt, greedy(12)), return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1 and "could not be copied" in str(failed[0])
+    assert not isinstance(ok := results[results.index(failed[0]) ^ 1], BaseException)
+    assert ok[1].completion_tokens > 0
     await wait_for_free(engine)
 
 

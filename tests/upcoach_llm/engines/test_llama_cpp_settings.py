@@ -13,7 +13,7 @@ from upcoach_llm.engines.llama_cpp_settings import LlamaSettings, packaged_model
 def test_defaults_serve_the_packaged_smollm2(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("GENERATION_MODEL_PATH", "LLAMA_N_CTX", "GENERATION_PARALLEL",
                  "GENERATION_MAX_QUEUE", "LLAMA_EXTRA_BUFFERS", "GENERATION_MODEL_NAME",
-                 "GENERATION_BATCHED"):
+                 "GENERATION_BATCHED", "GENERATION_PREFIX_CACHE"):
         monkeypatch.delenv(name, raising=False)
     settings = LlamaSettings.from_env()
     assert settings.model_path == packaged_model_path()
@@ -21,6 +21,7 @@ def test_defaults_serve_the_packaged_smollm2(monkeypatch: pytest.MonkeyPatch) ->
     assert settings.model_name == "smollm2-135m-instruct"
     assert (settings.n_ctx, settings.parallel, settings.max_queue) == (2048, 4, 16)
     assert settings.batched is True
+    assert settings.prefix_cache is True
     assert settings.n_threads >= 1
     assert settings.extra_buffers is False
 
@@ -55,3 +56,8 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         LlamaSettings.from_env()
+
+
+def test_the_prefix_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENERATION_PREFIX_CACHE", "false")
+    assert LlamaSettings.from_env().prefix_cache is False
