@@ -7,6 +7,8 @@
           -> body limit (413, before the body is read)
             -> dispatch: /upcoach.llm.v1.<Service>/<Method> to the grpc-web/Connect apps,
                          everything else to the FastAPI REST app (which serves /openapi.json)
+              -> chat fast path: well-formed chat completions without FastAPI's machinery
+                 (chat/fastpath.py); anything else on to the REST app
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
@@ -22,8 +25,10 @@ from starlette.types import ASGIApp
 from upcoach_llm.common import tracing
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.gateway import grpcweb
+from upcoach_llm.gateway.chat.fastpath import ChatFastPath
 from upcoach_llm.gateway.chat.router import build_router as chat_routes
 from upcoach_llm.gateway.chat.semantic import log_vector_search
+from upcoach_llm.gateway.chat.serving import ChatServing
 from upcoach_llm.gateway.coaching.router import build_router as coaching_routes
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.embeddings.router import build_router as embeddings_routes
@@ -107,7 +112,9 @@ def create_app(deps: Dependencies) -> ASGIApp:
                    lifespan=lifespan, strict_content_type=False, telemetry=NO_FASTAPI_TELEMETRY)
     install_handlers(rest)
     # Routes are matched in order: the busiest first.
-    rest.include_router(chat_routes(deps))
+    chat = ChatServing(deps)
+    chat_router = chat_routes(chat)
+    rest.include_router(chat_router)
     rest.include_router(coaching_routes(deps))
     rest.include_router(embeddings_routes(deps))
     rest.include_router(ollama_routes(deps))
@@ -117,7 +124,9 @@ def create_app(deps: Dependencies) -> ASGIApp:
     rest.include_router(metrics_routes(deps.metrics))
     install_openapi(rest, gated)
 
-    app: ASGIApp = grpcweb.Dispatcher(rest, grpcweb_apps(deps))
+    chat_api_routes = [route for route in chat_router.routes if isinstance(route, APIRoute)]
+    app: ASGIApp = grpcweb.Dispatcher(ChatFastPath(rest, chat, chat_api_routes),
+                                      grpcweb_apps(deps))
     app = BodyLimitMiddleware(app, deps.settings.max_body_bytes)
     app = AccessMiddleware(app, deps.gate, deps.metrics, gated)
     if tracing.ENABLED:

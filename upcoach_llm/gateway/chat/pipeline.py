@@ -156,13 +156,15 @@ class LiveStream:
 
     async def messages(self) -> AsyncIterator[router_pb2.ChatStreamResponse]:
         """Every message, the first (with the route) included; raises StreamFailed."""
+        spend = self._spend
         async with contextlib.aclosing(self._source) as source:
             async for message in source:
                 if message.text:
                     self._parts.append(message.text)
                 if message.finish_reason:
                     self._last = message
-                await self._spend.follow(message)
+                if spend.counting:
+                    await spend.follow(message)
                 yield message
 
     @property
@@ -204,7 +206,9 @@ class ChatPipeline:
     async def answer(self, request: Request, turn: ChatTurn, *,
                      stream: bool) -> WholeReply | LiveStream:
         """For a REST renderer: a failure before the reply is the REST error (APIError)."""
-        turn = replace(turn, locale=preferred_locale(request.headers.get(ACCEPT_LANGUAGE)))
+        locale = preferred_locale(request.headers.get(ACCEPT_LANGUAGE))
+        if locale != turn.locale:
+            turn = replace(turn, locale=locale)
         try:
             return await self.reply(Caller.of(request), turn, stream=stream)
         except StreamFailed as failure:
@@ -246,8 +250,8 @@ class ChatPipeline:
                                         "upcoach.cache": "semantic"})
             return _from_cache(probe.match.reply, headers, stream=stream)
         pending = probe.pending if probe is not None else None
-        spend = await deps.tokens.reserve(caller.client,
-                                          estimate_prompt(m.content for m in turn.messages))
+        spend = UNCOUNTED if not deps.tokens.enabled else await deps.tokens.reserve(
+            caller.client, estimate_prompt(m.content for m in turn.messages))
         headers.update(spend.headers())
         fields = turn.fields(caller.request_id)
         timeout = deps.settings.upstream_timeout_s if caller.timeout_s is None else caller.timeout_s

@@ -74,31 +74,37 @@ class ChunkWriter:
     """
 
     def __init__(self, cid: str, model: str) -> None:
-        self._head = {"id": cid, "object": _CHUNK, "created": now(),
-                      "model": model}
+        # Every event starts with the same bytes: the head, serialised once per stream
+        # (b'data: {"id":...,"model":"..."' + b',"choices":['); a text delta is then its text's
+        # JSON string between constant parts. The bytes are those of ``event`` of the whole dict.
+        head = dumps({"id": cid, "object": _CHUNK, "created": now(), "model": model})
+        self._open = b"data: " + head[:-1] + b',"choices":['
+        self._text_open = self._open + b'{"index":0,"delta":{"content":'
 
     def role(self) -> bytes:
-        return self._event([{"index": 0, "delta": {"role": _ROLE, "content": ""},
-                             "logprobs": None, "finish_reason": None}])
+        return self._event({"index": 0, "delta": {"role": _ROLE, "content": ""},
+                            "logprobs": None, "finish_reason": None})
 
     def text(self, text: str, token_logprobs: dict[str, Any] | None = None) -> bytes:
         """A text delta; token_logprobs is ``logprobs(...)`` of its tokens when asked."""
-        return self._event([{"index": 0, "delta": {"content": text},
-                             "logprobs": token_logprobs, "finish_reason": None}])
+        if token_logprobs is None:
+            return self._text_open + dumps(text) + _TEXT_CLOSE
+        return self._event({"index": 0, "delta": {"content": text},
+                            "logprobs": token_logprobs, "finish_reason": None})
 
     def finish(self, reason: str) -> bytes:
-        return self._event([{"index": 0, "delta": {}, "logprobs": None,
-                             "finish_reason": reason}])
+        return self._event({"index": 0, "delta": {}, "logprobs": None,
+                            "finish_reason": reason})
 
     def usage_only(self, use: dict[str, int]) -> bytes:
         """The last chunk of ``stream_options.include_usage``: no choices, the usage."""
-        return self._event([], use)
+        return self._open + b'],"usage":' + dumps(use) + b"}\n\n"
 
-    def _event(self, choices: list[dict[str, Any]], use: dict[str, int] | None = None) -> bytes:
-        chunk = {**self._head, "choices": choices}
-        if use is not None:
-            chunk["usage"] = use
-        return event(chunk)
+    def _event(self, choice: dict[str, Any]) -> bytes:
+        return self._open + dumps(choice) + b"]}\n\n"
+
+
+_TEXT_CLOSE = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
 
 def event(payload: dict[str, Any]) -> bytes:

@@ -53,6 +53,10 @@ class GatewayMetrics:
             "gateway_active_connections", "Requests in progress (open streams included).",
             registry=self.registry)
         self._hit, self._miss = self._cache.labels("hit"), self._cache.labels("miss")
+        # Label lookups validate and lock on every call: each request's children are looked up
+        # once per distinct label set (as bounded as the series themselves) and kept here.
+        self._children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
+        self._model_children: dict[str, tuple[Histogram, Counter]] = {}
         self.requests_total = 0
         self.cache_hits = 0
         self.cache_misses = 0
@@ -68,8 +72,14 @@ class GatewayMetrics:
         self.active_connections -= 1
         self._active.dec()
         self.requests_total += 1
-        self._requests.labels(route, method, str(status), model).inc()
-        self._latency.labels(route).observe(seconds)
+        key = (route, method, status, model)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self._requests.labels(route, method, str(status), model),
+                self._latency.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
         if status >= 400:
             self.error()
 
@@ -92,11 +102,18 @@ class GatewayMetrics:
         self._rate_limited.inc()
 
     def first_token(self, model: str, seconds: float) -> None:
-        self._ttft.labels(model).observe(seconds)
+        self._of_model(model)[0].observe(seconds)
 
     def tokens(self, model: str, count: int) -> None:
         if count > 0:
-            self._tokens.labels(model).inc(count)
+            self._of_model(model)[1].inc(count)
+
+    def _of_model(self, model: str) -> tuple[Histogram, Counter]:
+        children = self._model_children.get(model)
+        if children is None:
+            children = self._model_children[model] = (self._ttft.labels(model),
+                                                      self._tokens.labels(model))
+        return children
 
     def summary(self) -> dict[str, int]:
         """The guide's /api/metrics JSON."""

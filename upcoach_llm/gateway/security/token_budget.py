@@ -221,6 +221,11 @@ class TokenSpend:
         return self.decision.headers() if self.decision else {}
 
     @property
+    def counting(self) -> bool:
+        """Whether ``follow`` would still count anything (never for UNCOUNTED)."""
+        return not self._closed
+
+    @property
     def charged(self) -> int:
         """Tokens charged by this request so far, those not yet written included."""
         return self._written + self._pending
