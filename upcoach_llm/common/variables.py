@@ -197,7 +197,7 @@ DECLARED: list[Variable] = [
     Variable("SAFETY_CHECK", "bool", True, "the crisis check (config/safety.yaml) before every "
              "chat; off: chats about self-harm reach the model (logged loudly)", ROUTER),
     Variable("SAFETY_THREADS", "int", 1, "ONNX Runtime threads of the crisis check's MiniLM (2: "
-             "about 30% less added latency per chat, for twice the CPU)", ROUTER, minimum=1,
+             "about 15% less added latency per chat, for twice the CPU)", ROUTER, minimum=1,
              maximum=64),
     _s("REGISTRY_PROBE_TIMEOUT_S", 2.0, "one backend probe of the model registry",
        ("model-registry",), 0.1, Alias("REGISTRY_PROBE_TIMEOUT")),
