@@ -13,8 +13,9 @@ one, up to the read timeout), idle ones kept ``keepalive_expiry`` seconds, the m
 taken first. A connection goes back to the pool only once its response was read to the end and
 the server keeps it alive; a response closed before that closes its connection (a cancelled
 stream: the server sees the socket close and stops). A reused connection that the server closes
-before any byte of the reply (it dropped an idle connection while this request was sent) is
-retried once on a new one.
+right after the request was written, before any byte of the reply (it dropped the idle
+connection as the request went out), is retried once; a close that comes later is not retried,
+as the server may have acted on the request.
 
 Failures are ``HttpTransportError`` subclasses: ``ConnectError`` (refused, unresolvable, TLS
 handshake), ``ConnectTimeout``, ``ReadTimeout`` (no byte for the read timeout while a response
@@ -35,6 +36,10 @@ import httptools
 from upcoach_llm.common.errors import ConfigError
 
 _HIGH_WATER = 1 << 20  # buffered body bytes before the socket stops being read
+# A reused connection closed this soon after a request was written, with no byte of reply, was
+# dropped by the server while idle (the request never reached it): the request is sent again.
+# Later, the server may have acted on it (a POST that generates, pulls, creates): not retried.
+_STALE_CLOSE_S = 0.1
 _USER_AGENT = "upcoach-llm"
 
 
@@ -76,6 +81,7 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.reused = False
+        self.sent_at = self.lost_at = 0.0
         self._parser: httptools.HttpResponseParser | None = None
         self._lost: BaseException | None = None
         self._body: list[bytes] = []
@@ -120,9 +126,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.lost_at = self._loop.time()
         self._cancel_timer()
         if self._parser is not None and not self._complete:
-            if self._until_eof and self._headers_done:
+            if self._until_eof and self._headers_done and exc is None:
                 self._complete = True
             else:
                 detail = f": {exc}" if exc else ""
@@ -166,12 +173,15 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers = []
         assert self.transport is not None
+        self.sent_at = self._loop.time()
         self.transport.write(data)
 
     @property
-    def silent(self) -> bool:
-        """Closed before any byte of the reply came."""
-        return self.closed and not self._received
+    def stale(self) -> bool:
+        """A reused connection the server had dropped: closed without any byte of the reply,
+        right after the request was written."""
+        return (self.reused and self.closed and not self._received
+                and self.lost_at - self.sent_at < _STALE_CLOSE_S)
 
     async def head(self) -> None:
         """Waits for the status line and headers."""
@@ -219,7 +229,11 @@ class _Connection(asyncio.Protocol):
         """The response was handed over; the connection awaits the next request."""
         self._parser = None
         self._body = []
+        self._buffered = 0
         self._cancel_timer()
+        if self._paused and self.transport is not None:  # a large reply closed unread
+            self._paused = False
+            self.transport.resume_reading()
 
     async def _wait(self, timeout: float | None = None) -> None:
         if self._lost is not None:
@@ -362,7 +376,7 @@ class HttpClient:
                 connection.send(data)
                 await connection.head()
             except RemoteProtocolError:
-                retry = connection.reused and connection.silent
+                retry = connection.stale
                 self._discard(connection)
                 if retry:
                     continue
@@ -398,8 +412,12 @@ class HttpClient:
                 async with asyncio.timeout(self._read_timeout):
                     await slot
             except TimeoutError:
+                self._pass_on(slot)
                 raise PoolTimeout(f"all {self._max_connections} connections stayed busy for "
                                   f"{self._read_timeout:g}s") from None
+            except BaseException:
+                self._pass_on(slot)
+                raise
             finally:
                 with contextlib.suppress(ValueError):
                     self._slots.remove(slot)
@@ -451,6 +469,11 @@ class HttpClient:
         if connection.pooled:
             connection.pooled = False
             self._open -= 1
+            self._free_slot()
+
+    def _pass_on(self, slot: asyncio.Future[None]) -> None:
+        """A waiter leaving (cancelled, timed out) after it was woken hands the wake-up on."""
+        if slot.done() and not slot.cancelled():
             self._free_slot()
 
     def _free_slot(self) -> None:

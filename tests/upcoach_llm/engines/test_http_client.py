@@ -389,3 +389,69 @@ async def test_a_body_larger_than_the_read_buffer_arrives_whole() -> None:
         response.close()
         await http.aclose()
     assert server.connections == 1
+
+
+async def test_a_large_reply_closed_unread_leaves_a_connection_that_reads_again() -> None:
+    body = b"x" * ((1 << 20) + 10)  # past the read buffer: reading paused when it all came
+
+    async def large(server: Server, reader: asyncio.StreamReader,
+                    writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(server, reader)
+            writer.write(reply(body))
+            await writer.drain()
+
+    async with serving(large) as server:
+        http = client(server, read_timeout=1.0)
+        response = await http.request("GET", "/")
+        await asyncio.sleep(0.2)  # the whole reply arrives; nobody reads it
+        response.close()
+        response = await http.request("GET", "/")
+        assert await response.read() == body
+        response.close()
+        await http.aclose()
+    assert server.connections == 1
+
+
+async def test_a_waiter_cancelled_after_it_was_woken_hands_the_connection_on() -> None:
+    async def one(http: HttpClient) -> bytes:
+        response = await http.request("GET", "/")
+        try:
+            return await response.read()
+        finally:
+            response.close()
+
+    async with serving(echo_forever) as server:
+        http = client(server, max_connections=1, read_timeout=1.0)
+        first = await http.request("GET", "/")
+        await first.read()
+        woken = asyncio.create_task(one(http))
+        waiting = asyncio.create_task(one(http))
+        await asyncio.sleep(0.05)  # both wait for the one connection
+        first.close()  # wakes the first waiter ...
+        woken.cancel()  # ... which leaves before it runs
+        assert await asyncio.wait_for(waiting, 0.5) == b'{"echo": null}'
+        with pytest.raises(asyncio.CancelledError):
+            await woken
+        await http.aclose()
+
+
+async def test_a_reused_connection_closed_after_the_server_took_the_request_is_not_retried(
+        ) -> None:
+    async def crashes_on_second(server: Server, reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        await read_request(server, reader)
+        writer.write(reply(b'"first"'))
+        await writer.drain()
+        await read_request(server, reader)
+        await asyncio.sleep(0.3)  # working on it, then gone without a reply
+
+    async with serving(crashes_on_second) as server:
+        http = client(server)
+        response = await http.request("POST", "/generate", b"{}")
+        assert await response.read() == b'"first"'
+        response.close()
+        with pytest.raises(RemoteProtocolError, match="without a reply"):
+            await http.request("POST", "/generate", b"{}")
+        await http.aclose()
+    assert len(server.requests) == 2 and server.connections == 1
