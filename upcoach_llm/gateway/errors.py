@@ -169,6 +169,13 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def bug_response(path: str, exc: Exception) -> Response:
+    """The 500 for an exception no handler expected, logged with its traceback."""
+    log.error("unhandled error", exc_info=exc, extra={"fields": {"path": path}})
+    return APIError(500, f"internal error: {type(exc).__name__}",
+                    code="internal").to_response(path)
+
+
 def install_handlers(app: FastAPI) -> None:
     """Renders APIError, validation errors, HTTP errors and bugs in the one shape."""
 
@@ -192,10 +199,7 @@ def install_handlers(app: FastAPI) -> None:
                         headers=exc.headers).to_response(request.scope["path"])
 
     async def on_bug(request: Request, exc: Exception) -> Response:
-        log.error("unhandled error", exc_info=exc,
-                  extra={"fields": {"path": request.url.path}})
-        return APIError(500, f"internal error: {type(exc).__name__}",
-                        code="internal").to_response(request.scope["path"])
+        return bug_response(request.scope["path"], exc)
 
     app.add_exception_handler(APIError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)

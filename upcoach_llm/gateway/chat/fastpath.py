@@ -13,8 +13,8 @@ exactly as FastAPI would: another method, a Content-Type other than JSON, an emp
 orjson refuses (FastAPI's ``json.loads`` is more lenient: NaN, big integers, UTF-16) or one that
 fails validation (FastAPI words the error). Such a request's body is handed on as it was read,
 so the answer is FastAPI's own. An APIError from the handler is answered as the REST app's
-handler answers it; any other exception propagates to the error boundary, which answers the same
-500 the REST app would.
+handler answers it, and any other exception with the same 500 as the REST app's ``on_bug``
+(inside the access middleware, so the reply still carries X-Request-ID and the rate headers).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from upcoach_llm.gateway.chat.protocol import ChatCompletionRequest
 from upcoach_llm.gateway.chat.serving import ChatServing
-from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.errors import APIError, bug_response
 
 # The Content-Type values FastAPI parses as JSON that this layer takes too (others go to FastAPI).
 _JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
@@ -64,6 +64,8 @@ class ChatFastPath:
             response = await self.serving.create(request, request_body)
         except APIError as error:
             response = error.to_response(scope["path"])
+        except Exception as exc:  # noqa: BLE001 - answered as the REST app's on_bug does
+            response = bug_response(scope["path"], exc)
         await response(scope, receive, send)
 
 

@@ -19,7 +19,7 @@ GOOD = orjson.dumps({"model": "mistral", "messages": [{"role": "user", "content"
 
 
 class FakeServing:
-    def __init__(self, error: APIError | None = None) -> None:
+    def __init__(self, error: Exception | None = None) -> None:
         self.bodies: list[ChatCompletionRequest] = []
         self.error = error
 
@@ -113,3 +113,12 @@ def test_an_api_error_from_the_handler_is_answered_in_the_rest_shape() -> None:
     assert rest.bodies == [] and sent[0]["status"] == 404
     assert orjson.loads(body_of(sent)) == orjson.loads(error.to_response(
         "/v1/chat/completions").body)
+
+
+def test_an_unexpected_error_is_the_rest_apps_500_not_an_escape() -> None:
+    _, rest, _, sent = call("/v1/chat/completions", GOOD,
+                            serving=FakeServing(RuntimeError("boom")))
+    assert rest.bodies == [] and sent[0]["status"] == 500
+    error = orjson.loads(body_of(sent))["error"]
+    assert error["code"] == "internal" and "RuntimeError" in error["message"]
+    assert "boom" not in body_of(sent).decode()
