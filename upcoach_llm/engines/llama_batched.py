@@ -165,6 +165,7 @@ class _Scheduler:
         self._active: list[_Sequence] = []
         self._free_ids = set(range(settings.parallel))
         self._kept: dict[int, list[int]] = {}  # free slot -> the tokens its cells still hold
+        self.prefix_cache = settings.prefix_cache  # and the model's cache allows it (_load)
         self.reused_tokens = 0  # prompt tokens taken from the prefix cache, not evaluated
         self.n_ctx_seq = settings.n_ctx
         self._wake = threading.Condition()
@@ -237,6 +238,7 @@ class _Scheduler:
         self.vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_seq = llama_cpp.llama_n_ctx_seq(self.ctx)
+        self.prefix_cache = settings.prefix_cache and _cells_reusable(self.llama.model)
         self.batch = llama_cpp.llama_batch_init(
             PREFILL_TOKENS_PER_STEP + PREFILL_CHUNK + settings.parallel, 0, 1)
         self._warm_up()
@@ -282,18 +284,18 @@ class _Scheduler:
         """Gives the sequence a slot (the one holding the longest prefix of its prompt, else
         the lowest empty one), keeps what the slot holds of its prompt, and looks for a longer
         prefix elsewhere."""
-        kept = self._kept if self.settings.prefix_cache else {}
+        kept = self._kept if self.prefix_cache else {}
         seq.seq_id = max(sorted(self._free_ids), key=lambda i: (
             _common(kept.get(i, ()), seq.prompt, len(seq.prompt) - 1), i not in kept))
         self._free_ids.discard(seq.seq_id)
         reuse = _common(self._kept.pop(seq.seq_id, ()), seq.prompt, len(seq.prompt) - 1)
-        reuse = reuse if self.settings.prefix_cache else 0
+        reuse = reuse if self.prefix_cache else 0
         llama_cpp.llama_memory_seq_rm(self.memory, seq.seq_id, reuse, -1)
         seq.fed, seq.cached = reuse, seq.prompt[:reuse]
         self.reused_tokens += reuse
         seq.stops = StopScanner(seq.sampling.stop)
         seq.sampler = SequenceSampler(seq.sampling, self.vocab, seq.grammar)
-        if self.settings.prefix_cache:
+        if self.prefix_cache:
             self._share(seq)
 
     def _share(self, seq: _Sequence) -> None:
@@ -502,7 +504,7 @@ class _Scheduler:
         false (a failed decode may have left cells that match no token list)."""
         if seq.seq_id < 0:
             return
-        if keep and self.settings.prefix_cache:
+        if keep and self.prefix_cache:
             self._kept[seq.seq_id] = seq.cached
         else:
             llama_cpp.llama_memory_seq_rm(self.memory, seq.seq_id, -1, -1)
@@ -535,6 +537,20 @@ def _common(tokens: Sequence[int], prompt: list[int], limit: int) -> int:
         if tokens[index] != prompt[index]:
             return index
     return length
+
+
+def _cells_reusable(model: llama_cpp.llama_model_p) -> bool:
+    """Whether a sequence's KV cells can be kept, cut and copied as the prefix cache does: not
+    for a recurrent or hybrid model (its state cannot be cut at a position) nor a sliding-window
+    one (cells before the window may be gone); the cache is then off, and logged."""
+    reusable = not (llama_cpp.llama_model_is_recurrent(model)
+                    or llama_cpp.llama_model_is_hybrid(model)
+                    or llama_cpp.llama_model_n_swa(model) > 0)
+    if not reusable:
+        log.warning("GENERATION_PREFIX_CACHE is on but this model's memory cannot be cut at a "
+                    "position (recurrent, hybrid or sliding-window attention): prefixes are "
+                    "evaluated afresh")
+    return reusable
 
 
 def _decode_error(code: int) -> RuntimeError:

@@ -117,6 +117,21 @@ def reused(engine: BatchedLlamaEngine) -> int:
     return engine._scheduler.reused_tokens
 
 
+async def test_the_prefix_cache_stays_on_for_a_model_whose_cells_can_be_cut(
+        engine: BatchedLlamaEngine) -> None:
+    assert engine._scheduler is not None and engine._scheduler.prefix_cache
+
+
+@pytest.mark.parametrize("kind", ["recurrent", "hybrid", "swa"])
+async def test_the_prefix_cache_is_off_for_memory_that_cannot_be_cut(
+        monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    llama_cpp = llama_batched.llama_cpp
+    monkeypatch.setattr(llama_cpp, "llama_model_is_recurrent", lambda _m: kind == "recurrent")
+    monkeypatch.setattr(llama_cpp, "llama_model_is_hybrid", lambda _m: kind == "hybrid")
+    monkeypatch.setattr(llama_cpp, "llama_model_n_swa", lambda _m: 4096 if kind == "swa" else 0)
+    assert not llama_batched._cells_reusable(None)
+
+
 async def test_a_reused_prefix_gives_the_reply_of_a_fresh_evaluation(
         engine: BatchedLlamaEngine, solo: list[str]) -> None:
     await collect(engine, PROMPTS[3], greedy(4))
