@@ -59,9 +59,19 @@ class ReadinessGate:
     def untrack(self, task: asyncio.Task | None) -> None:
         self._running.discard(task)  # type: ignore[arg-type]
 
-    def shut_down(self) -> None:
-        """Ends the calls still running: each answers UNAVAILABLE with closing_reason."""
+    def shut_down(self, cancel_after: float = 0.0) -> None:
+        """Ends the calls still running: each answers UNAVAILABLE with closing_reason. A stream
+        ends itself at its next message; whatever still runs ``cancel_after`` seconds later (a
+        unary call, a stream waiting for its next message) is cancelled. A stream is not
+        cancelled first: a cancel that lands while grpc writes its message ends the call
+        without a status, and the caller would wait for the server's stop instead."""
         self.closing = True
+        if cancel_after > 0:
+            asyncio.get_running_loop().call_later(cancel_after, self._cancel_running)
+        else:
+            self._cancel_running()
+
+    def _cancel_running(self) -> None:
         for task in list(self._running):
             task.cancel()
 
@@ -185,8 +195,11 @@ def _wrap_stream(method: str, behavior: Callable[..., AsyncIterator[Any]],
     async def handler(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         started = time.perf_counter()
         await _admit(request, context, gate)
-        async with _mapped(method, started, context, gate):
-            async for message in behavior(request, context):
+        async with (_mapped(method, started, context, gate),
+                    aclosing(behavior(request, context)) as messages):
+            async for message in messages:
+                if gate.closing:  # ended from inside: _mapped answers the closing status
+                    raise asyncio.CancelledError
                 yield message
         _log_done(method, started, grpc.StatusCode.OK)
 

@@ -122,8 +122,9 @@ class RunningServer:
         running just before it ends answer UNAVAILABLE "shutting down" (gRPC's own stop would
         cancel them with an internal message a caller cannot act on)."""
         await self.health.enter_graceful_shutdown()
-        margin = min(1.0, grace * 0.2)
-        timer = asyncio.get_running_loop().call_later(grace - margin, self.gate.shut_down)
+        margin = min(1.0, grace * 0.4)
+        timer = asyncio.get_running_loop().call_later(grace - margin, self.gate.shut_down,
+                                                      margin / 2)
         try:
             await self.server.stop(grace)
         finally:
