@@ -80,6 +80,16 @@ def client(server: Server, scheme: str = "http", **options: float) -> HttpClient
                       headers={"Authorization": "Bearer key"}, **settings)
 
 
+async def fetch(http: HttpClient, method: str, path: str, body: bytes | None = None,
+                headers: list[tuple[str, str]] | None = None) -> bytes:
+    """One request's whole reply body, the response closed."""
+    response = await http.request(method, path, body, headers or [])
+    try:
+        return await response.read()
+    finally:
+        response.close()
+
+
 async def echo_forever(server: Server, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> None:
     while True:
@@ -148,9 +158,7 @@ async def test_a_body_that_ends_with_the_connection_is_read_whole_and_not_reused
     async with serving(until_close) as server:
         http = client(server)
         for _ in range(2):
-            response = await http.request("GET", "/")
-            assert await response.read() == b"all of it"
-            response.close()
+            assert await fetch(http, "GET", "/") == b"all of it"
         await http.aclose()
     assert server.connections == 2
 
@@ -166,9 +174,7 @@ async def test_connection_close_from_the_server_is_not_reused() -> None:
     async with serving(closing) as server:
         http = client(server)
         for _ in range(2):
-            response = await http.request("GET", "/")
-            assert await response.read() == b"{}"
-            response.close()
+            assert await fetch(http, "GET", "/") == b"{}"
         await http.aclose()
     assert server.connections == 2
 
@@ -308,9 +314,7 @@ async def test_a_reused_connection_dropped_before_the_reply_is_retried_once() ->
     async with serving(drops_second) as server:
         http = client(server)
         for expected in (b'"first"', b'{"echo": null}'):
-            response = await http.request("GET", "/")
-            assert await response.read() == expected
-            response.close()
+            assert await fetch(http, "GET", "/") == expected
         await http.aclose()
     assert server.connections == 2
 
@@ -324,16 +328,9 @@ async def test_requests_past_the_bound_wait_for_a_connection() -> None:
             writer.write(reply(b"{}"))
             await writer.drain()
 
-    async def one(http: HttpClient) -> bytes:
-        response = await http.request("GET", "/")
-        try:
-            return await response.read()
-        finally:
-            response.close()
-
     async with serving(slow_echo) as server:
         http = client(server, max_connections=2)
-        assert await asyncio.gather(*(one(http) for _ in range(5))) == [b"{}"] * 5
+        assert await asyncio.gather(*(fetch(http, "GET", "/") for _ in range(5))) == [b"{}"] * 5
         await http.aclose()
     assert server.connections == 2
 
@@ -350,9 +347,7 @@ async def test_https_uses_tls_and_checks_the_certificate(tmp_path: Path,
         await untrusting.aclose()
         monkeypatch.setenv("SSL_CERT_FILE", str(files.ca))  # OpenSSL's standard trust override
         http = client(server, "https")
-        response = await http.request("POST", "/x", b"1")
-        assert await response.read() == b'{"echo": 1}'
-        response.close()
+        assert await fetch(http, "POST", "/x", b"1") == b'{"echo": 1}'
         await http.aclose()
 
 
@@ -384,9 +379,7 @@ async def test_a_body_larger_than_the_read_buffer_arrives_whole() -> None:
         await asyncio.sleep(0.2)  # the server writes while nobody reads
         assert await response.read() == body
         response.close()
-        response = await http.request("GET", "/")
-        assert await response.read() == body
-        response.close()
+        assert await fetch(http, "GET", "/") == body
         await http.aclose()
     assert server.connections == 1
 
@@ -406,27 +399,18 @@ async def test_a_large_reply_closed_unread_leaves_a_connection_that_reads_again(
         response = await http.request("GET", "/")
         await asyncio.sleep(0.2)  # the whole reply arrives; nobody reads it
         response.close()
-        response = await http.request("GET", "/")
-        assert await response.read() == body
-        response.close()
+        assert await fetch(http, "GET", "/") == body
         await http.aclose()
     assert server.connections == 1
 
 
 async def test_a_waiter_cancelled_after_it_was_woken_hands_the_connection_on() -> None:
-    async def one(http: HttpClient) -> bytes:
-        response = await http.request("GET", "/")
-        try:
-            return await response.read()
-        finally:
-            response.close()
-
     async with serving(echo_forever) as server:
         http = client(server, max_connections=1, read_timeout=1.0)
         first = await http.request("GET", "/")
         await first.read()
-        woken = asyncio.create_task(one(http))
-        waiting = asyncio.create_task(one(http))
+        woken = asyncio.create_task(fetch(http, "GET", "/"))
+        waiting = asyncio.create_task(fetch(http, "GET", "/"))
         await asyncio.sleep(0.05)  # both wait for the one connection
         first.close()  # wakes the first waiter ...
         woken.cancel()  # ... which leaves before it runs
@@ -448,9 +432,7 @@ async def test_a_reused_connection_closed_after_the_server_took_the_request_is_n
 
     async with serving(crashes_on_second) as server:
         http = client(server)
-        response = await http.request("POST", "/generate", b"{}")
-        assert await response.read() == b'"first"'
-        response.close()
+        assert await fetch(http, "POST", "/generate", b"{}") == b'"first"'
         with pytest.raises(RemoteProtocolError, match="without a reply"):
             await http.request("POST", "/generate", b"{}")
         await http.aclose()
