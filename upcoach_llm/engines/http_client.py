@@ -14,8 +14,10 @@ taken first. A connection goes back to the pool only once its response was read 
 the server keeps it alive; a response closed before that closes its connection (a cancelled
 stream: the server sees the socket close and stops). A reused connection that the server closes
 right after the request was written, before any byte of the reply (it dropped the idle
-connection as the request went out), is retried once; a close that comes later is not retried,
-as the server may have acted on the request.
+connection as the request went out), is retried on the next idle connection, else a new one (an
+upstream's keep-alive expiry drops all the idle ones together); a close that comes later is not
+retried, as the server may have acted on the request. Interim replies (100 Continue, 103 Early
+Hints) are skipped: the response is the final one.
 
 Failures are ``HttpTransportError`` subclasses: ``ConnectError`` (refused, unresolvable, TLS
 handshake), ``ConnectTimeout``, ``ReadTimeout`` (no byte for the read timeout while a response
@@ -91,6 +93,7 @@ class _Connection(asyncio.Protocol):
         self._headers_done = False
         self._complete = False
         self._keep_alive = False
+        self._interim = False
         self._until_eof = False
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -145,7 +148,12 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
-        self.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._interim = True  # 100 Continue, 103 Early Hints: the reply follows
+            self.headers = []
+            return
+        self.status = status
         self._headers_done = True
         names = {name.lower() for name, _ in self.headers}
         self._until_eof = (b"content-length" not in names
@@ -157,6 +165,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         assert self._parser is not None
+        if self._interim:
+            self._interim = False
+            return
         self._keep_alive = self._parser.should_keep_alive()  # llhttp forgets it after the feed
         self._complete = True
 
@@ -169,7 +180,7 @@ class _Connection(asyncio.Protocol):
         self._body = []
         self._buffered = 0
         self._received = self._headers_done = self._complete = self._until_eof = False
-        self._keep_alive = False
+        self._keep_alive = self._interim = False
         self.status = 0
         self.headers = []
         assert self.transport is not None
@@ -370,12 +381,15 @@ class HttpClient:
         if body:
             head.append(body)
         data = b"".join(head)
-        for _ in range(2):
+        while True:
             connection = await self._acquire()
             try:
                 connection.send(data)
                 await connection.head()
             except RemoteProtocolError:
+                # Idle connections the server dropped together (an upstream's keep-alive
+                # expiry, a restart) are tried and discarded one by one; a new connection is
+                # never stale, so the loop ends at the first fresh one.
                 retry = connection.stale
                 self._discard(connection)
                 if retry:
@@ -385,7 +399,6 @@ class HttpClient:
                 self._discard(connection)
                 raise
             return Response(self, connection)
-        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         self._closed = True

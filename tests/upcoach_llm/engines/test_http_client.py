@@ -319,6 +319,52 @@ async def test_a_reused_connection_dropped_before_the_reply_is_retried_once() ->
     assert server.connections == 2
 
 
+async def test_idle_connections_dropped_together_are_each_retried_then_a_new_one_opens() -> None:
+    """An upstream's keep-alive expiry closes every idle connection at about the same time."""
+    async def answers_once(server: Server, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+        if server.connections <= 2:
+            await read_request(server, reader)
+            writer.write(reply(b'"first"'))
+            await writer.drain()
+            await read_request(server, reader)
+            return  # the second request on each of the first two connections: no reply
+        await echo_forever(server, reader, writer)
+
+    async with serving(answers_once) as server:
+        http = client(server)
+        assert await asyncio.gather(fetch(http, "GET", "/"), fetch(http, "GET", "/")) == [
+            b'"first"', b'"first"']
+        assert await fetch(http, "GET", "/") == b'{"echo": null}'
+        await http.aclose()
+    assert server.connections == 3
+
+
+async def test_an_interim_1xx_reply_is_skipped_for_the_final_one() -> None:
+    async def early_hints(server: Server, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(server, reader)
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.01)
+            writer.write(reply(b'"final"'))
+            await writer.drain()
+
+    async with serving(early_hints) as server:
+        http = client(server)
+        for _ in range(2):
+            response = await http.request("GET", "/", None, [])
+            try:
+                assert response.status_code == 200
+                assert dict(response.headers).get(b"link") is None
+                assert await response.read() == b'"final"'
+            finally:
+                response.close()
+        await http.aclose()
+    assert server.connections == 1
+
+
 async def test_requests_past_the_bound_wait_for_a_connection() -> None:
     async def slow_echo(server: Server, reader: asyncio.StreamReader,
                         writer: asyncio.StreamWriter) -> None:
