@@ -169,9 +169,14 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def log_bug(path: str, exc: Exception) -> None:
+    """An exception no handler expected, logged with its traceback."""
+    log.error("unhandled error", exc_info=exc, extra={"fields": {"path": path}})
+
+
 def bug_response(path: str, exc: Exception) -> Response:
     """The 500 for an exception no handler expected, logged with its traceback."""
-    log.error("unhandled error", exc_info=exc, extra={"fields": {"path": path}})
+    log_bug(path, exc)
     return APIError(500, f"internal error: {type(exc).__name__}",
                     code="internal").to_response(path)
 

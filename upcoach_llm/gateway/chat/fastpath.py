@@ -14,7 +14,8 @@ orjson refuses (FastAPI's ``json.loads`` is more lenient: NaN, big integers, UTF
 fails validation (FastAPI words the error). Such a request's body is handed on as it was read,
 so the answer is FastAPI's own. An APIError from the handler is answered as the REST app's
 handler answers it, and any other exception with the same 500 as the REST app's ``on_bug``
-(inside the access middleware, so the reply still carries X-Request-ID and the rate headers).
+(inside the access middleware, so the reply still carries X-Request-ID and the rate headers); a
+failure after the response started is logged with its traceback, as on_bug logs it, and raised.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from upcoach_llm.gateway.chat.protocol import ChatCompletionRequest
 from upcoach_llm.gateway.chat.serving import ChatServing
-from upcoach_llm.gateway.errors import APIError, bug_response
+from upcoach_llm.gateway.errors import APIError, bug_response, log_bug
 
 # The Content-Type values FastAPI parses as JSON that this layer takes too (others go to FastAPI).
 _JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8"})
@@ -66,7 +67,11 @@ class ChatFastPath:
             response = error.to_response(scope["path"])
         except Exception as exc:  # noqa: BLE001 - answered as the REST app's on_bug does
             response = bug_response(scope["path"], exc)
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        except Exception as exc:
+            log_bug(scope["path"], exc)  # as the REST app's on_bug, before the boundary's reply
+            raise
 
 
 async def _read_body(receive: Receive) -> tuple[bytes | None, list[Message]]:

@@ -122,3 +122,26 @@ def test_an_unexpected_error_is_the_rest_apps_500_not_an_escape() -> None:
     error = orjson.loads(body_of(sent))["error"]
     assert error["code"] == "internal" and "RuntimeError" in error["message"]
     assert "boom" not in body_of(sent).decode()
+
+
+def test_a_failure_after_the_response_started_is_logged_with_its_traceback_and_raised(
+        caplog: Any) -> None:
+    from starlette.responses import StreamingResponse
+
+    async def chunks() -> Any:
+        yield b"data: first\n\n"
+        raise RuntimeError("stream broke")
+
+    class Streaming(FakeServing):
+        async def create(self, request: Any, body: ChatCompletionRequest) -> Response:
+            return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    with caplog.at_level("ERROR"):
+        try:
+            call("/v1/chat/completions", GOOD, serving=Streaming())
+        except RuntimeError as exc:
+            assert str(exc) == "stream broke"
+        else:
+            raise AssertionError("the failure did not reach the boundary")
+    [record] = [r for r in caplog.records if r.message == "unhandled error"]
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
