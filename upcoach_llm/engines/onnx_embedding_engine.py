@@ -176,6 +176,8 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
         return lengths, plan, vectors
 
     def _run_batch(self, token_ids: list[list[int]]) -> np.ndarray:
+        if len(token_ids) == 1:
+            return self._run_one(token_ids[0])
         width = max(len(ids) for ids in token_ids)
         input_ids = np.zeros((len(token_ids), width), dtype=np.int64)
         mask = np.zeros_like(input_ids)
@@ -190,6 +192,16 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return pooled / np.maximum(norms, 1e-12)
+
+    def _run_one(self, ids: list[int]) -> np.ndarray:
+        """One text, unpadded: its mean token vector needs no mask (the crisis check's case)."""
+        input_ids = np.array([ids], dtype=np.int64)
+        feed = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids),
+                "token_type_ids": np.zeros_like(input_ids)}
+        (hidden,) = self._session.run(  # type: ignore[union-attr]
+            [OUTPUT_NAME], {name: feed[name] for name in self._input_names})
+        pooled = hidden.mean(axis=1)
+        return pooled / max(float(np.linalg.norm(pooled)), 1e-12)
 
     async def health(self) -> EngineHealth:
         if self._session is None:
