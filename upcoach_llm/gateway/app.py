@@ -127,7 +127,8 @@ def create_app(deps: Dependencies) -> ASGIApp:
     chat_api_routes = [route for route in chat_router.routes if isinstance(route, APIRoute)]
     app: ASGIApp = grpcweb.Dispatcher(ChatFastPath(rest, chat, chat_api_routes),
                                       grpcweb_apps(deps))
-    app = BodyLimitMiddleware(app, deps.settings.max_body_bytes)
+    app = BodyLimitMiddleware(app, deps.settings.max_body_bytes,
+                              exempt_prefix=grpcweb.PATH_PREFIX)  # limited per message there
     app = AccessMiddleware(app, deps.gate, deps.metrics, gated)
     if tracing.ENABLED:
         app = TracingMiddleware(app)

@@ -126,6 +126,44 @@ async def test_rate_limit_on_grpc_web(gateway) -> None:
     assert rest.status_code == 429
 
 
+async def test_a_rate_limit_refusal_carries_the_rest_headers(gateway) -> None:
+    gw: RunningGateway = await gateway({"RATE_LIMIT_RPM": "1"})
+    path = "/upcoach.llm.v1.RouterService/DecideInference"
+    async with gw.client() as client:
+        first = await client.post(path, json={"prompt": "hey"})
+        refused = await client.post(path, json={"prompt": "hey"})
+    assert first.status_code == 200 and first.headers["x-ratelimit-limit"] == "1"
+    assert refused.status_code == 429 and refused.json()["code"] == "resource_exhausted"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+
+
+@pytest.mark.parametrize("protocol", [ProtocolType.GRPC_WEB, ProtocolType.CONNECT])
+async def test_a_body_over_the_limit_is_resource_exhausted_in_the_protocol(
+        gateway, protocol: ProtocolType) -> None:
+    gw: RunningGateway = await gateway({"MAX_BODY_BYTES": "2048"})
+    big = router_pb2.ChatRequest(messages=[common_pb2.ChatMessage(
+        role=common_pb2.ROLE_USER, content="x" * 5000)])
+    with pytest.raises(ConnectError) as caught:
+        await router(gw, protocol).chat(big)
+    assert caught.value.code == Code.RESOURCE_EXHAUSTED
+    assert "larger than" in caught.value.message
+    assert not gw.double.calls.chat
+    path = "/upcoach.llm.v1.RouterService/Chat"
+    payload = big.SerializeToString()
+    async with gw.client() as client:
+        connect = await client.post(path, content=payload,
+                                    headers={"content-type": "application/proto"})
+        web = await client.post(path, content=b"\0" + len(payload).to_bytes(4, "big") + payload,
+                                headers={"content-type": "application/grpc-web+proto"})
+    assert connect.json()["code"] == "resource_exhausted"  # a Connect error body, not REST's
+    assert web.status_code == 200 and b"grpc-status: 8\r\n" in web.content  # the trailers
+    async with gw.client() as client:  # REST keeps its 413
+        rest = await client.post("/v1/chat/completions", content=b"x" * 5000,
+                                 headers={"content-type": "application/json"})
+    assert rest.status_code == 413
+
+
 async def test_client_going_away_cancels_the_upstream_call(gateway) -> None:
     gw: RunningGateway = await gateway()
     stream = router(gw).chat_stream(chat("SLOW"))

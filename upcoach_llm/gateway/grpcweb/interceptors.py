@@ -30,6 +30,8 @@ class GateInterceptor:
         try:
             admission = await self._gate.admit(ctx.request_headers, client)
         except APIError as refusal:
+            for name, value in refusal.headers.items():  # Retry-After, X-RateLimit-*, as REST
+                ctx.response_headers[name] = value
             raise from_refusal(refusal) from None
         ADMISSION.set(admission)
         for name, value in admission.headers().items():

@@ -5,6 +5,10 @@ without one (chunked) is counted as it arrives and refused as soon as it passes 
 part read so far is handed on to the app as it was received. The server discards the rest of
 a refused body as it arrives (closing at once would reset the connection before the client reads
 the 413).
+
+Paths under ``exempt_prefix`` (grpc-web and Connect) are left to their own server, which enforces
+the same limit on each message and answers in its protocol (RESOURCE_EXHAUSTED in grpc-status or
+a Connect error body): a bare 413 with a REST body is an UNKNOWN error to those clients.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from upcoach_llm.gateway.errors import APIError
 
 
 class BodyLimitMiddleware:
-    """Enforces the request body limit for every HTTP request."""
+    """Enforces the request body limit for every HTTP request outside ``exempt_prefix``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt_prefix: str | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.exempt_prefix = exempt_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt_prefix is not None and scope.get(
+                "path", "").startswith(self.exempt_prefix)):
             await self.app(scope, receive, send)
             return
         declared = None
