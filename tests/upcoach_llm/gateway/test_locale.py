@@ -1,12 +1,16 @@
 """The caller's language reaches the router as ``locale``: from Accept-Language on every REST
 chat (OpenAI, coaching, Ollama; whole and streamed) and on the hybrid decision, from the field
-itself over grpc-web; a malformed header is a 400 (Ollama's error shape on its paths) before the
-router is called. The decision's ``messages`` reach the router as sent. Against the double."""
+itself over grpc-web; a malformed header is a 400 (Ollama's error shape on its paths), and a
+malformed field INVALID_ARGUMENT naming it, before the router or the cache is asked. The
+decision's ``messages`` reach the router as sent. Against the double."""
 
 from __future__ import annotations
 
 import pytest
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
 from connectrpc.protocol import ProtocolType
+from google.rpc import error_details_pb2
 
 from tests.upcoach_llm.gateway.conftest import RunningGateway
 from upcoach_llm.api import common_pb2, router_connect, router_pb2
@@ -56,6 +60,31 @@ async def test_grpc_web_passes_the_locale_field(gateway) -> None:
     [_ async for _ in client.chat_stream(router_pb2.ChatStreamRequest(messages=messages,
                                                                       locale="en-GB"))]
     assert gw.double.calls.chat[-1].locale == "en-GB"
+
+
+@pytest.mark.parametrize("protocol", [ProtocolType.GRPC_WEB, ProtocolType.CONNECT])
+async def test_a_malformed_locale_over_grpc_web_is_refused_even_when_cached(
+        gateway, protocol: ProtocolType) -> None:
+    gw: RunningGateway = await gateway()
+    client = router_connect.RouterServiceClient(gw.url, protocol=protocol)
+    messages = [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="hi there")]
+    sampling = common_pb2.SamplingParams(temperature=0)
+    await client.chat(router_pb2.ChatRequest(messages=messages, sampling=sampling))
+    calls = len(gw.double.calls.chat)
+    with pytest.raises(ConnectError) as caught:
+        await client.chat(router_pb2.ChatRequest(messages=messages, sampling=sampling,
+                                                 locale="!!not a tag!!"))
+    assert caught.value.code == Code.INVALID_ARGUMENT
+    assert caught.value.message.startswith("locale: ")
+    [detail] = caught.value.details
+    assert detail.type_name == "google.rpc.BadRequest"
+    violation = error_details_pb2.BadRequest.FromString(detail.message_bytes).field_violations[0]
+    assert violation.field == "locale"
+    with pytest.raises(ConnectError) as streamed:
+        [_ async for _ in client.chat_stream(router_pb2.ChatStreamRequest(
+            messages=messages, sampling=sampling, locale="x" * 100))]
+    assert streamed.value.code == Code.INVALID_ARGUMENT
+    assert len(gw.double.calls.chat) == calls
 
 
 async def test_decide_sends_messages_and_the_language(gateway) -> None:

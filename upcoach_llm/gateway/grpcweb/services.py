@@ -34,6 +34,8 @@ from upcoach_llm.api import (
     router_connect,
     router_pb2,
 )
+from upcoach_llm.common.errors import ServiceError
+from upcoach_llm.common.locales import check_locale
 from upcoach_llm.gateway.chat.pipeline import (
     Caller,
     ChatPipeline,
@@ -46,7 +48,7 @@ from upcoach_llm.gateway.errors import APIError
 from upcoach_llm.gateway.grpcweb import convert
 from upcoach_llm.gateway.grpcweb.dispatch import SCOPE_STATE
 from upcoach_llm.gateway.grpcweb.interceptors import ADMISSION, GateInterceptor
-from upcoach_llm.gateway.grpcweb.status import from_refusal, from_rpc_error
+from upcoach_llm.gateway.grpcweb.status import from_refusal, from_rpc_error, from_service_error
 from upcoach_llm.gateway.http.access import REQUEST_ID_KEY
 from upcoach_llm.gateway.relay import StreamFailed
 
@@ -108,7 +110,12 @@ class RouterProxy(_Proxy, router_connect.RouterService):
     async def _answer(self, request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest,
                       ctx: RequestContext, *, stream: bool) -> WholeReply | LiveStream:
         """The pipeline's answer, its headers set as response metadata; a token budget refusal
-        is RESOURCE_EXHAUSTED (or UNAVAILABLE) with its headers."""
+        is RESOURCE_EXHAUSTED (or UNAVAILABLE) with its headers. The locale is checked first,
+        as the router checks it: a cached reply must not answer a request the router refuses."""
+        try:
+            check_locale("locale", request.locale)
+        except ServiceError as error:
+            raise from_service_error(error) from None
         try:
             answer = await self._pipeline.reply(self._caller(request, ctx),
                                                 convert.turn(request), stream=stream)

@@ -1,4 +1,5 @@
-"""gRPC status codes as Connect codes, unchanged, and gateway refusals as Connect errors.
+"""gRPC status codes as Connect codes, unchanged, and gateway refusals and the gateway's own
+checks of a request as Connect errors.
 
 An upstream failure keeps its google.rpc details (BadRequest, RetryInfo): connectrpc sends them
 as ``grpc-status-details-bin`` over grpc-web and as ``details`` in a Connect error body. A gateway
@@ -15,6 +16,7 @@ from google.rpc import error_details_pb2
 from protobuf.wkt import Any
 
 from upcoach_llm.api.status_details import details_of
+from upcoach_llm.common.errors import ServiceError
 from upcoach_llm.gateway.errors import APIError
 
 _REFUSALS = {401: Code.UNAUTHENTICATED, 429: Code.RESOURCE_EXHAUSTED, 503: Code.UNAVAILABLE}
@@ -42,3 +44,16 @@ def from_refusal(error: APIError) -> ConnectError:
         details.append(ErrorDetail(Any(type_url=_TYPE_URL + info.DESCRIPTOR.full_name,
                                        value=info.SerializeToString())))
     return ConnectError(_REFUSALS.get(error.status, Code.INTERNAL), error.message, details)
+
+
+def from_service_error(error: ServiceError) -> ConnectError:
+    """A check the gateway made itself, as the router would answer it: its code, and a
+    BadRequest naming the field."""
+    details = []
+    if error.field:
+        bad = error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=error.field,
+                                                        description=error.description)])
+        details.append(ErrorDetail(Any(type_url=_TYPE_URL + bad.DESCRIPTOR.full_name,
+                                       value=bad.SerializeToString())))
+    return ConnectError(connect_code(error.code), error.message, details)
