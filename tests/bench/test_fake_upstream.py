@@ -125,20 +125,22 @@ def _median_gap(arrivals: list[float]) -> float:
 
 
 def test_the_delay_option_spaces_the_chunks() -> None:
-    with FakeUpstream(free_port(), chunks=4, token_delay_ms=60) as slow, \
+    # 0.1 s apart: a reader stalled by a loaded machine may see two pieces at once, but the
+    # median of five gaps only drops below 0.03 s when three of them collapse.
+    with FakeUpstream(free_port(), chunks=6, token_delay_ms=100) as slow, \
             openai.OpenAI(base_url=f"{slow.url}/v1", api_key="sk-test", max_retries=0) as client:
         started = time.perf_counter()
         arrivals = _content_arrivals(client, MESSAGES)
-        assert len(arrivals) == 4
-        assert arrivals[0] - started >= 0.06  # the delay comes before every piece
-        assert arrivals[-1] - started >= 4 * 0.06
+        assert len(arrivals) == 6
+        assert arrivals[0] - started >= 0.1  # the delay comes before every piece
+        assert arrivals[-1] - started >= 6 * 0.1
         assert _median_gap(arrivals) >= 0.03  # a busy reader may see two at once, not most
-        # per request: no delay, more pieces
+        # per request: no delay, more pieces; the server's delay would make them take 4 s
         started = time.perf_counter()
         arrivals = _content_arrivals(
-            client, [{"role": "user", "content": "[fake-upstream chunks=6 token-delay-ms=0]"}])
-        assert len(arrivals) == 6
-        assert arrivals[-1] - started < 0.05 * 6
+            client, [{"role": "user", "content": "[fake-upstream chunks=40 token-delay-ms=0]"}])
+        assert len(arrivals) == 40
+        assert arrivals[-1] - started < 0.025 * 40
 
 
 def test_a_request_may_ask_for_a_delay(client: openai.OpenAI) -> None:

@@ -38,7 +38,7 @@ class GatewayProcess:
                                         env=full_env, stdout=self.log, stderr=self.log)
         self._wait_ready(wait_path)
 
-    def _wait_ready(self, path: str, timeout: float = 30) -> None:
+    def _wait_ready(self, path: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from tests.integration.gateway_support import GatewayProcess, PrivateRedis
+from upcoach_llm.api import router_pb2, router_pb2_grpc
 from upcoach_llm.gateway.security.token_budget import estimate_prompt, estimate_text
 
 pytestmark = pytest.mark.integration
@@ -142,14 +143,26 @@ def test_a_cancelled_stream_still_counts_what_it_generated(stack) -> None:
                     chunks += 1
                 if chunks == 5:
                     break
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if int(store.hget(key, "t") or 0) - estimate_prompt([prompt]) >= estimate_text(
-                    len(seen)):
-                break
+        # The gateway writes the stream's last batch when it sees the close, on a task of its
+        # own: wait until it has cancelled the router's stream (nothing outstanding), then
+        # until the count has stopped moving, rather than a fixed sleep a loaded machine can
+        # outrun.
+        router = stack.stub("router", router_pb2_grpc.RouterServiceStub)
+        deadline = time.monotonic() + 30
+        while any(b.outstanding for b in router.ListBackends(
+                router_pb2.ListBackendsRequest(), timeout=10).backends):
+            assert time.monotonic() < deadline, "the gateway never ended the router's stream"
             time.sleep(0.05)
-        time.sleep(0.5)  # the stream's last batch, written when the gateway saw the close
-        relayed = int(store.hget(key, "t") or 0) - estimate_prompt([prompt])
+        deadline = time.monotonic() + 30
+        charged, steady_since = int(store.hget(key, "t") or 0), time.monotonic()
+        while time.monotonic() - steady_since < 1.0 or charged - estimate_prompt(
+                [prompt]) < estimate_text(len(seen)):
+            assert time.monotonic() < deadline, ("the charge never settled", seen, charged)
+            time.sleep(0.05)
+            now = int(store.hget(key, "t") or 0)
+            if now != charged:
+                charged, steady_since = now, time.monotonic()
+        relayed = charged - estimate_prompt([prompt])
         assert estimate_text(len(seen)) <= relayed < 200, (seen, relayed)
         follow = httpx.post(f"{gw.url}/v1/chat/completions", json=GREEDY, timeout=60)
         assert follow.headers["x-ratelimit-remaining-tokens"] == str(

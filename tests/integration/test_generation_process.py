@@ -145,7 +145,9 @@ def test_a_stream_longer_than_the_grace_ends_unavailable_shutting_down() -> None
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "GenerationService is shutting down" in caught.value.details()
         assert retry_delay_of(caught.value) == 0.0
-        assert time.monotonic() - started < 3
+        # Ended by the drain (about 0.6 s in, the details say so), not by the 2000 tokens
+        # running out; the bound leaves a loaded machine room.
+        assert time.monotonic() - started < 6
         assert stack.processes["generation"].wait(30) == 0
     finally:
         stack.stop()

@@ -41,7 +41,9 @@ async def test_stream_open_at_the_end_of_the_grace_ends_with_an_error_event(gate
                                       "type": "service_unavailable_error", "param": None,
                                       "code": "server_shutdown"}}
     assert text.count("tick") > at_signal + 10
-    assert GRACE / 2 < ended < GRACE + 1
+    # Ended near the grace's end, not at once; the upper bound leaves a loaded machine room,
+    # and is still far below the 10 s the SLOW stream runs when nothing ends it.
+    assert GRACE / 2 < ended < GRACE + 4
     await asyncio.wait_for(gw.double.calls.cancelled.wait(), 5)
 
 
