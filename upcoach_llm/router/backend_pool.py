@@ -65,11 +65,13 @@ class BackendState:
 
 @dataclass(frozen=True)
 class Resolution:
-    """The model actually served, the backends to try in order, and the models skipped."""
+    """The model actually served, the backends to try in order, the models skipped, and the
+    rest of the fallback chain (where the request goes when every candidate fails)."""
 
     model: str
     candidates: list[BackendState]
     skipped: list[str]
+    rest: tuple[str, ...] = ()
 
 
 def _watch(state: BackendState) -> None:
@@ -94,12 +96,13 @@ class BackendPool:
         """Walks the chain to the first model a healthy backend serves."""
         skipped: list[str] = []
         down: list[str] = []
-        for model in chain:
+        for index, model in enumerate(chain):
             configured = [s for s in self.states if s.serves(model)]
             healthy = [s for s in configured if s.ready_for(model)]
             if healthy:
                 healthy.sort(key=lambda s: (s.outstanding, s.last_pick))
-                return Resolution(model=model, candidates=healthy, skipped=skipped)
+                return Resolution(model=model, candidates=healthy, skipped=skipped,
+                                  rest=tuple(chain[index + 1:]))
             down += [f"{s.name} ({s.detail or s.missing(model)})" for s in configured]
             skipped.append(model)
         if down:

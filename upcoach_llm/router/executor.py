@@ -3,7 +3,10 @@
 Remote backends are called by their engines in this process, in-process ones through the
 generation service (router/targets.py). A request is retried on the next candidate backend only
 while nothing has been sent to the caller; once a token went out, a failure ends the stream with
-that error (never a silent truncation). Deadlines pass through: each call to generation gets the
+that error (never a silent truncation). When every backend of the model failed, the rest of the
+model's fallback chain is resolved again (the failed backends are down now, busy ones skipped for
+this request) and the request goes on to the next model served; the reply's route names the model
+that answered and the models passed over. Deadlines pass through: each call to generation gets the
 caller's remaining time, and a remote engine's call is cancelled with the caller's.
 
 Busy is not down: RESOURCE_EXHAUSTED (every context busy, queue full) or an UNAVAILABLE that
@@ -16,7 +19,7 @@ probes) mark it down.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 from prometheus_client import Counter
@@ -61,6 +64,15 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Served:
+    """Who answered: the backend, the model, and the models of the chain passed over."""
+
+    backend: str
+    model: str
+    skipped: list[str]
+
+
+@dataclass(frozen=True)
 class Failure:
     """How one backend refused a request, whichever way it was called."""
 
@@ -83,6 +95,7 @@ class _Attempts:
         self._job = job
         self._failures: list[str] = []
         self._retry_delays: list[float] = []
+        self.models = [job.resolution.model]
 
     def failed(self, state: BackendState, failure: Failure) -> None:
         """Records a retryable failure; marks the backend down only when it was not reached."""
@@ -100,6 +113,8 @@ class _Attempts:
 
     def error(self) -> Exception:
         model = self._job.resolution.model
+        if len(self.models) > 1:
+            model = " or ".join(self.models)
         summary = "; ".join(self._failures)
         if self._retry_delays:
             return ResourceExhausted(f"every backend for {model} is busy, retry shortly: "
@@ -126,35 +141,61 @@ class ChatExecutor:
         return traced_pieces(pieces, state.config, job.chat) if tracing.ENABLED else pieces
 
     async def stream(self, job: Job, timeout: float | None,
-                     ) -> AsyncIterator[tuple[str, Piece]]:
-        """Yields (backend, piece) as they come; fails over before the first."""
+                     ) -> AsyncIterator[tuple[Served, Piece]]:
+        """Yields (who answered, piece) as they come; fails over before the first, to the next
+        backend, then to the next model of the chain."""
         attempts = _Attempts(self._pool, job)
-        for state in job.resolution.candidates:
-            sent = False
-            with self._pool.track(state):
-                try:
-                    async for piece in self._pieces(state, job, timeout):
-                        sent = True
-                        yield state.name, piece
-                    return
-                except (grpc.aio.AioRpcError, ServiceError) as exc:
-                    failure = Failure.of(exc)
-                    if failure.code not in RETRYABLE or sent:
-                        raise
-                    attempts.failed(state, failure)
-        raise attempts.error()
+        skipped = list(job.resolution.skipped)
+        while True:
+            served_model = job.resolution.model
+            for state in job.resolution.candidates:
+                sent = False
+                with self._pool.track(state):
+                    try:
+                        async for piece in self._pieces(state, job, timeout):
+                            sent = True
+                            yield Served(state.name, served_model, skipped), piece
+                        return
+                    except (grpc.aio.AioRpcError, ServiceError) as exc:
+                        failure = Failure.of(exc)
+                        if failure.code not in RETRYABLE or sent:
+                            raise
+                        attempts.failed(state, failure)
+            after = self._next_model(job, attempts)
+            if after is None:
+                raise attempts.error()
+            skipped = [*skipped, served_model, *after.skipped]
+            job = Job(after, replace(job.chat, model=after.model))
+            attempts.models.append(after.model)
 
-    async def generate(self, job: Job, timeout: float | None) -> tuple[str, Piece, Piece]:
-        """The whole reply: (backend, its text pieces joined, last piece); fails over like
+    def _next_model(self, job: Job, attempts: _Attempts) -> Resolution | None:
+        """The rest of the chain, resolved again without the backends that just failed."""
+        if not job.resolution.rest:
+            return None
+        tried = {id(state) for state in job.resolution.candidates}
+        try:
+            after = self._pool.resolve(list(job.resolution.rest))
+        except Unavailable:
+            return None
+        candidates = [s for s in after.candidates if id(s) not in tried]
+        if not candidates:
+            return None
+        log.warning("falling back to the next model", extra={"fields": {
+            "request_id": job.request_id, "failed": job.resolution.model,
+            "model": after.model}})
+        return replace(after, candidates=candidates)
+
+    async def generate(self, job: Job, timeout: float | None) -> tuple[Served, Piece, Piece]:
+        """The whole reply: (who answered, its text pieces joined, last piece); fails over like
         ``stream``."""
         parts: list[Piece] = []
-        last: tuple[str, Piece] | None = None
+        last: tuple[Served, Piece] | None = None
         # Read to the end, past the finish: a remote engine then hands its connection back.
-        async for backend, piece in self.stream(job, timeout):
+        async for served, piece in self.stream(job, timeout):
             if piece.text or piece.logprobs:
                 parts.append(piece)
             if piece.finish_reason:
-                last = backend, piece
+                last = served, piece
         if last is None:
             raise Unavailable(f"{job.resolution.model}: the reply ended without a finish reason")
         return last[0], Piece.joined(parts) if parts else Piece(), last[1]

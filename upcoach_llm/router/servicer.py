@@ -34,7 +34,7 @@ from upcoach_llm.common.limits import MAX_PROMPT_CHARS
 from upcoach_llm.common.locales import check_locale
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.router.backend_pool import BackendPool
-from upcoach_llm.router.executor import ChatExecutor, Job
+from upcoach_llm.router.executor import ChatExecutor, Job, Served
 from upcoach_llm.router.hybrid import decide
 from upcoach_llm.router.policy import RouterPolicy
 from upcoach_llm.router.routing import choose_model, with_coaching_prompt
@@ -118,12 +118,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 yield reply
             return
         job, route = self._traced_plan(request) if tracing.ENABLED else self._plan(request)
-        backends: list[str] = []
+        served: list[Served] = []
 
         async def pieces() -> AsyncIterator[Piece]:
-            async for backend, piece in self._executor.stream(job, context.time_remaining()):
-                if not backends:
-                    backends.append(backend)
+            async for answered, piece in self._executor.stream(job, context.time_remaining()):
+                if not served:
+                    served.append(answered)
                 yield piece
 
         first = True
@@ -133,7 +133,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                                                   finish_reason=piece.finish_reason,
                                                   usage=piece.usage, logprobs=piece.logprobs)
             if first:
-                route.backend = backends[0]  # failover happens before the first piece only
+                _answered_by(route, served[0])  # failover happens before the first piece only
                 reply.route.CopyFrom(route)
                 first = False
             yield reply
@@ -144,8 +144,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if flag is not None:
             return crisis.whole(flag, request.model)
         job, route = self._traced_plan(request) if tracing.ENABLED else self._plan(request)
-        backend, reply, last = await self._executor.generate(job, context.time_remaining())
-        route.backend = backend
+        answered, reply, last = await self._executor.generate(job, context.time_remaining())
+        _answered_by(route, answered)
         return router_pb2.ChatResponse(route=route, text=reply.text,
                                        finish_reason=last.finish_reason, usage=last.usage,
                                        logprobs=reply.logprobs)
@@ -221,6 +221,14 @@ def _decided_prompt(request: router_pb2.DecideInferenceRequest) -> str:
         raise InvalidArgument("send either prompt or messages, not both", field="prompt")
     messages = messages_from_proto(request.messages)
     return next((m.content for m in reversed(messages) if m.role == "user"), "")
+
+
+def _answered_by(route: router_pb2.RouteDecision, served: Served) -> None:
+    """The route as it was served: the backend, and the model when the chain moved on."""
+    route.backend = served.backend
+    if served.model != route.model:
+        route.model = served.model
+        route.fallbacks_skipped[:] = served.skipped
 
 
 def _text_of(piece: Piece) -> str | None:

@@ -1,5 +1,6 @@
 """The chat executor on remote engines run in-process: failover before the first token, counted
-by backend and code, and each finished generation counted in the engine metrics once."""
+by backend and code, on to the next model of the fallback chain when every backend of the model
+failed, and each finished generation counted in the engine metrics once."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from upcoach_llm.common.chat import Message, Sampling
 from upcoach_llm.common.errors import ResourceExhausted, Unavailable
 from upcoach_llm.engines.base import ChatEngine, EngineHealth, Finished, TextChunk
 from upcoach_llm.router.backend_pool import BackendPool
-from upcoach_llm.router.executor import ChatExecutor, Job
+from upcoach_llm.router.executor import ChatExecutor, Job, Served
 from upcoach_llm.router.targets import Chat
 
 MODEL = "executor-model"
@@ -26,12 +27,14 @@ class Engine(ChatEngine):
 
     def __init__(self, error: Exception | None = None) -> None:
         self.error = error
+        self.asked: list[str] = []
 
     async def load(self) -> None:
         pass
 
     async def stream(self, model: str, messages: list[Message],
                      sampling: Sampling) -> AsyncIterator[TextChunk | Finished]:
+        self.asked.append(model)
         if self.error is not None:
             raise self.error
         yield TextChunk("Hello")
@@ -45,8 +48,9 @@ class Remote:
         self.engines = engines
 
 
-def backend(name: str) -> BackendConfig:
-    return BackendConfig(name=name, type="ollama", url=f"http://{name}:11434", models=[MODEL])
+def backend(name: str, models: tuple[str, ...] = (MODEL,)) -> BackendConfig:
+    return BackendConfig(name=name, type="ollama", url=f"http://{name}:11434",
+                         models=list(models))
 
 
 async def run(engines: dict[str, ChatEngine]) -> tuple[BackendPool, list[str]]:
@@ -93,3 +97,54 @@ async def test_a_stream_that_fails_is_not_counted_as_tokens() -> None:
         await run({"exec-d": Engine(Unavailable("refused"))})
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE
     assert sample("upcoach_engine_generated_tokens_total", **counted) == 0
+
+
+FALLBACK = "executor-fallback"
+
+
+async def chain_run(engines: dict[str, tuple[ChatEngine, tuple[str, ...]]],
+                    ) -> tuple[Served, list[str]]:
+    """A chat for MODEL with FALLBACK next in its chain; (who answered, texts)."""
+    async def prober(config: BackendConfig) -> EngineHealth:
+        return EngineHealth(True, tuple(config.models))
+
+    pool = BackendPool([backend(name, models) for name, (_, models) in engines.items()], prober,
+                       interval=60)
+    await pool.probe_all()
+    chat = Chat("r-2", MODEL, [Message("user", "hi")], Sampling(8, 0.0, 1.0), [],
+                common_pb2.SamplingParams())
+    executor = ChatExecutor(None, pool,  # type: ignore[arg-type]
+                            Remote({name: engine for name, (engine, _) in engines.items()}))
+    answered: list[Served] = []
+    texts = []
+    async for served, piece in executor.stream(Job(pool.resolve([MODEL, FALLBACK]), chat),
+                                               timeout=None):
+        answered.append(served)
+        texts.append(piece.text)
+    return answered[0], texts
+
+
+async def test_when_every_backend_of_the_model_fails_the_next_model_of_the_chain_answers(
+        ) -> None:
+    down, busy, spare = Engine(Unavailable("refused")), Engine(ResourceExhausted("busy")), Engine()
+    served, texts = await chain_run({"chain-a": (down, (MODEL,)), "chain-b": (busy, (MODEL,)),
+                                     "chain-c": (spare, (FALLBACK,))})
+    assert "".join(texts) == "Hello there"
+    assert (served.backend, served.model, served.skipped) == ("chain-c", FALLBACK, [MODEL])
+    assert (down.asked, busy.asked, spare.asked) == ([MODEL], [MODEL], [FALLBACK])
+
+
+async def test_a_backend_that_failed_is_not_tried_again_for_the_next_model() -> None:
+    both = Engine(ResourceExhausted("busy", retry_after_s=2))
+    with pytest.raises(ResourceExhausted) as caught:
+        await chain_run({"chain-d": (both, (MODEL, FALLBACK))})
+    assert both.asked == [MODEL]
+    assert caught.value.retry_after_s == 2
+
+
+async def test_when_the_whole_chain_fails_the_error_names_every_model() -> None:
+    with pytest.raises(Unavailable) as caught:
+        await chain_run({"chain-e": (Engine(Unavailable("refused")), (MODEL,)),
+                         "chain-f": (Engine(Unavailable("reset")), (FALLBACK,))})
+    assert f"{MODEL} or {FALLBACK}" in caught.value.message
+    assert "chain-e: refused" in caught.value.message and "chain-f: reset" in caught.value.message
