@@ -157,5 +157,5 @@ def test_unreachable_backends_are_unavailable_and_503_naming_them(stack, router,
                        json={"model": "mistral", "stream": True,
                              "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
     assert reply.status_code == 503
-    assert f"backend vllm (openai at {vllm_url}) is unreachable" in \
-        reply.json()["error"]["message"]
+    message = reply.json()["error"]["message"]  # named, without the address it runs at
+    assert "backend vllm (openai) is unreachable" in message and vllm_url not in message

@@ -98,6 +98,18 @@ class APIError(Exception):
                         media_type="application/json", headers=self.headers)
 
 
+# Where a service's message names an internal address: a backend's "(openai at http://vllm:8000)"
+# (engines/remote_http.py), and the socket address an OS error quotes ("('10.0.0.5', 11434)").
+_BACKEND_ADDRESS = re.compile(r"\(([\w-]+) at [^()\s]+\)")
+_SOCKET_ADDRESS = re.compile(r" ?\('[^']*'(?:, \d+)+\)")
+
+
+def public_message(text: str) -> str:
+    """A service's message as a caller outside the stack may read it: the backend named by its
+    name and type, without the address it runs at (the logs and admins' /health keep that)."""
+    return _SOCKET_ADDRESS.sub("", _BACKEND_ADDRESS.sub(r"(\1)", text))
+
+
 def from_grpc(exc: grpc.aio.AioRpcError, family: str | None = None) -> APIError:
     """The APIError for a failed gRPC call: status from the code, param from the BadRequest.
 
@@ -105,7 +117,7 @@ def from_grpc(exc: grpc.aio.AioRpcError, family: str | None = None) -> APIError:
     field becomes the name the REST client sent; the message then names it that way too.
     """
     code = exc.code()
-    message = exc.details() or code.name
+    message = public_message(exc.details() or code.name)
     status = HTTP_OF_GRPC.get(code, 500)
     field = field_of(exc)
     param = None

@@ -221,7 +221,11 @@ class RegistryDouble(model_registry_pb2_grpc.ModelRegistryServiceServicer):
     async def ListModels(self, request, context):
         return model_registry_pb2.ListModelsResponse(models=[
             model_registry_pb2.Model(name="mistral", size_bytes=4100000000,
-                                     kind=model_registry_pb2.MODEL_KIND_CHAT),
+                                     kind=model_registry_pb2.MODEL_KIND_CHAT,
+                                     availability=[model_registry_pb2.BackendAvailability(
+                                         backend="ollama", available=False,
+                                         detail="backend down: backend ollama (ollama at "
+                                                "http://10.0.0.9:11434) is unreachable")]),
             model_registry_pb2.Model(name="nomic-embed-text", size_bytes=274000000,
                                      kind=model_registry_pb2.MODEL_KIND_EMBEDDING),
         ])

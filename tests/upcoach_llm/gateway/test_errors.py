@@ -1,4 +1,5 @@
-"""The error shape and the gRPC status → HTTP mapping."""
+"""The error shape, the gRPC status → HTTP mapping, and what of a service's message leaves the
+stack."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import grpc
 import pytest
 
 from upcoach_llm.api.status_details import status_metadata
-from upcoach_llm.gateway.errors import APIError, from_grpc, param_of
+from upcoach_llm.gateway.errors import APIError, from_grpc, param_of, public_message
 from upcoach_llm.gateway.fields import CHAT, MODELS
 
 
@@ -70,6 +71,22 @@ def test_unknown_model_is_404_model_not_found() -> None:
 def test_a_busy_upstream_gives_retry_after_from_the_retry_info() -> None:
     error = from_grpc(FakeRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, "busy", retry_after_s=2.5))
     assert (error.status, error.code, error.headers["Retry-After"]) == (429, "server_busy", "3")
+
+
+def test_internal_addresses_stay_inside_the_stack() -> None:
+    text = ("every backend for mistral failed: ollama: backend ollama (ollama at "
+            "http://10.0.0.5:11434) is unreachable: Multiple exceptions: [Errno 111] Connect call "
+            "failed ('10.0.0.5', 11434), [Errno 111] Connect call failed ('::1', 11434, 0, 0); "
+            "vllm: backend vllm (openai at https://vllm.internal:8000/v1) answered HTTP 503: busy")
+    public = public_message(text)
+    assert public == ("every backend for mistral failed: ollama: backend ollama (ollama) is "
+                      "unreachable: Multiple exceptions: [Errno 111] Connect call failed, "
+                      "[Errno 111] Connect call failed; vllm: backend vllm (openai) answered "
+                      "HTTP 503: busy")
+    error = from_grpc(FakeRpcError(grpc.StatusCode.UNAVAILABLE, text))
+    assert "10.0.0.5" not in error.message and "vllm.internal" not in error.message
+    assert public_message("messages[0].content: must not be empty (at most 3)") == (
+        "messages[0].content: must not be empty (at most 3)")
 
 
 def test_shape() -> None:

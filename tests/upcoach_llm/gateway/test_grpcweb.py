@@ -85,6 +85,9 @@ async def test_unary_rpcs(gateway) -> None:
     assert list(vectors.embeddings[0].values) == [2.0, 0.5, -0.25, 1.0]
     registry = model_registry_connect.ModelRegistryServiceClient(
         gw.url, protocol=ProtocolType.GRPC_WEB)
+    listed = await registry.list_models(model_registry_pb2.ListModelsRequest())
+    assert listed.models[0].availability[0].detail == (  # the address stays inside the stack
+        "backend down: backend ollama (ollama) is unreachable")
     edge = await registry.list_edge_models(model_registry_pb2.ListEdgeModelsRequest(
         platform=model_registry_pb2.PLATFORM_IOS, ram_gb=4))
     assert edge.default_model_id == "smollm-360m"

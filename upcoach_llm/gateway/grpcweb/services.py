@@ -44,7 +44,7 @@ from upcoach_llm.gateway.chat.pipeline import (
     no_cache,
 )
 from upcoach_llm.gateway.deps import Dependencies
-from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.errors import APIError, public_message
 from upcoach_llm.gateway.grpcweb import convert
 from upcoach_llm.gateway.grpcweb.dispatch import SCOPE_STATE
 from upcoach_llm.gateway.grpcweb.interceptors import ADMISSION, GateInterceptor
@@ -168,18 +168,29 @@ class RegistryProxy(_Proxy, model_registry_connect.ModelRegistryService):
 
     async def list_models(self, request: model_registry_pb2.ListModelsRequest,
                           ctx: RequestContext) -> model_registry_pb2.ListModelsResponse:
-        return await self._unary(self._deps.upstream.registry.ListModels(
+        reply = await self._unary(self._deps.upstream.registry.ListModels(
             request, timeout=self._timeout(ctx)))
+        for model in reply.models:
+            _without_addresses(model)
+        return reply
 
     async def get_model(self, request: model_registry_pb2.GetModelRequest,
                         ctx: RequestContext) -> model_registry_pb2.GetModelResponse:
-        return await self._unary(self._deps.upstream.registry.GetModel(
+        reply = await self._unary(self._deps.upstream.registry.GetModel(
             request, timeout=self._timeout(ctx)))
+        _without_addresses(reply.model)
+        return reply
 
     async def list_edge_models(self, request: model_registry_pb2.ListEdgeModelsRequest,
                                ctx: RequestContext) -> model_registry_pb2.ListEdgeModelsResponse:
         return await self._unary(self._deps.upstream.registry.ListEdgeModels(
             request, timeout=self._timeout(ctx)))
+
+
+def _without_addresses(model: model_registry_pb2.Model) -> None:
+    """A model's availability as callers outside the stack see it (errors.public_message)."""
+    for availability in model.availability:
+        availability.detail = public_message(availability.detail)
 
 
 def _set_headers(ctx: RequestContext, headers: dict[str, str]) -> None:

@@ -17,7 +17,7 @@ from protobuf.wkt import Any
 
 from upcoach_llm.api.status_details import details_of
 from upcoach_llm.common.errors import ServiceError
-from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.errors import APIError, public_message
 
 _REFUSALS = {401: Code.UNAUTHENTICATED, 429: Code.RESOURCE_EXHAUSTED, 503: Code.UNAVAILABLE}
 _TYPE_URL = "type.googleapis.com/"
@@ -32,7 +32,8 @@ def connect_code(code: grpc.StatusCode) -> Code:
 
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> ConnectError:
     details = [ErrorDetail(Any(type_url=d.type_url, value=d.value)) for d in details_of(exc)]
-    return ConnectError(connect_code(exc.code()), exc.details() or exc.code().name, details)
+    return ConnectError(connect_code(exc.code()), public_message(exc.details() or exc.code().name),
+                        details)
 
 
 def from_refusal(error: APIError) -> ConnectError:
