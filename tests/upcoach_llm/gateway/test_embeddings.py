@@ -53,6 +53,30 @@ async def test_bad_embedding_requests(gateway, body: dict, status: int,
     assert reply.json()["error"]["param"] == param
 
 
+async def test_token_arrays_are_refused_saying_so(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    async with gw.client() as client:
+        for path, body in (("/v1/embeddings", {"input": [[1, 2, 3]]}),
+                           ("/v1/embeddings", {"input": [1, 2, 3]}),
+                           ("/api/embed", {"model": "nomic-embed-text", "input": [[5, 6]]})):
+            reply = await client.post(path, json=body)
+            assert reply.status_code == 400, reply.text
+            error = reply.json()["error"]
+            message = error if isinstance(error, str) else error["message"]
+            assert "token arrays are not supported" in message, message
+
+
+async def test_ollama_embed_refuses_truncate_false(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    async with gw.client() as client:
+        refused = await client.post("/api/embed", json={"model": "nomic-embed-text",
+                                                         "input": "hi", "truncate": False})
+        served = await client.post("/api/embed", json={"model": "nomic-embed-text",
+                                                        "input": "hi", "truncate": True})
+    assert refused.status_code == 400 and "truncate" in refused.json()["error"]
+    assert served.status_code == 200
+
+
 async def test_search(gateway) -> None:
     gw: RunningGateway = await gateway()
     async with gw.client() as client:

@@ -34,6 +34,11 @@ class EmbeddingRequest(BaseModel):
     dimensions: int | None = Field(default=None, ge=1, le=INT32_MAX)
     user: Name | None = None
 
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_tokens(cls, value: object) -> object:
+        return no_token_arrays(value)
+
     @field_validator("input")
     @classmethod
     def _texts(cls, value: str | list[str]) -> str | list[str]:
@@ -41,6 +46,16 @@ class EmbeddingRequest(BaseModel):
 
     def texts(self) -> list[str]:
         return as_texts(self.input)
+
+
+def no_token_arrays(value: object) -> object:
+    """Refuses token ids (OpenAI's other input form; LangChain's OpenAIEmbeddings sends them
+    unless told ``check_embedding_ctx_length=False``) with a message that says so."""
+    items = value if isinstance(value, list) else [value]
+    if any(isinstance(item, int | list) and not isinstance(item, bool) for item in items):
+        raise refuse("token arrays are not supported: send the text (a string or a list of "
+                     "strings)")
+    return value
 
 
 def checked_texts(value: str | list[str]) -> str | list[str]:

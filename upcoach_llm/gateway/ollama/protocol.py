@@ -51,7 +51,7 @@ from upcoach_llm.common.limits import (
     MAX_TOP_LOGPROBS,
 )
 from upcoach_llm.gateway.chat.protocol import schema_text
-from upcoach_llm.gateway.embeddings.protocol import as_texts, checked_texts
+from upcoach_llm.gateway.embeddings.protocol import as_texts, checked_texts, no_token_arrays
 from upcoach_llm.gateway.http.text import Name, Schema, described, refuse, text
 
 LATEST = ":latest"
@@ -265,16 +265,30 @@ class OllamaEmbedRequest(BaseModel):
     model: ModelName = Field(min_length=1)
     input: InputText | Annotated[list[InputText], Schema(minItems=1, maxItems=MAX_TEXTS)] = Field(
         description=f"a text or a list of texts (at most {MAX_TEXTS}), none blank")
-    truncate: bool | None = Field(default=None, description="accepted; the embedding model "
-                                                            "reads at most its window")
+    truncate: bool | None = Field(default=None, description="true (the default): a text past "
+                                                            "the model's window is cut; false is "
+                                                            "refused")
     dimensions: int | None = Field(default=None, ge=1, le=INT32_MAX)
     options: dict[str, Any] | None = Field(default=None, description="accepted and ignored")
     keep_alive: KeepAlive = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _no_tokens(cls, value: object) -> object:
+        return no_token_arrays(value)
 
     @field_validator("input")
     @classmethod
     def _texts(cls, value: str | list[str]) -> str | list[str]:
         return checked_texts(value)
+
+    @field_validator("truncate")
+    @classmethod
+    def _truncated(cls, value: bool | None) -> bool | None:
+        if value is False:
+            raise refuse("truncate: false is not supported: a text past the model's window is "
+                         "cut, never refused")
+        return value
 
     def texts(self) -> list[str]:
         return as_texts(self.input)
