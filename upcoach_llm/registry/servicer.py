@@ -73,8 +73,12 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
     async def ListModels(self, request: model_registry_pb2.ListModelsRequest,
                          context: grpc.aio.ServicerContext,
                          ) -> model_registry_pb2.ListModelsResponse:
-        health = await self._probe_all()
         wanted = MODEL_KIND_NAMES.get(request.kind)
+        if wanted is None and request.kind != model_registry_pb2.MODEL_KIND_UNSPECIFIED:
+            kinds = ", ".join(f"MODEL_KIND_{name.upper()}" for name in MODEL_KIND_NAMES.values())
+            raise InvalidArgument(f"unknown kind {request.kind} ({kinds}, or none for every "
+                                  "model)", field="kind")
+        health = await self._probe_all()
         models = [self._model_proto(m, health) for m in self._catalog.models
                   if wanted is None or m.kind == wanted]
         return model_registry_pb2.ListModelsResponse(models=models)

@@ -31,6 +31,10 @@ async def test_lists_the_catalog_with_availability(stub) -> None:
     assert [(a.backend, a.available) for a in smol.availability] == [("embedded", True)]
     embeddings = await stub.ListModels(pb.ListModelsRequest(kind=pb.MODEL_KIND_EMBEDDING))
     assert {m.name for m in embeddings.models} == {"nomic-embed-text", "all-minilm-l6-v2"}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListModels(pb.ListModelsRequest(kind=77))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("kind: unknown kind 77 (MODEL_KIND_CHAT, ")
 
 
 async def test_get_model_and_not_found(stub) -> None:
