@@ -109,4 +109,9 @@ async def test_decide_sends_messages_and_the_language(gateway) -> None:
                      {"prompt": None, "messages": conversation}):
             reply = await client.post("/api/inference/decide", json=body)
             assert reply.status_code == 400 and reply.json()["error"]["param"] == "prompt"
+        for body, param in (({"prompt": None}, "prompt"), ({"prompt": "  "}, "prompt"),
+                            ({"messages": None}, "messages")):
+            reply = await client.post("/api/inference/decide", json=body)
+            assert reply.status_code == 400, (body, reply.text)
+            assert reply.json()["error"]["param"] == param
         assert len(gw.double.calls.decide) == calls

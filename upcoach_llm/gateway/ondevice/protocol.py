@@ -14,7 +14,7 @@ from upcoach_llm.common.limits import INT32_MAX, MAX_MESSAGES, MAX_PROMPT_CHARS,
 from upcoach_llm.gateway.chat.protocol import ChatMessageIn
 from upcoach_llm.gateway.http.text import text
 
-Prompt = text(MAX_PROMPT_CHARS)
+Prompt = text(MAX_PROMPT_CHARS, blank=False)
 
 
 class EdgeQuery(BaseModel):
