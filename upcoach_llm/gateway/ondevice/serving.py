@@ -46,8 +46,8 @@ async def decide(deps: Dependencies, body: DecideRequest, locale: str) -> Decide
     if len(sent) != 1:
         reason = "send either prompt or messages, not both" if sent else "field required"
         raise APIError(400, f"prompt: {reason}", param="prompt", code="invalid_value")
-    if sent == {"prompt"} and body.prompt is None or sent == {"messages"} and not body.messages:
-        field = next(iter(sent))
+    field = next(iter(sent))
+    if getattr(body, field) is None:
         raise APIError(400, f"{field}: must not be null or empty", param=field,
                        code="invalid_value")
     request = router_pb2.DecideInferenceRequest(
