@@ -62,11 +62,17 @@ def decide(mode: str, *, prompt: str, server_available: bool, on_device_availabl
         raise ValueError(f"unknown mode {mode!r}")
     if not server_available:
         return InferenceDecision(True, "auto: the server is unreachable", simple)
-    if len(prompt) <= limit:
+    length = dart_length(prompt)
+    if length <= limit:
         if simple:
-            return InferenceDecision(True, f"auto: short ({len(prompt)} ≤ {limit} characters) "
+            return InferenceDecision(True, f"auto: short ({length} ≤ {limit} characters) "
                                      "and simple", simple)
-        return InferenceDecision(False, f"auto: short ({len(prompt)} ≤ {limit} characters) "
+        return InferenceDecision(False, f"auto: short ({length} ≤ {limit} characters) "
                                  "but not simple", simple)
-    return InferenceDecision(False, f"auto: long prompt ({len(prompt)} > {limit} characters)",
+    return InferenceDecision(False, f"auto: long prompt ({length} > {limit} characters)",
                              simple)
+
+
+def dart_length(text: str) -> int:
+    """``String.length`` as the app's Dart counts it: UTF-16 code units (an emoji is 2)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2

@@ -72,6 +72,15 @@ def test_auto_prompt_length_limit_is_inclusive_and_overridable(policy: RouterPol
                   policy=policy.hybrid, max_prompt_length=10).on_device is False
 
 
+def test_prompt_length_counts_utf16_units_as_the_apps_dart_does(policy: RouterPolicy) -> None:
+    smiles = "\U0001F642" * 150  # 150 code points, 300 UTF-16 units: Dart's length is 300
+    decision = decide("auto", prompt=smiles, server_available=True, on_device_available=True,
+                      policy=policy.hybrid)
+    assert decision.on_device is False and "300 > 200" in decision.reason
+    assert decide("auto", prompt="é" * 200, server_available=True, on_device_available=True,
+                  policy=policy.hybrid).on_device is True
+
+
 @pytest.mark.parametrize(("prompt", "simple"), [
     ("Give me a quick affirmation", True),
     ("Remind me to drink water.", True),
