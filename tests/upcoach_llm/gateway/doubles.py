@@ -231,11 +231,13 @@ class RegistryDouble(model_registry_pb2_grpc.ModelRegistryServiceServicer):
         ])
 
     async def GetModel(self, request, context):
-        if request.name != "mistral":
+        kinds = {"mistral": model_registry_pb2.MODEL_KIND_CHAT,
+                 "nomic-embed-text": model_registry_pb2.MODEL_KIND_EMBEDDING}
+        if request.name not in kinds:
             await _bad_field(context, grpc.StatusCode.NOT_FOUND, "name",
                              f"name: {request.name!r} is not in the catalog")
         return model_registry_pb2.GetModelResponse(model=model_registry_pb2.Model(
-            name="mistral", kind=model_registry_pb2.MODEL_KIND_CHAT))
+            name=request.name, kind=kinds[request.name]))
 
     async def ListEdgeModels(self, request, context):
         if request.platform == model_registry_pb2.PLATFORM_UNSPECIFIED:

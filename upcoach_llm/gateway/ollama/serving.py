@@ -69,9 +69,15 @@ class OllamaChat:
                                  headers={**answer.headers, **STREAM_HEADERS})
 
     async def _load(self, body: OllamaStreamed, kind: str, started: float) -> Response:
-        await call_unary(self._deps.upstream.registry.GetModel(
+        """Ollama's answer to a request with nothing to answer: the model loaded (or unloaded);
+        an embedding model is refused, as Ollama refuses it."""
+        reply = await call_unary(self._deps.upstream.registry.GetModel(
             model_registry_pb2.GetModelRequest(name=body.model),
             timeout=self._deps.settings.upstream_timeout_s), MODELS)
+        if reply.model.kind == model_registry_pb2.MODEL_KIND_EMBEDDING:
+            verb = "generate" if kind == render.GENERATE else "chat"
+            raise APIError(400, f'"{body.model}" does not support {verb}', param="model",
+                           code="invalid_value")
         reason = "unload" if body.keep_alive in (0, "0", "0s", "0m") else "load"
         return Response(render.Writer(kind, body.model, started).loaded(reason),
                         media_type="application/json")

@@ -63,6 +63,12 @@ async def test_a_request_without_prompt_loads_the_model(gw: RunningGateway) -> N
     with pytest.raises(ollama.ResponseError) as unknown:
         await client(gw).chat(model="gpt-9", messages=[])
     assert unknown.value.status_code == 404 and "gpt-9" in unknown.value.error
+    for call in (client(gw).generate(model="nomic-embed-text"),
+                 client(gw).chat(model="nomic-embed-text", messages=[])):
+        with pytest.raises(ollama.ResponseError) as embedding:
+            await call
+        assert embedding.value.status_code == 400
+        assert embedding.value.error.startswith('"nomic-embed-text" does not support ')
 
 
 async def test_models_show_and_ps(gw: RunningGateway) -> None:
