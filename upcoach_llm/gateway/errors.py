@@ -193,6 +193,9 @@ def bug_response(path: str, exc: Exception) -> Response:
                     code="internal").to_response(path)
 
 
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+
+
 def install_handlers(app: FastAPI) -> None:
     """Renders APIError, validation errors, HTTP errors and bugs in the one shape."""
 
@@ -212,6 +215,11 @@ def install_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+        if exc.status_code == 400 and exc.detail == _FASTAPI_PARSE_ERROR:
+            # A body json.loads refused for a reason other than its syntax (nesting too deep):
+            # the same answer as malformed JSON.
+            return APIError(400, "malformed JSON body: it could not be parsed",
+                            code="invalid_json").to_response(request.scope["path"])
         return APIError(exc.status_code, str(exc.detail), code=code,
                         headers=exc.headers).to_response(request.scope["path"])
 
