@@ -20,7 +20,6 @@ the machine's other load still shows in absolute figures, less so in the ratios.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import time
 
