@@ -114,6 +114,7 @@ async def test_every_ref_resolves(document) -> None:
     ("DecideRequest", {"mode": "auto"}),
     ("DecideRequest", {"prompt": "hi", "messages": [{"role": "user", "content": "hi"}]}),
     ("DecideRequest", {"messages": []}),
+    ("DecideRequest", {"prompt": " "}),
 ])
 async def test_request_schemas_refuse_what_the_server_refuses(document, component: str,
                                                               body: dict) -> None:
@@ -132,7 +133,7 @@ async def test_request_schemas_refuse_what_the_server_refuses(document, componen
         "tool_choice": "none", "logit_bias": {}, "store": False, "user": "u",
         "metadata": {"app": "coach"}, "stream": True, "stream_options": {"include_usage": True}}),
     ("CoachingChatRequest", {"messages": HELLO, "context_type": "habits"}),
-    ("DecideRequest", {"prompt": "", "on_device_max_prompt_length": INT32_MAX}),
+    ("DecideRequest", {"prompt": "a", "on_device_max_prompt_length": INT32_MAX}),
     ("DecideRequest", {"messages": [{"role": "system", "content": "Be brief."},
                                     {"role": "user", "content": "hi"}]}),
 ])
