@@ -110,6 +110,11 @@ class AsyncHybridClient:
                 if sent or not exc.unreachable:
                     raise
                 self._server_unreachable()
+                if choice.safety_category:  # a crisis is never left to the device alone
+                    yield ChatChunk(text=choice.crisis_response or "", decision=choice.reason,
+                                    finish_reason="content_filter",
+                                    safety_category=choice.safety_category)
+                    return
                 choice = offline_decision(self.mode, self.on_device.available)
                 if not choice.on_device:
                     raise

@@ -1,0 +1,55 @@
+"""A conversation the server's crisis check flagged never falls back to the on-device model:
+when the server then fails before its first chunk, the hybrid client answers with the crisis
+response it already has. Against stand-ins for the server and the device (what is under test is
+the client's own fallback rule)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from upcoach_client import AsyncHybridClient, UpcoachError
+from upcoach_client.types import ChatChunk, Decision
+
+CRISIS = "Please reach out now: call or text 988."
+
+
+class FlaggingServer:
+    """Decides "server" with a crisis category, then is unreachable for the chat."""
+
+    async def decide_inference(self, *args: Any, **kwargs: Any) -> Decision:
+        return Decision("server", "crisis check: self_harm", False, safety_category="self_harm",
+                        crisis_response=CRISIS)
+
+    async def chat_stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatChunk]:
+        raise UpcoachError(grpc.StatusCode.UNAVAILABLE, "shutting down")
+        yield  # an async generator
+
+    async def close(self) -> None:
+        pass
+
+
+class ReadyDevice:
+    available = True
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def stream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatChunk]:
+        self.asked += 1
+        yield ChatChunk(text="on-device reply", source="on_device", finish_reason="stop")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_flagged_conversation_gets_the_crisis_response_not_the_device() -> None:
+    for mode in ("auto", "onDevicePreferred", "serverPreferred"):
+        device = ReadyDevice()
+        client = AsyncHybridClient(FlaggingServer(), mode, on_device=device)  # type: ignore[arg-type]
+        chunks = [c async for c in client.chat_stream([("user", "I want to end it all")])]
+        assert device.asked == 0, mode
+        assert [(c.text, c.finish_reason, c.safety_category) for c in chunks] == [
+            (CRISIS, "content_filter", "self_harm")], mode
