@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +21,8 @@ from upcoach_llm.common.limits import (
     MAX_PENALTY,
     MAX_PROMPT_CHARS,
     MAX_SCHEMA_CHARS,
+    MAX_SCHEMA_DEPTH,
+    MAX_SCHEMA_REPEAT,
     MAX_STOP_LENGTH,
     MAX_STOP_SEQUENCES,
     MAX_TOP_LOGPROBS,
@@ -210,10 +213,48 @@ def _response_format(proto: common_pb2.ResponseFormat) -> ResponseFormat:
                               field=f"{field}.schema_json")
     try:
         schema = json.loads(proto.schema_json)
+    except RecursionError:
+        raise InvalidArgument(f"nested deeper than {MAX_SCHEMA_DEPTH} levels",
+                              field=f"{field}.schema_json") from None
     except ValueError as exc:
         raise InvalidArgument(f"is not JSON: {exc}", field=f"{field}.schema_json") from None
     if not isinstance(schema, dict):
         raise InvalidArgument("must be a JSON object (a JSON Schema)",
                               field=f"{field}.schema_json")
+    problem = _unbounded(schema)
+    if problem:
+        raise InvalidArgument(problem, field=f"{field}.schema_json")
     return ResponseFormat(type="json_schema", schema_json=proto.schema_json,
                           schema_name=proto.schema_name)
+
+
+_COUNTED_KEYWORDS = ("maxLength", "minLength", "maxItems", "minItems", "maxProperties",
+                     "minProperties")
+_PATTERN_COUNT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+
+
+def _unbounded(schema: dict[str, Any]) -> str | None:
+    """Why a grammar could not enforce the schema (a repetition count over MAX_SCHEMA_REPEAT,
+    nesting deeper than MAX_SCHEMA_DEPTH), or None. Walks without recursion."""
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_SCHEMA_DEPTH:
+            return f"nested deeper than {MAX_SCHEMA_DEPTH} levels"
+        if isinstance(node, dict):
+            for keyword in _COUNTED_KEYWORDS:
+                count = node.get(keyword)
+                if isinstance(count, int | float) and count > MAX_SCHEMA_REPEAT:
+                    return (f"{keyword} {count} is over {MAX_SCHEMA_REPEAT}: the grammar that "
+                            "enforces a schema spells every repetition out")
+            pattern = node.get("pattern")
+            if isinstance(pattern, str):
+                counts = [int(n) for match in _PATTERN_COUNT.finditer(pattern)
+                          for n in match.groups() if n]
+                if counts and max(counts) > MAX_SCHEMA_REPEAT:
+                    return (f"pattern repeats {max(counts)} times, over {MAX_SCHEMA_REPEAT}: the "
+                            "grammar that enforces a schema spells every repetition out")
+            stack.extend((value, depth + 1) for value in node.values())
+        elif isinstance(node, list):
+            stack.extend((value, depth + 1) for value in node)
+    return None

@@ -20,6 +20,11 @@ MAX_STOP_LENGTH = 64
 MAX_PENALTY = 2.0
 MAX_TOP_LOGPROBS = 20
 MAX_SCHEMA_CHARS = 20_000
+# A JSON schema's repetition counts (maxLength, minItems, a pattern's {n}) and its nesting: the
+# grammar that enforces it spells each repetition out, and llama.cpp's grammar parser recurses
+# once per level (maxLength 3000 already fails to parse; 20000 overflows its stack).
+MAX_SCHEMA_REPEAT = 500
+MAX_SCHEMA_DEPTH = 64
 
 # Embeddings and search: texts per request and characters per text, items indexed per request,
 # search query characters and results.

@@ -79,6 +79,16 @@ def _format(**fields: object) -> common_pb2.SamplingParams:
     (_format(type=common_pb2.RESPONSE_FORMAT_TYPE_JSON_OBJECT, schema_json="{}"),
      "sampling.response_format.schema_json: only allowed with type json_schema"),
     (_format(type=99), "sampling.response_format.type: unknown"),
+    (_format(type=JSON_SCHEMA, schema_json='{"type": "string", "maxLength": 20000}'),
+     "sampling.response_format.schema_json: maxLength 20000 is over 500"),
+    (_format(type=JSON_SCHEMA, schema_json='{"type": "array", "minItems": 501}'),
+     "sampling.response_format.schema_json: minItems 501 is over 500"),
+    (_format(type=JSON_SCHEMA, schema_json='{"type": "string", "pattern": "^a{2,9000}$"}'),
+     "sampling.response_format.schema_json: pattern repeats 9000 times"),
+    (_format(type=JSON_SCHEMA, schema_json='{"a":' * 3000 + "1" + "}" * 3000),
+     "sampling.response_format.schema_json: nested deeper than"),  # json.loads' own limit
+    (_format(type=JSON_SCHEMA, schema_json='{"a": ' * 70 + "{}" + "}" * 70),
+     "sampling.response_format.schema_json: nested deeper than 64"),
 ])
 def test_bad_openai_fields_name_the_field(params: common_pb2.SamplingParams, field: str) -> None:
     with pytest.raises(InvalidArgument, match=field):
