@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextvars
-import random
 import threading
 import time
 from collections import deque
@@ -53,7 +52,7 @@ from upcoach_llm.engines.llama_prompt import (
     prompt_tokens,
     tokenize,
 )
-from upcoach_llm.engines.llama_sampling import grammar_of
+from upcoach_llm.engines.llama_sampling import grammar_of, seed32
 from upcoach_llm.engines.stop_sequences import StopScanner
 
 log = get_logger(__name__)
@@ -209,8 +208,7 @@ class LlamaCppEngine(PooledLlamaStatus, ChatEngine):
     def _run(self, llama: llama_cpp.Llama, job: _Job) -> Finished | None:
         """The token loop; returns None when the stream was closed before the end."""
         sampling = job.sampling
-        seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
-        llama.set_seed(seed & 0xFFFFFFFF)
+        llama.set_seed(seed32(sampling.seed))
         if sampling.reproducible:
             # A reused KV prefix changes how the rest of the prompt is batched, and with it the
             # logits in their last bits: enough to flip a greedy choice. Evaluate it afresh.

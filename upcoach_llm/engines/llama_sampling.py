@@ -46,10 +46,54 @@ def grammar_of(response_format: ResponseFormat) -> str | None:
     if response_format.type != "json_schema":
         return None
     try:
-        return json_schema_to_gbnf(response_format.schema_json)
+        grammar = json_schema_to_gbnf(response_format.schema_json)
     except Exception as exc:  # noqa: BLE001 - the converter raises anything on schemas it lacks
-        raise InvalidArgument(f"cannot be turned into a grammar: {exc}",
+        # Its message may quote the whole schema: the first line, cut, names the problem.
+        detail = (str(exc).splitlines() or [""])[0][:160]
+        raise InvalidArgument(f"cannot be turned into a grammar: {type(exc).__name__}: {detail}",
                               field=_SCHEMA_FIELD) from None
+    if _nesting(grammar) > MAX_GRAMMAR_NESTING:
+        raise InvalidArgument("its grammar nests too deeply for llama.cpp (fewer repetitions or "
+                              "levels)", field=_SCHEMA_FIELD)
+    return grammar
+
+
+def seed32(seed: int | None) -> int:
+    """A request's seed (a random one without) as llama.cpp takes it: 32 bits, and never
+    LLAMA_DEFAULT_SEED (0xFFFFFFFF), which it reads as "pick one at random"."""
+    value = (seed if seed is not None else random.getrandbits(32)) & 0xFFFFFFFF
+    return 0 if value == llama_cpp.LLAMA_DEFAULT_SEED else value
+
+
+# llama.cpp parses a grammar recursively, a level per parenthesis: about 3000 levels fail to
+# parse and 20000 overflow the stack of the process. common/chat.py keeps schemas well under this
+# (MAX_SCHEMA_REPEAT); this is the engine's own guard.
+MAX_GRAMMAR_NESTING = 1000
+
+
+def _nesting(grammar: str) -> int:
+    """The deepest parenthesis nesting of a GBNF grammar, outside its literals and classes."""
+    depth = deepest = 0
+    quoted = in_class = escaped = False
+    for char in grammar:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif in_class:
+            in_class = char != "]"
+        elif char == '"':
+            quoted = True
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth -= 1
+    return deepest
 
 
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
@@ -141,10 +185,9 @@ def _chain(sampling: Sampling, n_vocab: int) -> object:
     if sampling.temperature == 0:
         add(chain, llama_cpp.llama_sampler_init_greedy())
         return chain
-    seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
     add(chain, llama_cpp.llama_sampler_init_top_p(sampling.top_p, 1))
     add(chain, llama_cpp.llama_sampler_init_temp(sampling.temperature))
-    add(chain, llama_cpp.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+    add(chain, llama_cpp.llama_sampler_init_dist(seed32(sampling.seed)))
     return chain
 
 
