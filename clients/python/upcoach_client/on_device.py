@@ -117,6 +117,7 @@ class OnDeviceModel:
                      decision: str = "") -> AsyncIterator[ChatChunk]:
         """Generates on this machine; chunks are marked ``source="on_device"``, the first
         carries the decision, the last the finish reason and usage."""
+        _check_sampling(max_tokens, temperature, top_p)
         llama = await self._loaded()
         options = {"max_tokens": max_tokens or DEFAULT_MAX_TOKENS,
                    "temperature": DEFAULT_TEMPERATURE if temperature is None else temperature,
@@ -133,6 +134,9 @@ class OnDeviceModel:
         try:
             while True:
                 kind, value = await queue.get()
+                if kind == "too_long":
+                    raise UpcoachError(grpc.StatusCode.OUT_OF_RANGE, f"messages: {value}",
+                                       field="messages")
                 if kind == "error":
                     raise UpcoachError(grpc.StatusCode.INTERNAL,
                                        f"on-device generation failed: {value}")
@@ -156,6 +160,16 @@ class OnDeviceModel:
             try:
                 for item in self._chunks(llama, turns, options, stopped):
                     put(*item)
+            except ValueError as exc:
+                # A conversation past the context window fails inside llama-cpp-python with a
+                # ValueError (its own words, or numpy's when the prompt overflows the batch): the
+                # caller's mistake, as the server's OUT_OF_RANGE says.
+                needed = len(llama.tokenize(" ".join(t["content"] for t in turns).encode()))
+                if "context window" in str(exc) or needed >= self.n_ctx:
+                    put("too_long", f"about {needed} tokens, over the on-device context window "
+                                    f"of {self.n_ctx}")
+                else:
+                    put("error", f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # noqa: BLE001 - handed to the caller's task
                 put("error", f"{type(exc).__name__}: {exc}")
 
@@ -185,6 +199,23 @@ class OnDeviceModel:
         if llama is not None and hasattr(llama, "close"):
             with self._busy:
                 llama.close()
+
+
+def _check_sampling(max_tokens: int | None, temperature: float | None,
+                    top_p: float | None) -> None:
+    """The server's ranges, so a request is refused alike wherever it would run."""
+    if max_tokens is not None and max_tokens < 1:
+        raise UpcoachError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"sampling.max_tokens: must be at least 1, got {max_tokens}",
+                           field="sampling.max_tokens")
+    if temperature is not None and not 0.0 <= temperature <= 2.0:
+        raise UpcoachError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"sampling.temperature: must be 0 to 2, got {temperature}",
+                           field="sampling.temperature")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise UpcoachError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"sampling.top_p: must be in (0, 1], got {top_p}",
+                           field="sampling.top_p")
 
 
 def _now_ms() -> float:
