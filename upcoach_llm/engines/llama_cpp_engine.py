@@ -52,7 +52,7 @@ from upcoach_llm.engines.llama_prompt import (
     prompt_tokens,
     tokenize,
 )
-from upcoach_llm.engines.llama_sampling import grammar_of, seed32
+from upcoach_llm.engines.llama_sampling import grammar_of, parsed_grammar, seed32
 from upcoach_llm.engines.stop_sequences import StopScanner
 
 log = get_logger(__name__)
@@ -214,6 +214,8 @@ class LlamaCppEngine(PooledLlamaStatus, ChatEngine):
             # logits in their last bits: enough to flip a greedy choice. Evaluate it afresh.
             llama.reset()
         vocab = llama_cpp.llama_model_get_vocab(llama.model)
+        if job.grammar:  # llama-cpp-python adds its grammar sampler unchecked: NULL would crash
+            llama_cpp.llama_sampler_free(parsed_grammar(vocab, job.grammar))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopScanner(sampling.stop)
         reason: str = "length"

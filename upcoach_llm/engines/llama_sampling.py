@@ -58,6 +58,15 @@ def grammar_of(response_format: ResponseFormat) -> str | None:
     return grammar
 
 
+def parsed_grammar(vocab: object, grammar: str) -> object:
+    """llama.cpp's grammar sampler for the GBNF; InvalidArgument naming the schema where
+    llama.cpp cannot parse it (it answers NULL, which a sampler chain would dereference)."""
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    if not sampler:
+        raise InvalidArgument("llama.cpp could not parse its grammar", field=_SCHEMA_FIELD)
+    return sampler
+
+
 def seed32(seed: int | None) -> int:
     """A request's seed (a random one without) as llama.cpp takes it: 32 bits, and never
     LLAMA_DEFAULT_SEED (0xFFFFFFFF), which it reads as "pick one at random"."""
@@ -107,10 +116,7 @@ class SequenceSampler:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
         self.grammar = None
         if grammar is not None:
-            self.grammar = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
-            if not self.grammar:
-                raise InvalidArgument("llama.cpp could not parse its grammar",
-                                      field=_SCHEMA_FIELD)
+            self.grammar = parsed_grammar(vocab, grammar)
             self._ids = np.arange(self.n_vocab, dtype=np.int32)
             self._data = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
             self._one = np.zeros(1, dtype=_TOKEN_DATA)

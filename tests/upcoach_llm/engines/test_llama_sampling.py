@@ -142,6 +142,24 @@ async def test_the_unbatched_engine_holds_json_but_refuses_logprobs() -> None:
     assert finished.reason == "stop" and isinstance(json.loads(text), dict)
 
 
+async def test_a_grammar_llama_cpp_cannot_parse_is_refused_by_the_unbatched_engine(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama-cpp-python would add the NULL sampler to its chain and crash the process."""
+    from upcoach_llm.engines import llama_cpp_engine
+
+    monkeypatch.setattr(llama_cpp_engine, "grammar_of",
+                        lambda form: 'root ::= ( "a" ' if form.type == "json_object" else None)
+    engine = LlamaCppEngine(settings(parallel=1))
+    await engine.load()
+    try:
+        with pytest.raises(InvalidArgument, match="sampling.response_format.schema_json"):
+            await reply(engine, TIP, greedy(4, response_format=ResponseFormat("json_object")))
+        text, _, finished = await reply(engine, TIP, greedy(4))  # and it serves on
+    finally:
+        await engine.close()
+    assert text and finished.reason == "length"
+
+
 async def test_grammars_and_top_tokens() -> None:
     assert grammar_of(ResponseFormat()) is None
     json_object = grammar_of(ResponseFormat("json_object")) or ""
