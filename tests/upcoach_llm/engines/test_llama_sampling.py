@@ -181,19 +181,19 @@ async def test_joined_chunks_keep_their_logprobs_in_order() -> None:
     assert (proto.token, proto.logprob, proto.top_logprobs[0].token) == (" there", -0.2, " there")
 
 
-def test_a_seed_is_never_the_value_llama_cpp_reads_as_random() -> None:
+async def test_a_seed_is_never_the_value_llama_cpp_reads_as_random() -> None:
     assert [seed32(s) for s in (5, 0, -1, 0xFFFFFFFF, 2**33 - 1, 2**32 + 7)] == [5, 0, 0, 0, 0, 7]
     assert seed32(None) != llama_cpp.LLAMA_DEFAULT_SEED
 
 
-def test_the_engine_refuses_a_grammar_nested_past_llama_cpps_parser() -> None:
+async def test_the_engine_refuses_a_grammar_nested_past_llama_cpps_parser() -> None:
     deep = ResponseFormat("json_schema", '{"type": "string", "maxLength": 1500}')
     with pytest.raises(InvalidArgument, match="nests too deeply"):
         grammar_of(deep)
     assert grammar_of(ResponseFormat("json_schema", '{"type": "string", "maxLength": 500}'))
 
 
-def test_a_schema_the_converter_cannot_use_is_named_without_quoting_it_whole() -> None:
+async def test_a_schema_the_converter_cannot_use_is_named_without_quoting_it_whole() -> None:
     secret = "x" * 500
     schema = json.dumps({"$ref": "#/$defs/missing", "$defs": {"other": {"description": secret}}})
     with pytest.raises(InvalidArgument) as caught:
