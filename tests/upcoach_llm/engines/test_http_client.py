@@ -300,18 +300,25 @@ async def test_draining_the_end_of_a_reply_keeps_the_connection() -> None:
     assert server.connections == 1
 
 
-async def test_a_reused_connection_dropped_before_the_reply_is_retried_once() -> None:
-    async def drops_second(server: Server, reader: asyncio.StreamReader,
-                           writer: asyncio.StreamWriter) -> None:
-        if server.connections == 1:
+def dropping_idle(connections: int) -> Callable[
+        [Server, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A server whose first ``connections`` connections answer one request, then close on the
+    next without a reply (a server dropping an idle connection); later ones echo."""
+    async def handler(server: Server, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        if server.connections <= connections:
             await read_request(server, reader)
             writer.write(reply(b'"first"'))
             await writer.drain()
             await read_request(server, reader)
-            return  # closed without a reply, as a server dropping an idle connection does
+            return
         await echo_forever(server, reader, writer)
 
-    async with serving(drops_second) as server:
+    return handler
+
+
+async def test_a_reused_connection_dropped_before_the_reply_is_retried_once() -> None:
+    async with serving(dropping_idle(1)) as server:
         http = client(server)
         for expected in (b'"first"', b'{"echo": null}'):
             assert await fetch(http, "GET", "/") == expected
@@ -321,17 +328,7 @@ async def test_a_reused_connection_dropped_before_the_reply_is_retried_once() ->
 
 async def test_idle_connections_dropped_together_are_each_retried_then_a_new_one_opens() -> None:
     """An upstream's keep-alive expiry closes every idle connection at about the same time."""
-    async def answers_once(server: Server, reader: asyncio.StreamReader,
-                           writer: asyncio.StreamWriter) -> None:
-        if server.connections <= 2:
-            await read_request(server, reader)
-            writer.write(reply(b'"first"'))
-            await writer.drain()
-            await read_request(server, reader)
-            return  # the second request on each of the first two connections: no reply
-        await echo_forever(server, reader, writer)
-
-    async with serving(answers_once) as server:
+    async with serving(dropping_idle(2)) as server:
         http = client(server)
         assert await asyncio.gather(fetch(http, "GET", "/"), fetch(http, "GET", "/")) == [
             b'"first"', b'"first"']
