@@ -276,18 +276,39 @@ async def test_closing_a_stream_early_closes_its_connection() -> None:
     assert server.connections == 2
 
 
-async def test_draining_the_end_of_a_reply_keeps_the_connection() -> None:
-    async def late_end(server: Server, reader: asyncio.StreamReader,
-                       writer: asyncio.StreamWriter) -> None:
+def replying(body: bytes) -> Callable[
+        [Server, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A server that answers every request with ``body``."""
+    async def handler(server: Server, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
         while True:
             await read_request(server, reader)
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-                         b"7\r\n[DONE]\n\r\n")
-            await writer.drain()
-            await asyncio.sleep(0.05)
-            writer.write(b"0\r\n\r\n")
+            writer.write(reply(body))
             await writer.drain()
 
+    return handler
+
+
+def in_two_parts(first: bytes, rest: bytes, pause: float) -> Callable[
+        [Server, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A server that answers every request with ``first``, then ``pause`` seconds later
+    ``rest``."""
+    async def handler(server: Server, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(server, reader)
+            for part in (first, rest):
+                writer.write(part)
+                await writer.drain()
+                if part is first:
+                    await asyncio.sleep(pause)
+
+    return handler
+
+
+async def test_draining_the_end_of_a_reply_keeps_the_connection() -> None:
+    late_end = in_two_parts(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                            b"7\r\n[DONE]\n\r\n", b"0\r\n\r\n", 0.05)
     async with serving(late_end) as server:
         http = client(server)
         for _ in range(2):
@@ -338,15 +359,8 @@ async def test_idle_connections_dropped_together_are_each_retried_then_a_new_one
 
 
 async def test_an_interim_1xx_reply_is_skipped_for_the_final_one() -> None:
-    async def early_hints(server: Server, reader: asyncio.StreamReader,
-                          writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(server, reader)
-            writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n")
-            await writer.drain()
-            await asyncio.sleep(0.01)
-            writer.write(reply(b'"final"'))
-            await writer.drain()
+    early_hints = in_two_parts(b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\n",
+                               reply(b'"final"'), 0.01)
 
     async with serving(early_hints) as server:
         http = client(server)
@@ -409,14 +423,7 @@ async def test_an_idle_connection_past_its_expiry_is_not_reused() -> None:
 async def test_a_body_larger_than_the_read_buffer_arrives_whole() -> None:
     body = bytes(range(256)) * (5 << 12)  # 5 MiB: reading pauses and resumes on the way
 
-    async def large(server: Server, reader: asyncio.StreamReader,
-                    writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(server, reader)
-            writer.write(reply(body))
-            await writer.drain()
-
-    async with serving(large) as server:
+    async with serving(replying(body)) as server:
         http = client(server)
         response = await http.request("GET", "/")
         await asyncio.sleep(0.2)  # the server writes while nobody reads
@@ -430,14 +437,7 @@ async def test_a_body_larger_than_the_read_buffer_arrives_whole() -> None:
 async def test_a_large_reply_closed_unread_leaves_a_connection_that_reads_again() -> None:
     body = b"x" * ((1 << 20) + 10)  # past the read buffer: reading paused when it all came
 
-    async def large(server: Server, reader: asyncio.StreamReader,
-                    writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(server, reader)
-            writer.write(reply(body))
-            await writer.drain()
-
-    async with serving(large) as server:
+    async with serving(replying(body)) as server:
         http = client(server, read_timeout=1.0)
         response = await http.request("GET", "/")
         await asyncio.sleep(0.2)  # the whole reply arrives; nobody reads it
