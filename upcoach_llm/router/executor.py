@@ -146,33 +146,35 @@ class ChatExecutor:
         backend, then to the next model of the chain."""
         attempts = _Attempts(self._pool, job)
         skipped = list(job.resolution.skipped)
+        tried: set[int] = set()
         while True:
             served_model = job.resolution.model
             for state in job.resolution.candidates:
                 sent = False
+                served = Served(state.name, served_model, skipped)
+                tried.add(id(state))
                 with self._pool.track(state):
                     try:
                         async for piece in self._pieces(state, job, timeout):
                             sent = True
-                            yield Served(state.name, served_model, skipped), piece
+                            yield served, piece
                         return
                     except (grpc.aio.AioRpcError, ServiceError) as exc:
                         failure = Failure.of(exc)
                         if failure.code not in RETRYABLE or sent:
                             raise
                         attempts.failed(state, failure)
-            after = self._next_model(job, attempts)
+            after = self._next_model(job, tried)
             if after is None:
                 raise attempts.error()
             skipped = [*skipped, served_model, *after.skipped]
             job = Job(after, replace(job.chat, model=after.model))
             attempts.models.append(after.model)
 
-    def _next_model(self, job: Job, attempts: _Attempts) -> Resolution | None:
-        """The rest of the chain, resolved again without the backends that just failed."""
+    def _next_model(self, job: Job, tried: set[int]) -> Resolution | None:
+        """The rest of the chain, resolved again without the backends already tried."""
         if not job.resolution.rest:
             return None
-        tried = {id(state) for state in job.resolution.candidates}
         try:
             after = self._pool.resolve(list(job.resolution.rest))
         except Unavailable:
