@@ -45,13 +45,13 @@ def test_ollama_as_in_the_guide() -> None:
     assert ollama["container_name"] == "upcoach-ollama"
     assert ollama["environment"] == {"OLLAMA_HOST": "0.0.0.0", "OLLAMA_ORIGINS": "*",
                                      "OLLAMA_NUM_PARALLEL": "4", "OLLAMA_MAX_LOADED_MODELS": "2"}
-    assert [(p["target"], p["published"]) for p in ollama["ports"]] == [(11434, "11434")]
+    assert published(ollama) == [("127.0.0.1", 11434, "11434")]
 
 
 def test_vllm_as_in_the_guide_with_a_gpu_reservation() -> None:
     vllm = resolved("production", ("production",))["services"]["vllm"]
     assert vllm["image"] == "vllm/vllm-openai:latest"
-    assert [(p["target"], p["published"]) for p in vllm["ports"]] == [(8000, "8000")]
+    assert published(vllm) == [("127.0.0.1", 8000, "8000")]
     assert vllm["environment"]["MODEL_NAME"] == "mistralai/Mistral-7B-Instruct-v0.2"
     assert vllm["environment"]["MAX_MODEL_LEN"] == "4096"
     assert vllm["environment"]["GPU_MEMORY_UTILIZATION"] == "0.9"
@@ -177,6 +177,21 @@ def test_an_undefined_dependency_is_caught(tmp_path: Path) -> None:
 
 
 # -- the trust boundary ------------------------------------------------------------------------
+
+def published(service: dict) -> list[tuple[str, int, str]]:
+    """A compose service's published ports as (host address, container port, host port)."""
+    return [(p.get("host_ip", ""), p["target"], p["published"]) for p in service.get("ports", [])]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_only_the_gateway_is_published_beyond_the_hosts_loopback(environment: str) -> None:
+    """Redis, Ollama and vLLM take no credentials: other hosts must not reach them."""
+    services = resolved(environment, ("production", "setup"))["services"]
+    exposed = {name: ports for name, service in services.items()
+               if (ports := [p for p in published(service) if p[0] != "127.0.0.1"])}
+    assert set(exposed) == {"llm-gateway"}, exposed
+    assert {"ollama", "redis"} <= {name for name, s in services.items() if published(s)}
+
 
 def test_grpc_services_publish_no_port_and_need_the_internal_token() -> None:
     services = resolved("production", ("production",))["services"]
