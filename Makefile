@@ -13,6 +13,8 @@ PROTOS := $(wildcard protos/upcoach/llm/v1/*.proto)
 ENV ?= development
 COMPOSE ?= docker compose
 COMPOSE_ARGS = $(strip --env-file .env.$(ENV) $(if $(filter production,$(ENV)),--profile production))
+# The environment's internal tokens (and, with --keys, its API key) for compose and verify.
+STACK_ENV = scripts/with-stack-env.sh --env $(ENV)
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,7 +52,7 @@ test: proto node_modules/.installed ## Install what is needed and run every test
 
 lint: proto node_modules/.installed ## ruff, shellcheck and buf lint (and buf breaking against main)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/shellcheck .ci/run scripts/*.sh tests/scripts/fakes/*.sh
+	$(VENV)/bin/shellcheck .ci/run scripts/*.sh scripts/lib/*.sh tests/scripts/fakes/*.sh
 	npx --no-install buf lint
 	@if git rev-parse --verify -q main >/dev/null; then \
 		npx --no-install buf breaking --against '.git#branch=main,subdir=protos'; fi
@@ -59,16 +61,16 @@ bench: proto ## Run every bench/bench_*.py and print one table (figure, baseline
 	$(PY) -m bench.run_all
 
 up: ## docker compose up the stack for ENV=development|staging|production (.env.<ENV>)
-	$(COMPOSE) $(COMPOSE_ARGS) up -d --build --wait
+	$(STACK_ENV) -- $(COMPOSE) $(COMPOSE_ARGS) up -d --build --wait
 
 down: ## docker compose down the stack for ENV
-	$(COMPOSE) $(COMPOSE_ARGS) down
+	$(STACK_ENV) -- $(COMPOSE) $(COMPOSE_ARGS) down
 
 deploy: ## Full deploy for ENV with health checks and rollback (scripts/deploy-llm-stack.sh)
 	scripts/deploy-llm-stack.sh --env $(ENV)
 
-verify: ## Check a running stack through its gateway: URL=http://localhost:3100 by default
-	scripts/verify-llm-stack.sh $(if $(URL),--url $(URL))
+verify: ## Check a running stack through its gateway (ENV's API key): URL=http://localhost:3100 by default
+	$(STACK_ENV) --keys -- scripts/verify-llm-stack.sh $(if $(URL),--url $(URL))
 
 clean: ## Remove the virtualenv, the generated api packages and node_modules
 	rm -rf $(VENV) build node_modules upcoach_llm/api clients/python/upcoach_client/api *.egg-info clients/python/*.egg-info

@@ -39,7 +39,8 @@ Options:
                       and, when a compose binary is found, the compose file)
   --env-file PATH     use PATH instead of .env.<environment>
   --release TAG       image tag of this release (default: the git commit, else a timestamp)
-  --timeout SECONDS   longest wait for health checks (default: 600)
+  --timeout SECONDS   longest wait for health checks (default: 600; production 960, as
+                      vLLM's first start downloads its weights)
   --skip-models       do not run model-manager
   --skip-verify       do not run verify-llm-stack.sh
   -h, --help          show this help
@@ -52,13 +53,16 @@ EOF
 }
 
 fail() { echo "$PROG: $1" >&2; exit "${2:-2}"; }
+# shellcheck source=scripts/lib/stack-env.sh
+source "$ROOT/scripts/lib/stack-env.sh"
 
 # -- arguments -------------------------------------------------------------------------------------
 ENV_NAME=""
 ENV_FILE=""
 DRY_RUN=0
 RELEASE=""
-TIMEOUT=600
+TIMEOUT=""
+TIMEOUT_GIVEN=0
 SKIP_MODELS=0
 SKIP_VERIFY=0
 while (($#)); do
@@ -68,7 +72,7 @@ while (($#)); do
     --env-file) ENV_FILE=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
     --dry-run) DRY_RUN=1; shift ;;
     --release) RELEASE=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
-    --timeout) TIMEOUT=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
+    --timeout) TIMEOUT=${2:-}; TIMEOUT_GIVEN=1; shift $(($# > 1 ? 2 : 1)) ;;
     --skip-models) SKIP_MODELS=1; shift ;;
     --skip-verify) SKIP_VERIFY=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -81,6 +85,8 @@ case $ENV_NAME in
   "") fail "--env is required: use --env development, staging or production" ;;
   *) fail "unknown environment '$ENV_NAME': use --env development, staging or production" ;;
 esac
+# vLLM's first start downloads its weights: its health check allows 900 s (docker-compose.yml).
+((TIMEOUT_GIVEN)) || { [[ $ENV_NAME == production ]] && TIMEOUT=960 || TIMEOUT=600; }
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || fail "--timeout must be a number of seconds, not '$TIMEOUT'"
 ENV_FILE=${ENV_FILE:-$ROOT/.env.$ENV_NAME}
 [[ -f $ENV_FILE ]] || fail "env file ${ENV_FILE#"$ROOT"/} not found: copy .env.example to .env.$ENV_NAME and fill it in (or pass --env-file)"
@@ -93,30 +99,8 @@ fi
 [[ $RELEASE =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || fail "--release '$RELEASE' is not a valid image tag"
 
 # -- 1. the environment file -----------------------------------------------------------------------
-# Read like docker compose reads --env-file: KEY=VALUE lines, # comments, optional quotes, ${NAME}
-# taken from the shell; a variable exported in the shell wins over the file.
-declare -A VALUES=() RAW=()
-expand() {  # expand TEXT: replaces ${NAME} and ${NAME:-default} with the shell's values
-  local text=$1 out="" name default
-  while [[ $text =~ ^([^$]*)\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}(.*)$ ]]; do
-    out+=${BASH_REMATCH[1]}; name=${BASH_REMATCH[2]}; default=${BASH_REMATCH[4]}
-    text=${BASH_REMATCH[5]}
-    if [[ -n ${!name:-} ]]; then out+=${!name}; else out+=$default; fi
-  done
-  printf '%s' "$out$text"
-}
-while IFS= read -r line || [[ -n $line ]]; do
-  [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
-  key=${BASH_REMATCH[2]}; value=${BASH_REMATCH[3]}
-  if [[ $value =~ ^\"(.*)\"[[:space:]]*(#.*)?$ ]] || [[ $value =~ ^\'(.*)\'[[:space:]]*(#.*)?$ ]]; then
-    value=${BASH_REMATCH[1]}
-  else
-    value=${value%%[[:space:]]#*}
-    value=${value%"${value##*[![:space:]]}"}
-  fi
-  RAW[$key]=$value
-  if [[ -n ${!key:-} ]]; then VALUES[$key]=${!key}; else VALUES[$key]=$(expand "$value"); fi
-done <"$ENV_FILE"
+# Read like docker compose reads --env-file (scripts/lib/stack-env.sh).
+read_env_file "$ENV_FILE"
 
 mapfile -t REQUIRED < <(sed -nE 's/^([A-Z][A-Z0-9_]*)=.*/\1/p' .env.example)
 for key in "${REQUIRED[@]}"; do
@@ -185,31 +169,8 @@ GATEWAY_URL="$SCHEME://localhost:${VALUES[GATEWAY_PORT]}"
 STATE_DIR=${DEPLOY_STATE_DIR:-.deploy}/$ENV_NAME
 PREVIOUS=$(cat "$STATE_DIR/current" 2>/dev/null || true)
 
-# -- internal tokens -------------------------------------------------------------------------------
-# Every gRPC service refuses calls without INTERNAL_TOKEN; IndexContent and PullModel also need
-# INTERNAL_ADMIN_TOKEN. Production takes both from the secrets manager (exported in the shell).
-# Elsewhere, unless exported, they are generated once per environment and kept (mode 0600) in
-# $STATE_DIR/internal-tokens.env, so redeploys and rollbacks keep talking to each other.
-TOKENS_FILE=$STATE_DIR/internal-tokens.env
-random_token() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-if [[ -z ${INTERNAL_TOKEN:-} ]]; then
-  [[ $ENV_NAME == production ]] \
-    && fail "INTERNAL_TOKEN is not set: production takes it from the secrets manager (export INTERNAL_TOKEN, 16+ characters)"
-  if [[ -f $TOKENS_FILE ]]; then
-    # shellcheck disable=SC1090
-    source "$TOKENS_FILE"
-  else
-    INTERNAL_TOKEN=$(random_token)
-    INTERNAL_ADMIN_TOKEN=${INTERNAL_ADMIN_TOKEN:-$(random_token)}
-    if ((!DRY_RUN)); then
-      mkdir -p "$STATE_DIR"
-      (umask 077 && printf 'INTERNAL_TOKEN=%s\nINTERNAL_ADMIN_TOKEN=%s\n' \
-        "$INTERNAL_TOKEN" "$INTERNAL_ADMIN_TOKEN" >"$TOKENS_FILE")
-    fi
-  fi
-fi
-((${#INTERNAL_TOKEN} >= 16)) || fail "INTERNAL_TOKEN is shorter than 16 characters"
-export INTERNAL_TOKEN INTERNAL_ADMIN_TOKEN=${INTERNAL_ADMIN_TOKEN:-}
+# -- internal tokens (scripts/lib/stack-env.sh) -----------------------------------------------------
+load_internal_tokens "$ENV_NAME" "$STATE_DIR" "$DRY_RUN"
 
 # -- running steps ---------------------------------------------------------------------------------
 STEP=0

@@ -71,7 +71,8 @@ def test_dry_run_prints_every_step_and_changes_nothing(environment: str, certs: 
         assert f"[{number}/8]" in out
     assert f"--env-file .env.{environment}" in out
     assert "build" in out and "upcoach-llm:r1" in out
-    assert "up -d --wait --wait-timeout 600 ollama redis" in out
+    timeout = 960 if environment == "production" else 600  # vLLM's first start: 900 s
+    assert f"up -d --wait --wait-timeout {timeout} ollama redis" in out
     assert "--profile setup run --rm model-manager" in out
     assert "scripts/verify-llm-stack.sh --url" in out
     assert "stop this release (compose down)" in out
