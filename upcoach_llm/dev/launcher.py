@@ -8,7 +8,8 @@ SIGTERM stops them all with their graceful drain. The gRPC services listen on 12
 require the internal token: the launcher generates INTERNAL_TOKEN and INTERNAL_ADMIN_TOKEN unless
 the environment sets them, hands them to every process, and writes them to
 build/run/internal-tokens.env (mode 0600, under the working directory) for grpcurl and
-upcoach_client. If one service exits, the launcher stops the rest and exits 1.
+upcoach_client; where it cannot (a read-only working directory, as in the image), it says so and
+starts the stack all the same. If one service exits, the launcher stops the rest and exits 1.
 """
 
 from __future__ import annotations
@@ -25,14 +26,22 @@ from upcoach_llm.dev.stack import Stack, default_specs
 TOKEN_FILE = Path("build", "run", "internal-tokens.env")
 
 
-def write_tokens(env: dict[str, str]) -> None:
-    """The internal tokens, readable by this user only, for grpcurl and upcoach_client."""
-    TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        for name in ("INTERNAL_TOKEN", "INTERNAL_ADMIN_TOKEN"):
-            handle.write(f"{name}={env[name]}\n")
-    os.chmod(TOKEN_FILE, 0o600)
+def write_tokens(env: dict[str, str], path: Path = TOKEN_FILE) -> str:
+    """Writes the internal tokens, readable by this user only, for grpcurl and upcoach_client;
+    returns where the user finds them (the file, or why there is none)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            for name in ("INTERNAL_TOKEN", "INTERNAL_ADMIN_TOKEN"):
+                handle.write(f"{name}={env[name]}\n")
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        print(f"==> warning: cannot write the internal tokens to {path} ({exc.strerror}); the "
+              "services get them all the same. Export INTERNAL_TOKEN before starting to know it.",
+              file=sys.stderr, flush=True)
+        return "INTERNAL_TOKEN (not written: see the warning above)"
+    return str(path)
 
 
 def main() -> None:
@@ -59,7 +68,7 @@ def main() -> None:
         names = [n for n in names if n != GATEWAY.name]
 
     stack = Stack(specs)
-    write_tokens(stack.env)
+    tokens_at = write_tokens(stack.env)
     stopping = False
 
     def shut_down(*_: object) -> None:
@@ -88,7 +97,7 @@ def main() -> None:
             kind = "http" if spec.http else "grpc"
             print(f"    {spec.name:<15} {kind}://{spec.address:<18} "
                   f"ready in {took[spec.name]:.1f}s", flush=True)
-    print(f"\n    gRPC services take the internal token in {TOKEN_FILE}", flush=True)
+    print(f"\n    gRPC services take the internal token in {tokens_at}", flush=True)
     if GATEWAY.name in took:
         print(f"    try: curl http://localhost:{stack.spec(GATEWAY.name).port}/health",
               flush=True)
