@@ -2,7 +2,9 @@
 checks of a request as Connect errors.
 
 An upstream failure keeps its google.rpc details (BadRequest, RetryInfo): connectrpc sends them
-as ``grpc-status-details-bin`` over grpc-web and as ``details`` in a Connect error body. A gateway
+as ``grpc-status-details-bin`` over grpc-web and as ``details`` in a Connect error body. Like the
+message, a BadRequest's descriptions are what a caller outside the stack may read
+(``public_message``: no backend addresses); a detail of any other type stays inside. A gateway
 refusal with ``Retry-After`` (a rate limit or token budget) carries it as a RetryInfo.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import grpc
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError, ErrorDetail
-from google.protobuf import duration_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2
 from protobuf.wkt import Any
 
@@ -31,9 +33,24 @@ def connect_code(code: grpc.StatusCode) -> Code:
 
 
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> ConnectError:
-    details = [ErrorDetail(Any(type_url=d.type_url, value=d.value)) for d in details_of(exc)]
+    details = [ErrorDetail(Any(type_url=d.type_url, value=value))
+               for d in details_of(exc) if (value := _public_detail(d)) is not None]
     return ConnectError(connect_code(exc.code()), public_message(exc.details() or exc.code().name),
                         details)
+
+
+def _public_detail(detail: any_pb2.Any) -> bytes | None:
+    """A detail's bytes as the caller may see them: a RetryInfo as it is, a BadRequest with its
+    descriptions cleaned as the message is; None for any other type."""
+    if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+        return detail.value
+    if not detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+        return None
+    bad = error_details_pb2.BadRequest()
+    detail.Unpack(bad)
+    for violation in bad.field_violations:
+        violation.description = public_message(violation.description)
+    return bad.SerializeToString()
 
 
 def from_refusal(error: APIError) -> ConnectError:
