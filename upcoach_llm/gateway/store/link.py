@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -19,6 +20,7 @@ from redis.exceptions import RedisError
 from upcoach_llm.common.logging import get_logger
 
 log = get_logger(__name__)
+_SECRET_PARAMETERS = frozenset({"password", "username"})
 T = TypeVar("T")
 
 
@@ -33,7 +35,7 @@ class RedisLink:
         self.client = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0), health_check_interval=0)
-        self._url = _without_password(url)
+        self._url = without_password(url)
         self._timeout_s = timeout_s
         self._retry_s = retry_s
         self._down_until = 0.0
@@ -75,8 +77,14 @@ class RedisLink:
         await self.client.aclose()
 
 
-def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
+def without_password(url: str) -> str:
+    """The URL as logs may show it: its user info, and the ``password`` and ``username`` query
+    parameters redis-py also reads, masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(f"{name}=***" if name.lower() in _SECRET_PARAMETERS else f"{name}={value}"
+                     for name, value in parse_qsl(parts.query, keep_blank_values=True))
+    shown = f"{parts.scheme}://{netloc}{parts.path}"  # urlunsplit drops unix:// 's empty host
+    return f"{shown}?{query}" if query else shown

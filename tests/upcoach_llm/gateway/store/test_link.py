@@ -1,0 +1,21 @@
+"""gateway/store/link.py: the Redis URL as the logs show it."""
+
+from __future__ import annotations
+
+import pytest
+
+from upcoach_llm.gateway.store.link import without_password
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ("redis://:hunter2@redis:6379/0", "redis://***@redis:6379/0"),
+    ("rediss://user:p@ss@redis.internal:6380/1", "rediss://***@redis.internal:6380/1"),
+    ("redis://127.0.0.1:6379/0?password=hunter2", "redis://127.0.0.1:6379/0?password=***"),
+    ("unix:///tmp/redis.sock?password=hunter2&db=0", "unix:///tmp/redis.sock?password=***&db=0"),
+    ("redis://redis:6379?username=app&Password=hunter2&socket_timeout=1",
+     "redis://redis:6379?username=***&Password=***&socket_timeout=1"),
+])
+def test_credentials_never_reach_the_logs(url: str, shown: str) -> None:
+    assert without_password(url) == shown
+    assert "hunter2" not in without_password(url)
