@@ -1,4 +1,4 @@
-"""scripts/with-stack-env.sh, through the Makefile's ``up``/``down``/``verify`` as an operator runs them.
+"""scripts/with-stack-env.sh, through the Makefile's ``up``, ``down`` and ``verify``.
 
 docker-compose.yml refuses to interpolate without INTERNAL_TOKEN, and the gateway of every env file
 requires an API key: ``make up``, ``make down`` and ``make verify`` must bring both. The real

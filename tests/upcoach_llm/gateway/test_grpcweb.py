@@ -196,3 +196,21 @@ async def test_a_failed_stream_is_counted_once_as_over_sse(gateway, protocol: Pr
     async with gw.client() as client:
         metrics = (await client.get("/api/metrics")).json()
     assert metrics["errors_total"] == 1
+
+
+@pytest.mark.parametrize("content_type", ["application/grpc", "application/grpc+proto",
+                                          "application/grpc+json; charset=utf-8"])
+async def test_plain_grpc_is_refused_with_what_to_use(gateway, content_type: str) -> None:
+    """Plain gRPC needs HTTP/2 trailers: a 415 naming grpc-web and Connect, not an INTERNAL."""
+    gw: RunningGateway = await gateway()
+    payload = chat("hi").SerializeToString()
+    async with gw.client() as client:
+        refused = await client.post("/upcoach.llm.v1.RouterService/ChatStream",
+                                    content=b"\0" + len(payload).to_bytes(4, "big") + payload,
+                                    headers={"content-type": content_type})
+        still = await client.get("/livez")
+    assert refused.status_code == 415
+    assert refused.headers["grpc-status"] == "12"
+    assert "grpc-web" in refused.text and "Connect" in refused.text
+    assert not gw.double.calls.chat
+    assert still.status_code == 200

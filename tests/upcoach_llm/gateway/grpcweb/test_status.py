@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import grpc
+from connectrpc.errors import ConnectError
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from upcoach_llm.api.status_details import status_metadata
 from upcoach_llm.gateway.grpcweb.status import from_rpc_error
 
-LEAKY = "backend ollama (ollama at http://10.1.2.3:11434) (Ollama) does not return log probabilities"
+LEAKY = ("backend ollama (ollama at http://10.1.2.3:11434) (Ollama) does not return log "
+         "probabilities")
 
 
 def failed(code: grpc.StatusCode, message: str, trailing: tuple) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), message)
 
 
-def unpacked(error, kind):  # noqa: ANN001, ANN201 - a ConnectError's details of one type
+def unpacked(error: ConnectError, kind: type) -> list:
+    """A ConnectError's details of one type."""
     found = []
     for detail in error.details:
         if detail.type_name == kind.DESCRIPTOR.full_name:
