@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from upcoach_llm.common.errors import ConfigError, NotFound, Unavailable
 from upcoach_llm.common.logging import get_logger
@@ -37,6 +37,12 @@ log = get_logger(__name__)
 MODEL_NAME = "all-minilm-l6-v2"
 DIMENSIONS = 384
 MAX_TOKENS = 256
+# A text's first HEAD_CHARS characters hold its MAX_TOKENS tokens unless it is mostly blanks or
+# overlong words: tokenizing only them spares the worker a 100,000-character text's whole run
+# (tens of ms each, for tokens truncation throws away). WordPiece makes a word longer than
+# LONGEST_WORD_CHARS one [UNK] (the tokenizer's max_input_chars_per_word).
+HEAD_CHARS = MAX_TOKENS * 16
+LONGEST_WORD_CHARS = 100
 OUTPUT_NAME = "last_hidden_state"
 PAD_SLACK = 1.25
 
@@ -165,7 +171,7 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
         """Tokenises texts and runs their first batch in the same worker turn (a request of
         one batch, the usual one, costs one hop to the worker thread, not two: on a busy
         machine each hop waits milliseconds for a core); the other batches are the caller's."""
-        encodings = self._tokenizer.encode_batch(texts)  # type: ignore[union-attr]
+        encodings = self._encode(texts)
         lengths = [len(e.ids) for e in encodings]
         plan = [(rows, [encodings[i].ids for i in rows])
                 for rows in plan_batches(lengths, self._settings.batch_size,
@@ -174,6 +180,16 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
         rows, token_ids = plan[0]
         vectors[rows] = self._run_batch(token_ids)
         return lengths, plan, vectors
+
+    def _encode(self, texts: list[str]) -> list[Encoding]:
+        """The texts' encodings, truncated to MAX_TOKENS: from each text's head where that gives
+        the same tokens (``_head_suffices``), else from the whole text."""
+        tokenizer: Tokenizer = self._tokenizer  # type: ignore[assignment]
+        encodings = tokenizer.encode_batch([text[:HEAD_CHARS] for text in texts])
+        for index, text in enumerate(texts):
+            if len(text) > HEAD_CHARS and not _head_suffices(encodings[index]):
+                encodings[index] = tokenizer.encode(text)
+        return encodings
 
     def _run_batch(self, token_ids: list[list[int]]) -> np.ndarray:
         if len(token_ids) == 1:
@@ -212,3 +228,11 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._session = None
         self._tokenizer = None
+
+
+def _head_suffices(head: Encoding) -> bool:
+    """Whether a text's head gives the whole text's truncated tokens: the head overflowed
+    MAX_TOKENS, and the last token kept ends further before the cut than a word can span (so no
+    kept token comes from the word the cut went through)."""
+    return bool(head.overflowing) and (
+        max(end for _, end in head.offsets) + LONGEST_WORD_CHARS < HEAD_CHARS)

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 import pytest_asyncio
+from tokenizers import Tokenizer
 
 from upcoach_llm.common.errors import NotFound, Unavailable
 from upcoach_llm.engines.onnx_embedding_engine import (
     DIMENSIONS,
+    HEAD_CHARS,
     MAX_TOKENS,
     MODEL_NAME,
     OnnxEmbeddingEngine,
@@ -95,6 +97,50 @@ async def test_prompt_tokens_count_special_tokens_and_stop_at_the_truncation_lim
     assert long.prompt_tokens == MAX_TOKENS == 256
     both = await engine.embed(MODEL_NAME, ["hello world", "goal " * 1000])
     assert both.prompt_tokens == 4 + 256
+
+
+LONG_TEXTS = {
+    "prose": "I want to build a better morning routine, with journaling and exercise. " * 1400,
+    "cjk": "日本語のテキストです" * 10_000,  # one token per character
+    "blank head": " " * 5000 + "goal setting works " * 5000,  # the head has no tokens
+    "one overlong word": "x" * 99_999,  # one [UNK]
+    "overlong words": ("supercalifragilistic" * 10 + " ") * 480,
+    "cut inside a word": "a" * (HEAD_CHARS - 40) + " " + "b" * 90 + " tail" * 20,
+}
+
+
+@pytest.mark.parametrize("name", LONG_TEXTS)
+async def test_a_long_text_gives_the_tokens_of_the_whole_text(engine: OnnxEmbeddingEngine,
+                                                              name: str) -> None:
+    """Only a text's head is tokenized where that is exact; the tokens never differ."""
+    text = LONG_TEXTS[name]
+    whole = Tokenizer.from_file(str(MINILM_TOKENIZER.path()))
+    whole.no_padding()
+    whole.enable_truncation(max_length=MAX_TOKENS)
+    [encoding] = engine._encode([text])
+    assert encoding.ids == whole.encode(text).ids
+
+
+async def test_an_ordinary_long_text_is_not_tokenized_whole(engine: OnnxEmbeddingEngine) -> None:
+    seen: list[int] = []
+    real = engine._tokenizer
+
+    class Counting:
+        def encode_batch(self, texts: list[str]) -> list:
+            seen.extend(len(t) for t in texts)
+            return real.encode_batch(texts)
+
+        def encode(self, text: str) -> object:
+            seen.append(len(text))
+            return real.encode(text)
+
+    engine._tokenizer = Counting()  # type: ignore[assignment]
+    try:
+        result = await engine.embed(MODEL_NAME, [LONG_TEXTS["prose"], "hello world"])
+    finally:
+        engine._tokenizer = real
+    assert result.prompt_tokens == MAX_TOKENS + 4
+    assert seen == [HEAD_CHARS, len("hello world")]
 
 
 async def test_another_model_name_is_not_found(engine: OnnxEmbeddingEngine) -> None:
