@@ -34,6 +34,13 @@ MAX_ITEMS = 256
 MAX_QUERY_CHARS = 2000
 MAX_TOP_K = 50
 
+# Coaching content items (IndexContent, the shipped corpus): characters of an item's text, and
+# tags per item (each a name). A search's MAX_TOP_K hits travel in one gRPC reply of at most
+# 4 MB (common/server.py): 50 hits of 12,000 characters (4 UTF-8 bytes at most each) and 16 tags
+# of MAX_NAME_CHARS fit, with their ids, titles and categories.
+MAX_CONTENT_CHARS = 12_000
+MAX_TAGS = 16
+
 # Model, feature, coaching context, content category, user and message author names; error
 # messages echo them, and a long one would overflow gRPC's status trailer.
 MAX_NAME_CHARS = 200

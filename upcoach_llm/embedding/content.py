@@ -7,10 +7,12 @@ needs an id (unique), a category and a text; a bad file fails with the file and 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from upcoach_llm.common.config import config_dir, load_yaml, validate
+from upcoach_llm.common.limits import MAX_CONTENT_CHARS, MAX_NAME_CHARS, MAX_TAGS
 from upcoach_llm.common.variables import VARIABLES
 
 
@@ -22,8 +24,9 @@ class ContentItem(BaseModel):
     id: str = Field(min_length=1)
     category: str = Field(min_length=1)
     title: str = ""
-    text: str = Field(min_length=1)
-    tags: tuple[str, ...] = ()
+    text: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    tags: tuple[Annotated[str, Field(max_length=MAX_NAME_CHARS)], ...] = Field(
+        default=(), max_length=MAX_TAGS)
 
     @field_validator("id", "category", "text")
     @classmethod

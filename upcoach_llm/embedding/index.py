@@ -72,7 +72,8 @@ class ContentIndex:
                 self._matrix[row] = vector
         if new_rows:
             self._matrix = np.vstack([self._matrix, *new_rows])
-        self._categories = np.array([item.category.lower() for item in self._items], dtype=object)
+        self._categories = np.array([item.category.strip().lower() for item in self._items],
+                                    dtype=object)
         return len(items)
 
     def search(self, query: Sequence[float], top_k: int, category: str = "") -> list[Hit]:

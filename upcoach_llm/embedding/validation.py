@@ -8,8 +8,10 @@ from upcoach_llm.api import embedding_pb2
 from upcoach_llm.common.errors import InvalidArgument
 from upcoach_llm.common.fields import check_name, check_text
 from upcoach_llm.common.limits import (
+    MAX_CONTENT_CHARS,
     MAX_ITEMS,
     MAX_QUERY_CHARS,
+    MAX_TAGS,
     MAX_TEXT_CHARS,
     MAX_TEXTS,
     MAX_TOP_K,
@@ -48,7 +50,8 @@ def check_top_k(top_k: int) -> int:
 
 
 def check_items(items: Sequence[embedding_pb2.ContentItem]) -> list[ContentItem]:
-    """The items of an IndexContentRequest: 1..MAX_ITEMS, each with id, category and text."""
+    """The items of an IndexContentRequest: 1..MAX_ITEMS, each with id, category and text (at
+    most MAX_CONTENT_CHARS), and at most MAX_TAGS tags."""
     if not items:
         raise InvalidArgument("at least one item is required", field="items")
     if len(items) > MAX_ITEMS:
@@ -62,7 +65,12 @@ def check_items(items: Sequence[embedding_pb2.ContentItem]) -> list[ContentItem]
                 raise InvalidArgument("must not be empty", field=f"items[{index}].{field}")
         for field in ("id", "category", "title"):
             check_name(f"items[{index}].{field}", getattr(item, field))
-        check_text(f"items[{index}].text", item.text, MAX_TEXT_CHARS)
+        check_text(f"items[{index}].text", item.text, MAX_CONTENT_CHARS)
+        if len(item.tags) > MAX_TAGS:
+            raise InvalidArgument(f"at most {MAX_TAGS} tags per item, got {len(item.tags)}",
+                                  field=f"items[{index}].tags")
+        for number, tag in enumerate(item.tags):
+            check_name(f"items[{index}].tags[{number}]", tag)
         if item.id in seen:
             raise InvalidArgument(f"{item.id!r} appears twice in the request",
                                   field=f"items[{index}].id")

@@ -41,6 +41,12 @@ def test_category_filter_is_case_insensitive(index: ContentIndex) -> None:
     assert index.search([1, 0], top_k=5, category="mood") == []
 
 
+def test_category_filter_ignores_surrounding_blanks_on_both_sides(index: ContentIndex) -> None:
+    index.upsert([item("padded", " Sleep ")], [[1, 0]])
+    assert [h.item.id for h in index.search([1, 0], top_k=5, category="sleep")] == ["padded"]
+    assert [h.item.id for h in index.search([1, 0], top_k=5, category=" SLEEP")] == ["padded"]
+
+
 def test_upsert_replaces_an_item_with_the_same_id(index: ContentIndex) -> None:
     assert index.upsert([item("west", "mood"), item("south")], [[1, 0.2], [0, -1]]) == 2
     assert len(index) == 5

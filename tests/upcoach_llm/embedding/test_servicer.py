@@ -12,6 +12,8 @@ from prometheus_client import REGISTRY
 
 from tests.support.grpc_server import serving
 from upcoach_llm.api import embedding_pb2, embedding_pb2_grpc
+from upcoach_llm.common.limits import MAX_CONTENT_CHARS, MAX_NAME_CHARS, MAX_TAGS, MAX_TOP_K
+from upcoach_llm.common.server import MAX_MESSAGE_BYTES
 from upcoach_llm.embedding.content import load_content
 from upcoach_llm.embedding.service import EmbeddingService
 
@@ -181,12 +183,28 @@ async def test_indexed_content_is_found_and_replaced_by_id(stub: Stub) -> None:
     ([item("a", "text", category=" ")], "items[0].category:"),
     ([item("a", "one"), item("a", "two")], "items[1].id:"),
     ([item(f"bulk-{i}", "text") for i in range(257)], "items:"),
+    ([item("a", "x" * (MAX_CONTENT_CHARS + 1))], "items[0].text:"),
+    ([embedding_pb2.ContentItem(id="a", category="c", text="t",
+                                tags=[f"t{i}" for i in range(MAX_TAGS + 1)])], "items[0].tags:"),
+    ([embedding_pb2.ContentItem(id="a", category="c", text="t", tags=["ok", "x" * 201])],
+     "items[0].tags[1]:"),
 ])
 async def test_bad_items_are_invalid_arguments_naming_the_field(
         stub: Stub, items: list[embedding_pb2.ContentItem], field: str) -> None:
     error = await rpc_error(stub.IndexContent(embedding_pb2.IndexContentRequest(items=items)))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details().startswith(field)
+
+
+async def test_the_largest_search_reply_fits_in_one_grpc_message() -> None:
+    """MAX_TOP_K hits at every content limit, in 4-byte characters: under MAX_MESSAGE_BYTES,
+    so a search can never fail on what was indexed."""
+    wide = "\U0001F600"
+    hit = embedding_pb2.SearchHit(score=1.0, item=embedding_pb2.ContentItem(
+        id=wide * MAX_NAME_CHARS, category=wide * MAX_NAME_CHARS, title=wide * MAX_NAME_CHARS,
+        text=wide * MAX_CONTENT_CHARS, tags=[wide * MAX_NAME_CHARS] * MAX_TAGS))
+    reply = embedding_pb2.SearchContentResponse(hits=[hit] * MAX_TOP_K, model="m" * 200)
+    assert reply.ByteSize() < MAX_MESSAGE_BYTES
 
 
 async def test_texts_and_searches_are_counted_by_model(stub: Stub) -> None:
