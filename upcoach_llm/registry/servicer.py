@@ -23,7 +23,6 @@ from upcoach_llm.common.fields import check_name
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.engines.base import EngineHealth
 from upcoach_llm.engines.probes import probe_backend
-from upcoach_llm.engines.types import type_of
 from upcoach_llm.registry.edge import select_edge_models
 from upcoach_llm.registry.pull import can_pull, puller_for
 
@@ -137,17 +136,19 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
                 raise NotFound(f"{name!r} is not configured (configured: {known})",
                                field="backend")
             return backend
-        for backend in self._backends.backends:
-            if can_pull(backend, entry.name):
-                return backend
+        pullers = [b for b in self._backends.backends if can_pull(b, entry.name)]
+        listed = [b for b in pullers if entry.name in b.models]
+        if listed or pullers:  # one that serves the model once pulled comes first
+            return (listed or pullers)[0]
         raise FailedPrecondition(
             f"no configured backend can pull {entry.name}: configure an Ollama backend "
             "(OLLAMA_URL) to pull it")
 
 
 def _hosts(backend: BackendConfig, entry: ModelEntry) -> bool:
-    """Whether a backend could host the model: it lists it, or (Ollama) can pull any."""
-    return type_of(backend).pulls_models or entry.name in backend.models
+    """Whether a backend serves the model once it has it: it lists it (OLLAMA_MODELS for Ollama,
+    which could pull any model but is routed only those)."""
+    return entry.name in backend.models
 
 
 def _edge_proto(entry) -> model_registry_pb2.EdgeModel:

@@ -64,3 +64,17 @@ async def test_pull_failures_keep_their_meaning(stub, ollama) -> None:
         [s async for s in stub.PullModel(pb.PullModelRequest(name="llama3.2:3b"))]
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert f"backend ollama (ollama at {ollama.url}) is unreachable" in caught.value.details()
+
+
+async def test_ollama_shows_only_the_models_it_is_routed(stub) -> None:
+    """OLLAMA_MODELS lists what the router sends to Ollama: a catalog model outside it (the
+    embedded ones here) has no Ollama row, rather than a misleading 'not installed'."""
+    models = {m.name: m for m in (await stub.ListModels(pb.ListModelsRequest())).models}
+    assert "ollama" not in availability(models["smollm2-135m-instruct"])
+    assert "ollama" not in availability(models["all-minilm-l6-v2"])
+
+
+async def test_a_pull_without_a_backend_goes_to_one_that_serves_the_model(stub, ollama) -> None:
+    steps = [s async for s in stub.PullModel(pb.PullModelRequest(name="all-minilm-l6-v2"))]
+    assert steps[-1].done and steps[-1].status == "success"
+    assert not [r for r in ollama.requests if r.path == "/api/pull"]  # the embedded backend's
