@@ -27,6 +27,7 @@ from upcoach_llm.api.topology import BY_NAME, GATEWAY, GRPC_SERVICES, SERVICES, 
 from upcoach_llm.common.channels import grpc_target
 from upcoach_llm.common.config import PACKAGED_CONFIG_DIR
 from upcoach_llm.common.variables import VARIABLES
+from upcoach_llm.gateway.http.overload import UNCAPPED_PATHS
 
 KUBECTL = shutil.which("kubectl")
 K8S_VERSION = "1.32.0"
@@ -273,6 +274,19 @@ def test_ports_and_probes_match_the_topology(rendered: dict[str, list[Obj]],
             assert port_number(container, probe[kind]["port"]) == port, service.name
         if service.grpc:
             assert "startupProbe" in container, f"{service.name}: loads before it serves"
+
+
+@needs_kubectl
+@overlays()
+def test_the_gateway_leaves_the_endpoints_before_it_drains_and_lives_when_full(
+        rendered: dict[str, list[Obj]], overlay: str) -> None:
+    objects = rendered[overlay]
+    _, pod, container = stack(objects)[GATEWAY.name]
+    pause = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pause[0] == "sleep"
+    grace = float(resolved(objects, environment(objects, container)["GATEWAY_GRACE_S"]) or 0)
+    assert pod["terminationGracePeriodSeconds"] > float(pause[1]) + grace
+    assert container["livenessProbe"]["httpGet"]["path"].encode() in UNCAPPED_PATHS
 
 
 def gateway_probe_paths(objects: list[Obj]) -> set[str]:

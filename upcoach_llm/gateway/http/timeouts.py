@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with the two timeouts it lacks: slow headers and a stalled body.
+"""uvicorn's httptools protocol with the two timeouts it lacks: slow headers and a stalled body
+(on top of http/overload.py's uncapped /livez).
 
 A request's headers must be complete within ``header_timeout_s`` of the connection opening or
 of the first byte of that request; a body being received must not go ``body_idle_timeout_s``
@@ -13,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.gateway.errors import APIError
 from upcoach_llm.gateway.http.jsonbody import dumps
+from upcoach_llm.gateway.http.overload import LivenessUncappedProtocol
 
 log = get_logger(__name__)
 
@@ -32,7 +32,7 @@ def _timeout_response() -> bytes:
 TIMEOUT_RESPONSE = _timeout_response()
 
 
-class TimedHttpToolsProtocol(HttpToolsProtocol):
+class TimedHttpToolsProtocol(LivenessUncappedProtocol):
     """Drops connections whose headers are slow or whose body stalls; see ``timed_protocol``."""
 
     header_timeout_s = 10.0
