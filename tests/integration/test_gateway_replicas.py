@@ -15,6 +15,7 @@ import redis
 
 from tests.integration.gateway_support import GatewayProcess, PrivateRedis
 from upcoach_llm.api import router_pb2, router_pb2_grpc
+from upcoach_llm.gateway.health.readiness import READY_CACHE_S
 from upcoach_llm.gateway.security.token_budget import estimate_prompt, estimate_text
 
 pytestmark = pytest.mark.integration
@@ -65,6 +66,7 @@ def test_redis_outage_and_recovery(stack) -> None:
         assert [r.headers["x-cache"] for r in during] == ["MISS", "MISS"]
         assert "x-ratelimit-limit" not in during[0].headers
         assert httpx.get(f"{gw.url}/api/models", timeout=10).status_code == 200
+        time.sleep(READY_CACHE_S)  # /health's checks are shared for that long
         health = httpx.get(f"{gw.url}/health", timeout=10)
         assert health.status_code == 200
         assert health.json()["status"] == "degraded"
@@ -72,6 +74,7 @@ def test_redis_outage_and_recovery(stack) -> None:
         assert "fail open" in gw.logs()
 
         redis.start()
+        time.sleep(READY_CACHE_S)  # /health's checks are shared for that long
         assert httpx.get(f"{gw.url}/health", timeout=10).json()["status"] == "ok"
         after = [chat() for _ in range(2)]
         assert [r.headers["x-cache"] for r in after] == ["MISS", "HIT"]

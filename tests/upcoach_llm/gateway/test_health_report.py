@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 
 from tests.upcoach_llm.gateway.conftest import RunningGateway
 from upcoach_llm.common.errors import ConfigError
+from upcoach_llm.gateway.health.readiness import READY_CACHE_S
 from upcoach_llm.gateway.settings import GatewaySettings
 
 ADMIN = "ops-admin-key"
@@ -26,13 +30,31 @@ async def test_down_and_503_when_no_backend_serves_the_default_model(gateway) ->
         anonymous = await client.get("/health")
         admin = await client.get("/health", headers={"Authorization": f"Bearer {ADMIN}"})
         gw.double.switches.route_unavailable = False
-        back = await client.get("/health")
+        back = await _after_the_shared_check(client)
     assert anonymous.status_code == 503 and admin.status_code == 503
     assert anonymous.json()["status"] == "down"
     assert "details" not in anonymous.json()
     assert "10.0.0.7" not in anonymous.text
     assert "no healthy backend serves mistral" in admin.json()["details"]["chat"]
     assert back.status_code == 200 and back.json()["status"] == "ok"
+
+
+async def _after_the_shared_check(client: httpx.AsyncClient) -> httpx.Response:
+    """/health once its shared check has run again (READY_CACHE_S after the last)."""
+    await asyncio.sleep(READY_CACHE_S)
+    return await client.get("/health")
+
+
+async def test_callers_share_one_round_of_checks_a_second(gateway) -> None:
+    """/health is public: a flood of it must not multiply calls to the services."""
+    gw: RunningGateway = await gateway(KEYS)
+    async with gw.client() as client:
+        replies = await asyncio.gather(*(client.get("/health") for _ in range(20)))
+        replies.append(await client.get("/health", headers={"X-API-Key": ADMIN}))
+        assert {r.status_code for r in replies} == {200}
+        assert len(gw.double.calls.route) == 1
+        again = await _after_the_shared_check(client)
+    assert again.status_code == 200 and len(gw.double.calls.route) == 2
 
 
 async def test_down_when_the_router_is_not_serving(gateway) -> None:

@@ -3,7 +3,8 @@
 Ready means the router answers its grpc.health.v1 check with SERVING and its ``Route`` RPC, asked
 with an empty request, resolves the default chat model's fallback chain to a healthy backend (the
 router answers UNAVAILABLE when no backend serves it). ``ReadinessCache`` keeps a verdict for
-READY_CACHE_S, so a load balancer polling /readyz costs one probe a second.
+READY_CACHE_S, so a load balancer polling /readyz costs one probe a second; /health's report is
+shared the same way (``Shared``), so the public endpoint cannot multiply calls to the services.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import grpc
 
@@ -64,18 +66,21 @@ async def probe(deps: Dependencies) -> Verdict:
     return verdict(router, route)
 
 
-class ReadinessCache:
-    """The last verdict, reused for ``ttl_s``; concurrent callers wait for one shared probe."""
+T = TypeVar("T")
 
-    def __init__(self, check: Callable[[], Awaitable[Verdict]],
-                 ttl_s: float = READY_CACHE_S) -> None:
+
+class Shared(Generic[T]):
+    """The last result of a check, reused for ``ttl_s``; concurrent callers wait for one shared
+    run."""
+
+    def __init__(self, check: Callable[[], Awaitable[T]], ttl_s: float = READY_CACHE_S) -> None:
         self._check = check
         self._ttl_s = ttl_s
         self._lock = asyncio.Lock()
-        self._last: Verdict | None = None
+        self._last: T | None = None
         self._at = 0.0
 
-    async def get(self) -> Verdict:
+    async def get(self) -> T:
         async with self._lock:
             if self._last is None or time.monotonic() - self._at >= self._ttl_s:
                 self._last = await self._check()

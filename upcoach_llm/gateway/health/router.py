@@ -3,7 +3,8 @@
 /livez answers while the process runs, without calling anything. /readyz is 503 in the one
 error shape while no chat can be served (the verdict is reused for a second, see readiness.py).
 /health is the guide's report: 200 when chat is served (ok, or degraded when some part is
-down), 503 when it is not; its ``details`` only go to a caller presenting LLM_ADMIN_KEY.
+down), 503 when it is not; its ``details`` only go to a caller presenting LLM_ADMIN_KEY. Its
+checks are shared as /readyz's are: one round a second, whoever asks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from starlette.responses import Response
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.errors import APIError
 from upcoach_llm.gateway.health.protocol import HealthResponse, LiveResponse, ReadyResponse
-from upcoach_llm.gateway.health.readiness import ReadinessCache, probe
+from upcoach_llm.gateway.health.readiness import Shared, probe
 from upcoach_llm.gateway.health.serving import check_health
 from upcoach_llm.gateway.security.admin import AdminKey
 
@@ -25,7 +26,8 @@ ERROR_DOC = {503: {"description": "no chat can be served; the error shape with t
 
 def build_router(deps: Dependencies) -> APIRouter:
     router = APIRouter(tags=["health"])
-    readiness = ReadinessCache(lambda: probe(deps))
+    readiness = Shared(lambda: probe(deps))
+    checked = Shared(lambda: check_health(deps, with_details=True))
     admin = AdminKey(deps.settings.admin_key)
 
     @router.get("/livez", response_model=LiveResponse,
@@ -47,7 +49,9 @@ def build_router(deps: Dependencies) -> APIRouter:
                 responses={503: {"model": HealthResponse, "description": "status down"}},
                 summary="Health of the gateway, each service, Redis and each backend")
     async def health(request: Request, response: Response) -> HealthResponse:
-        report, chat = await check_health(deps, with_details=admin.presented_by(request.headers))
+        report, chat = await checked.get()
+        if not admin.presented_by(request.headers):
+            report = report.model_copy(update={"details": None})
         response.headers.update(NO_STORE)
         if not chat.ready:
             response.status_code = 503
