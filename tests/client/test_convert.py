@@ -39,3 +39,9 @@ def test_a_decision_carries_the_crisis_response() -> None:
     plain = convert.decision(router_pb2.DecideInferenceResponse(
         target=router_pb2.INFERENCE_TARGET_ON_DEVICE))
     assert (plain.on_device, plain.safety_category, plain.crisis_response) == (True, None, None)
+
+
+def test_an_unknown_platform_is_refused_before_the_call() -> None:
+    assert convert.edge_request("iOS", 4).platform == convert.edge_request("ios", 4).platform != 0
+    with pytest.raises(ValueError, match="platform: 'windows' is not ios or android"):
+        convert.edge_request("windows", 4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import grpc
 from prometheus_client import Counter
@@ -107,10 +108,12 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
         log.info("pull started", extra={"fields": {"model": entry.name, "backend": backend.name}})
         result = "cancelled"
         try:
-            async for progress in puller_for(backend)(backend, entry.name):
-                yield model_registry_pb2.PullModelResponse(
-                    status=progress.status, digest=progress.digest, completed=progress.completed,
-                    total=progress.total, done=progress.done)
+            # Closed here, not by the garbage collector, when the caller cancels mid-pull.
+            async with aclosing(puller_for(backend)(backend, entry.name)) as steps:
+                async for progress in steps:
+                    yield model_registry_pb2.PullModelResponse(
+                        status=progress.status, digest=progress.digest,
+                        completed=progress.completed, total=progress.total, done=progress.done)
             result = "ok"
         except Exception:
             result = "error"

@@ -165,9 +165,11 @@ def model(proto: model_registry_pb2.Model) -> ModelInfo:
 
 
 def edge_request(platform: str, ram_gb: float) -> model_registry_pb2.ListEdgeModelsRequest:
-    return model_registry_pb2.ListEdgeModelsRequest(
-        platform=PLATFORM_VALUES.get(platform, model_registry_pb2.PLATFORM_UNSPECIFIED),
-        ram_gb=ram_gb)
+    """``platform`` as the proto names it (ios, android; any case)."""
+    value = PLATFORM_VALUES.get(platform.lower())
+    if value is None:
+        raise ValueError(f"platform: {platform!r} is not {' or '.join(PLATFORM_VALUES)}")
+    return model_registry_pb2.ListEdgeModelsRequest(platform=value, ram_gb=ram_gb)
 
 
 def edge_models(proto: model_registry_pb2.ListEdgeModelsResponse) -> EdgeModels:
