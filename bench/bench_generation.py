@@ -428,12 +428,20 @@ def main() -> None:
                         type=lambda v: [p.strip() == "true" for p in v.split(",")],
                         help="GENERATION_PREFIX_CACHE values of the batched engine, "
                         "comma-separated (default true)")
-    parser.add_argument("--prompts", type=lambda v: [p.strip() for p in v.split(",")],
+    parser.add_argument("--prompts", type=_prompt_kinds,
                         default=["same", "distinct"], help="prompts of the concurrent streams: "
                         "same, distinct (a shared system prompt, a user message each), or both "
                         "comma-separated (default same,distinct)")
     add_json_argument(parser)
     asyncio.run(run(parser.parse_args()))
+
+
+def _prompt_kinds(value: str) -> list[str]:
+    kinds = [kind.strip() for kind in value.split(",")]
+    unknown = [kind for kind in kinds if kind not in ("same", "distinct")]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown)}: not same or distinct")
+    return kinds
 
 
 if __name__ == "__main__":
