@@ -45,9 +45,11 @@ a running sequence, is copied into the new sequence's stream (``llama_state_seq_
 whole stream); when the running sequence has not evaluated the shared part yet, the newcomer waits
 for it (its chunks end where the shared part ends) instead of evaluating the same tokens beside
 it. At least the prompt's last token is always evaluated, for the logits of the first draw. A
-token's keys and values depend only on the tokens before it, and llama.cpp's CPU kernels compute
-each token's row alone, so a reused prefix gives the reply a fresh evaluation gives (tests say
-so); a prefix evaluated beside other sequences carries the same last-bit caveat as above.
+token's keys and values depend only on the tokens before it, and where llama.cpp's CPU kernels
+compute each token's row alone (AVX2) a reused prefix gives the reply a fresh evaluation gives
+(tests say so); on AVX-512 they do not (a prompt's last logits move by up to about 0.66 with the
+batch shape), so there, as for a prefix evaluated beside other sequences, a reply may part from
+the fresh one at a near tie.
 
 All of llama.cpp runs on the scheduler thread, from loading and warm-up on: its OpenMP build gives
 every calling thread its own team of workers (see llama_cpp_engine). Sequences are isolated: a
