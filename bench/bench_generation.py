@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import dataclasses
 import importlib.util
+import itertools
 import os
 import statistics
 import time
@@ -224,8 +225,13 @@ def sampling(max_tokens: int) -> common_pb2.SamplingParams:
     return common_pb2.SamplingParams(max_tokens=max_tokens, temperature=0.0)
 
 
-def proto_messages() -> list[common_pb2.ChatMessage]:
-    return [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=PROMPT)]
+def numbered_prompt() -> str:
+    """PROMPT with a number no earlier call had (of one width, so every path evaluates as many
+    tokens): nothing kept per message, such as the router's crisis-check results, answers it."""
+    return f"{PROMPT} (call {next(_CALLS):04d})"
+
+
+_CALLS = itertools.count(1)
 
 
 
@@ -281,8 +287,14 @@ async def single_stream(args: argparse.Namespace, settings: LlamaSettings,
     with_router = (args.router
                    and importlib.util.find_spec("upcoach_llm.router.__main__") is not None)
     raw = Raw(settings)
-    messages = [{"role": "user", "content": PROMPT}]
-    prompt_tokens = len(raw.llama.tokenize(raw.formatter(messages=messages).prompt.encode(),
+
+    def messages() -> list[dict[str, str]]:
+        return [{"role": "user", "content": numbered_prompt()}]
+
+    def proto_messages() -> list[common_pb2.ChatMessage]:
+        return [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content=numbered_prompt())]
+
+    prompt_tokens = len(raw.llama.tokenize(raw.formatter(messages=messages()).prompt.encode(),
                                            add_bos=False, special=True))
     stack = start_stack(["generation", "router"] if with_router else ["generation"], env,
                         label="generation")
@@ -293,24 +305,27 @@ async def single_stream(args: argparse.Namespace, settings: LlamaSettings,
                 grpc.aio.insecure_channel(stack.spec("router").address) as router_channel:
             gen = authed(generation_pb2_grpc.GenerationServiceStub(gen_channel), stack.auth)
             router = authed(router_pb2_grpc.RouterServiceStub(router_channel), stack.auth)
-            gen_request = generation_pb2.GenerateStreamRequest(
-                model=MODEL, messages=proto_messages(), sampling=sampling(args.max_tokens))
-            router_request = router_pb2.ChatStreamRequest(
-                model=MODEL, messages=proto_messages(), sampling=sampling(args.max_tokens))
+            def gen_request() -> generation_pb2.GenerateStreamRequest:
+                return generation_pb2.GenerateStreamRequest(
+                    model=MODEL, messages=proto_messages(), sampling=sampling(args.max_tokens))
+
+            def router_request() -> router_pb2.ChatStreamRequest:
+                return router_pb2.ChatStreamRequest(
+                    model=MODEL, messages=proto_messages(), sampling=sampling(args.max_tokens))
 
             async def raw_generate() -> Sample:
-                return raw.generate(messages, args.max_tokens)
+                return raw.generate(messages(), args.max_tokens)
 
             async def raw_chat() -> Sample:
-                return raw.chat_completion(messages, args.max_tokens)
+                return raw.chat_completion(messages(), args.max_tokens)
 
             paths["raw Llama.generate"] = (raw_generate, [])
             paths["raw create_chat_completion"] = (raw_chat, [])
             paths["generation gRPC GenerateStream"] = (lambda: timed_stream(
-                gen.GenerateStream(gen_request)), [stack.processes["generation"].pid])
+                gen.GenerateStream(gen_request())), [stack.processes["generation"].pid])
             if with_router:
                 paths["router gRPC ChatStream"] = (lambda: timed_stream(
-                    router.ChatStream(router_request)), server_pids)
+                    router.ChatStream(router_request())), server_pids)
             for measure, _ in paths.values():
                 await measure()
             samples: dict[str, list[Sample]] = {name: [] for name in paths}

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.bench_peer [--duration 5] [--rounds 3] [--clients 32]
                                          [--chunks 20] [--token-delay-ms 10] [--auth]
-                                         [--skip-litellm] [--json PATH]
+                                         [--safety] [--skip-litellm] [--json PATH]
 
 One run starts, each as its own process on a free port:
 
@@ -17,7 +17,12 @@ One run starts, each as its own process on a free port:
   (``pip install 'litellm[proxy]'``) and reused afterwards;
 - this stack: generation, router and gateway (bench/support.py), with the fake upstream as its
   only backend (VLLM_URL, served as the catalog's ``mistral``; EMBEDDED_BACKEND=false), the
-  response cache off (CACHE_MODE=off), no rate limit (RATE_LIMIT_RPM=0).
+  response cache off (CACHE_MODE=off), no rate limit (RATE_LIMIT_RPM=0), and the crisis check
+  off (SAFETY_CHECK=false) unless ``--safety``: LiteLLM has nothing like it, so the default
+  compares the two proxies' relay work alone; with ``--safety`` every request also pays the
+  check's MiniLM run on its new message (bench/bench_safety.py measures the check alone).
+
+Every request's user message is new (numbered), so nothing kept per message answers from memory.
 
 Neither proxy checks a key by default: the stack runs without LLM_API_KEY and LiteLLM without a
 master key (recent LiteLLM refuses that unless told
@@ -63,6 +68,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.client
+import itertools
 import json
 import os
 import re
@@ -126,18 +132,29 @@ class Target:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
-    def raw(self, scenario: Scenario, chunks: int) -> bytes:
-        payload = json.dumps(body(self.model, scenario, chunks)).encode()
+    def requests(self, scenario: Scenario, chunks: int) -> Callable[[], bytes]:
+        """The next request's bytes, each with a user message no earlier request had."""
         auth = "".join(f"{k}: {v}\r\n" for k, v in self.headers().items())
-        return (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {self.address}\r\n{auth}"
-                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-                ).encode() + payload
+        head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {self.address}\r\n{auth}"
+                "Content-Type: application/json\r\nContent-Length: ").encode()
+
+        def next_request() -> bytes:
+            payload = json.dumps(body(self.model, scenario, chunks)).encode()
+            return head + b"%d\r\n\r\n" % len(payload) + payload
+
+        return next_request
 
 
 def body(model: str, scenario: Scenario, chunks: int) -> dict:
+    """A request whose user message is new (numbered): nothing a proxy keeps per message, such
+    as the stack's crisis-check results, answers it from memory."""
     directive = f"[fake-upstream chunks={chunks} token-delay-ms={scenario.delay_ms:g}]"
-    return {"model": model, "messages": [{"role": "user", "content": f"{PROMPT} {directive}"}],
+    content = f"{PROMPT} (request {next(_NUMBERS)}) {directive}"
+    return {"model": model, "messages": [{"role": "user", "content": content}],
             "max_tokens": 4 * chunks, "stream": scenario.stream}
+
+
+_NUMBERS = itertools.count(1)
 
 
 @dataclass
@@ -187,7 +204,7 @@ class _Client(asyncio.Protocol):
         assert self.transport is not None
         self.state = "head"
         self.started = time.perf_counter()
-        self.transport.write(self.run.raw)
+        self.transport.write(self.run.next_request())
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -254,7 +271,7 @@ class _Client(asyncio.Protocol):
 
 @dataclass
 class _Run:
-    raw: bytes
+    next_request: Callable[[], bytes]
     stream: bool
     deadline: float = float("inf")
     last_within: float = 0.0  # when the last reply that counts ended
@@ -272,7 +289,7 @@ class _Run:
 async def load(target: Target, scenario: Scenario, chunks: int, clients: int,
                duration: float) -> Load:
     """``clients`` connections in a closed loop for ``duration`` seconds."""
-    run = _Run(target.raw(scenario, chunks), scenario.stream)
+    run = _Run(target.requests(scenario, chunks), scenario.stream)
     loop = asyncio.get_running_loop()
     host, port = target.address.rsplit(":", 1)
     connections = [(await loop.create_connection(lambda: _Client(run), host, int(port)))[1]
@@ -420,10 +437,10 @@ class LiteLLM:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_peer_stack(upstream: FakeUpstream, key: str | None) -> Stack:
+def start_peer_stack(upstream: FakeUpstream, key: str | None, safety: bool) -> Stack:
     env = {"VLLM_URL": f"{upstream.url}/v1", "VLLM_MODEL": UPSTREAM_MODEL,
            "VLLM_CATALOG_MODEL": CATALOG_MODEL, "EMBEDDED_BACKEND": "false",
-           "CACHE_MODE": "off", "RATE_LIMIT_RPM": "0",
+           "CACHE_MODE": "off", "RATE_LIMIT_RPM": "0", "SAFETY_CHECK": str(safety).lower(),
            "REDIS_KEY_PREFIX": f"upcoach:bench:{uuid.uuid4().hex[:8]}:"}
     for name in ("LLM_API_KEY", "OLLAMA_URL", "OLLAMA_PORT"):
         os.environ.pop(name, None)  # no other backend; the API key only with --auth
@@ -605,6 +622,9 @@ def main() -> None:
                         help="delay between chunks in the paced scenario (default: 10)")
     parser.add_argument("--warmup", type=float, default=1.0,
                         help="seconds of warm-up load per path and scenario (default: 1)")
+    parser.add_argument("--safety", action="store_true",
+                        help="run the stack's crisis check (SAFETY_CHECK) too: a MiniLM run per "
+                        "new message, which LiteLLM has no counterpart of (default: off)")
     parser.add_argument("--auth", action="store_true",
                         help="both proxies check an API key (default: neither does)")
     parser.add_argument("--skip-litellm", action="store_true",
@@ -625,7 +645,7 @@ def main() -> None:
         try:
             if not args.skip_litellm:
                 litellm = LiteLLM(upstream.url, free_port(), key)
-            stack = start_peer_stack(upstream, key)
+            stack = start_peer_stack(upstream, key, args.safety)
             progress("stack ready")
             targets = [Target("direct", "fake upstream", f"127.0.0.1:{upstream.port}",
                               UPSTREAM_MODEL, lambda: [upstream.pid])]
