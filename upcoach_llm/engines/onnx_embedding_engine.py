@@ -39,10 +39,8 @@ DIMENSIONS = 384
 MAX_TOKENS = 256
 # A text's first HEAD_CHARS characters hold its MAX_TOKENS tokens unless it is mostly blanks or
 # overlong words: tokenizing only them spares the worker a 100,000-character text's whole run
-# (tens of ms each, for tokens truncation throws away). WordPiece makes a word longer than
-# LONGEST_WORD_CHARS one [UNK] (the tokenizer's max_input_chars_per_word).
+# (tens of ms each, for tokens truncation throws away).
 HEAD_CHARS = MAX_TOKENS * 16
-LONGEST_WORD_CHARS = 100
 OUTPUT_NAME = "last_hidden_state"
 PAD_SLACK = 1.25
 
@@ -232,7 +230,12 @@ class OnnxEmbeddingEngine(EmbeddingEngine):
 
 def _head_suffices(head: Encoding) -> bool:
     """Whether a text's head gives the whole text's truncated tokens: the head overflowed
-    MAX_TOKENS, and the last token kept ends further before the cut than a word can span (so no
-    kept token comes from the word the cut went through)."""
-    return bool(head.overflowing) and (
-        max(end for _, end in head.offsets) + LONGEST_WORD_CHARS < HEAD_CHARS)
+    MAX_TOKENS, and every token kept comes from a word before the head's last one, the only word
+    the cut can have changed (BERT's normalizer and pre-tokenizer work a character or a word at a
+    time, so the words before it read as in the whole text)."""
+    if not head.overflowing:
+        return False
+    kept = max((w for w in head.word_ids if w is not None), default=None)
+    last = max((w for piece in head.overflowing for w in piece.word_ids if w is not None),
+               default=None)
+    return kept is not None and last is not None and kept < last

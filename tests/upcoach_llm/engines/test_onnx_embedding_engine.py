@@ -106,6 +106,12 @@ LONG_TEXTS = {
     "one overlong word": "x" * 99_999,  # one [UNK]
     "overlong words": ("supercalifragilistic" * 10 + " ") * 480,
     "cut inside a word": "a" * (HEAD_CHARS - 40) + " " + "b" * 90 + " tail" * 20,
+    # The head overflows and the cut goes through a word it tokenizes into pieces.
+    "cut word in the head": "go " * 1300 + "abcdefghij" * 9 + " tail" * 20,
+    # Accents and zero-width spaces that the normalizer drops: a word longer than WordPiece's
+    # 100 characters in the whole text ([UNK]) but not in the head, kept in the head's tokens.
+    "dropped characters": ("go" + " " * 13) * 253 + ("a" + "\u0301" * 9) * 200 + " tail",
+    "zero-width spaces": ("go" + " " * 13) * 253 + ("a" + "\u200b" * 9) * 200 + " tail",
 }
 
 
