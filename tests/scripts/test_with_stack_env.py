@@ -78,6 +78,20 @@ def test_verify_gets_the_environments_first_api_key(tmp_path: Path) -> None:
     assert printed_env(exported.stdout)["LLM_API_KEY"] == "mine-0123456789"
 
 
+def test_verify_needs_no_internal_tokens(tmp_path: Path) -> None:
+    """verify talks to the gateway only: no token file appears, production needs no token."""
+    out = run([str(SCRIPT), "--env", "production", "--keys", "--", "env"],
+              clean_env(tmp_path, SECRET_LLM_API_KEY="prod-0123456789abcdef"))
+    assert out.returncode == 0, out.stderr
+    shown = printed_env(out.stdout)
+    assert shown["LLM_API_KEY"] == "prod-0123456789abcdef" and "INTERNAL_TOKEN" not in shown
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    unset = run([str(SCRIPT), "--env", "production", "--keys", "--", "env"], clean_env(tmp_path))
+    assert unset.returncode == 0
+    assert "LLM_API_KEY comes from ${SECRET_LLM_API_KEY}, which is not set" in unset.stderr
+    assert "LLM_API_KEY" not in printed_env(unset.stdout)
+
+
 def test_keys_are_not_exported_to_compose(tmp_path: Path) -> None:
     """An exported LLM_API_KEY would override the env file's whole list of keys in compose."""
     out = run([str(SCRIPT), "--env", "development", "--", "env"], clean_env(tmp_path))
