@@ -3,7 +3,8 @@
 A server attaches them with ``status_metadata``: a ``google.rpc.RetryInfo`` when the caller
 should try again later (a full queue, a draining server) and a ``google.rpc.BadRequest`` with one
 field violation when one request field failed. Callers read them with ``retry_delay_of`` and
-``field_of``; ``details_of`` gives the raw details (the gateway passes them on to grpc-web). Shared
+``field_of``; ``details_of`` gives the raw details (the gateway passes RetryInfo and BadRequest on
+to grpc-web, the latter's descriptions without backend addresses). Shared
 by the server and the client distribution (copied next to the stubs when each is built).
 """
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.integration.gateway_support import GatewayProcess
+from upcoach_llm.gateway.health.readiness import READY_CACHE_S
 
 pytestmark = pytest.mark.integration
 ADMIN = "readiness-admin-key"
@@ -43,6 +44,7 @@ def test_not_ready_until_the_router_serves_then_ready(stack) -> None:
         assert statuses[0] == 503, "the router cannot be ready the instant it is started"
         assert set(statuses[:-1]) == {503}
 
+        time.sleep(READY_CACHE_S)  # past the "down" report shared from before the router started
         health = httpx.get(f"{gw.url}/health", timeout=5)
         assert health.status_code == 200
         assert health.json()["status"] == "degraded", "embedding and model-registry are not run"

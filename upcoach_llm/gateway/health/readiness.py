@@ -2,7 +2,7 @@
 
 Ready means the router answers its grpc.health.v1 check with SERVING and its ``Route`` RPC, asked
 with an empty request, resolves the default chat model's fallback chain to a healthy backend (the
-router answers UNAVAILABLE when no backend serves it). ``ReadinessCache`` keeps a verdict for
+router answers UNAVAILABLE when no backend serves it). ``Shared`` keeps a verdict for
 READY_CACHE_S, so a load balancer polling /readyz costs one probe a second; /health's report is
 shared the same way (``Shared``), so the public endpoint cannot multiply calls to the services.
 """
@@ -70,22 +70,33 @@ T = TypeVar("T")
 
 
 class Shared(Generic[T]):
-    """The last result of a check, reused for ``ttl_s``; concurrent callers wait for one shared
-    run."""
+    """The last result of a check, reused for ``ttl_s``. Callers that come while it runs wait for
+    that one run, its result or its exception alike; a caller that goes away does not cancel it
+    for the others."""
 
     def __init__(self, check: Callable[[], Awaitable[T]], ttl_s: float = READY_CACHE_S) -> None:
         self._check = check
         self._ttl_s = ttl_s
-        self._lock = asyncio.Lock()
+        self._running: asyncio.Task[T] | None = None
         self._last: T | None = None
         self._at = 0.0
 
     async def get(self) -> T:
-        async with self._lock:
-            if self._last is None or time.monotonic() - self._at >= self._ttl_s:
-                self._last = await self._check()
-                self._at = time.monotonic()
+        if self._last is not None and time.monotonic() - self._at < self._ttl_s:
             return self._last
+        if self._running is None:
+            self._running = asyncio.create_task(self._run())
+            # Read here, so a failure whose callers all went away is not reported as lost.
+            self._running.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return await asyncio.shield(self._running)
+
+    async def _run(self) -> T:
+        try:
+            result = await self._check()
+            self._last, self._at = result, time.monotonic()
+            return result
+        finally:
+            self._running = None
 
 
 def _status(detail: str) -> str:
