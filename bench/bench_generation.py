@@ -24,7 +24,8 @@ Every call's prompt differs from every earlier call's (the user message is numbe
 engine's prefix cache can only reuse what the prompts truly share, never a whole earlier prompt.
 The single-stream table runs the services with GENERATION_PREFIX_CACHE off: like the raw runs,
 which reset the context first, they evaluate the whole prompt.
-Every figure is the median over the rounds; TTFT is measured by the caller, from sending the
+Every figure is the median over the rounds (each round starts one path later than the last);
+TTFT is measured by the caller, from sending the
 request to the first text. "CPU ms/token" is the CPU time of whoever generates (this process for
 the raw paths; the generation process, plus the router's for the router path) per token: on a
 shared machine it shows the services' own overhead better than wall-clock rates do, most of
@@ -329,8 +330,11 @@ async def single_stream(args: argparse.Namespace, settings: LlamaSettings,
             for measure, _ in paths.values():
                 await measure()
             samples: dict[str, list[Sample]] = {name: [] for name in paths}
-            for _ in range(args.rounds):
-                for name, (measure, pids) in paths.items():
+            names = list(paths)
+            for round_number in range(args.rounds):
+                # Each round starts one path later, so none always follows the same other.
+                for name in names[round_number % len(names):] + names[:round_number % len(names)]:
+                    measure, pids = paths[name]
                     samples[name].append(await with_cpu(measure, pids))
     finally:
         stack.stop()

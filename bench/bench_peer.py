@@ -1,6 +1,6 @@
 """A peer benchmark: this stack against LiteLLM's proxy, both in front of the same fake upstream.
 
-    .venv/bin/python -m bench.bench_peer [--duration 5] [--rounds 3] [--clients 32]
+    .venv/bin/python -m bench.bench_peer [--duration 5] [--rounds 4] [--clients 32]
                                          [--chunks 20] [--token-delay-ms 10] [--auth]
                                          [--safety] [--skip-litellm] [--json PATH]
 
@@ -49,9 +49,10 @@ or any content, or not HTTP 200, is an error). Requests still running at the end
 ``--duration`` finish without counting. Progress lines also give the content events seen per
 reply: a proxy may merge chunks that reach it together (this stack relays what one network read
 brought as one event), so a fast stream can arrive in fewer, larger events. Rounds alternate the
-order of the three paths. Each figure is the median over ``--rounds``. Before the rounds each
-path answers one request of each scenario, checked in full (the reply's text is the upstream's),
-and gets a short warm-up load; then each path's CPU use while idle is printed (all of them stay
+order of the three paths (forward, then reversed: an even ``--rounds`` runs each order as
+often). Each figure is the median over ``--rounds``. Before the rounds each path answers one
+request of each scenario, checked in full (the reply's text is the upstream's), and gets a short
+warm-up load; then each path's CPU use while idle is printed (all of them stay
 up throughout, so an idle one's background work is part of every other's run).
 
 The stack's CPU per relayed token, in the paced scenario at ``--clients`` clients: utime+stime
@@ -611,9 +612,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=5.0,
                         help="seconds per load run (default: 5)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds; each runs every scenario, client count and path "
-                             "(default: 3)")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="rounds; each runs every scenario, client count and path, in "
+                             "alternate orders (default: 4, so each order runs as often)")
     parser.add_argument("--clients", type=int, default=32,
                         help="clients (connections) of the throughput runs (default: 32)")
     parser.add_argument("--chunks", type=int, default=20,
