@@ -12,11 +12,15 @@ that clears its bar by the most.
 What a message yields (its pattern match, its sentences' similarities to every exemplar, its
 mean vector) is kept in a bounded LRU keyed by a hash of its text: a conversation is checked
 again on every turn, so a 10-turn conversation whose first nine turns were seen costs one
-engine call, for the new message, and a few small array operations.
+engine call, for the new message, and a few small array operations. A check with more than
+HEAVY_CHARS of new text (up to 200,000 characters: tens of seconds of the engine's one worker) is
+read on a thread and waits for any other heavy check, so short turns keep their pace.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,6 +33,11 @@ from upcoach_llm.router.safety.embeddings import embed, similarities
 from upcoach_llm.router.safety.patterns import PatternMatch, PatternRules, segments
 
 MAX_SEGMENTS = 16  # per message; the last one takes the rest of a longer message
+# New text beyond which a check is heavy (tens of thousands of MiniLM tokens at most: seconds of
+# the engine's one worker): it is read on a thread, and heavy checks take the engine one at a
+# time, so a short turn's sentences wait behind at most one heavy check's, never behind many.
+HEAVY_CHARS = 20_000
+_NO_WAIT = contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class SafetyDetector:
         self._patterns = PatternRules(config)
         self._exemplars: Exemplars | None = None
         self._cache: OrderedDict[bytes, MessageScores] = OrderedDict()
+        self._heavy = asyncio.Lock()
         self.embedded = 0  # segments embedded since start (the cache's misses)
 
     @property
@@ -147,28 +157,42 @@ class SafetyDetector:
             raise RuntimeError("the crisis detector is not loaded")
         keys = [hashlib.blake2b(t.encode(), digest_size=16).digest() for t in texts]
         found: dict[bytes, MessageScores] = {}
-        new: dict[bytes, list[str]] = {}
+        unseen: dict[bytes, str] = {}
         for key, text in zip(keys, texts, strict=True):
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 found[key] = cached
-            elif key not in new:
-                new[key] = segments(text, MAX_SEGMENTS)
-        if new:
-            flat = [s for parts in new.values() for s in parts]
-            vectors = await embed(self._engine, flat)
+            else:
+                unseen.setdefault(key, text)
+        if unseen:
+            heavy = sum(map(len, unseen.values())) > HEAVY_CHARS
+            # Read off the event loop when long: the regexes are linear, but 200,000 characters
+            # would still hold every other chat of this router for most of a second.
+            new = (await asyncio.to_thread(self._read, unseen) if heavy
+                   else self._read(unseen))
+            flat = [s for parts, _ in new.values() for s in parts]
+            async with self._heavy if heavy else _NO_WAIT:
+                vectors = await embed(self._engine, flat)
             rows = similarities(vectors, self._exemplars.vectors)
             self.embedded += len(flat)
             start = 0
-            for key, parts in new.items():
+            for key, (parts, pattern) in new.items():
                 end = start + len(parts)
                 mean = vectors[start:end].mean(axis=0)
-                found[key] = MessageScores(self._first_pattern(parts), rows[start:end], mean,
+                found[key] = MessageScores(pattern, rows[start:end], mean,
                                            rows[start:end].mean(axis=0))
                 self._remember(key, found[key])
                 start = end
         return [found[k] for k in keys]
+
+    def _read(self, texts: dict[bytes, str]) -> dict[bytes, tuple[list[str], PatternMatch | None]]:
+        """Each message's segments and its first pattern match."""
+        read = {}
+        for key, text in texts.items():
+            parts = segments(text, MAX_SEGMENTS)
+            read[key] = (parts, self._first_pattern(parts))
+        return read
 
     def _first_pattern(self, parts: list[str]) -> PatternMatch | None:
         for part in parts:

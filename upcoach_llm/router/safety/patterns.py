@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from upcoach_llm.router.safety.config import SafetyFile
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\s*\n+\s*")
+# A run of blanks without a newline, read as one space first: both patterns above and below
+# backtrack across such a run from each of its characters (32,000 spaces took 26 s), and
+# neither the patterns nor the tokenizer tell one blank from several.
+_BLANKS = re.compile(r"[^\S\n]+")
 _CLAUSE = re.compile(r"\s*(?:,|:|\s[-\u2013\u2014]\s)\s*")
 MIN_WORDS = 3
 
@@ -17,7 +21,7 @@ MIN_WORDS = 3
 def sentences(text: str) -> list[str]:
     """text split into sentences, a fragment under MIN_WORDS words joined to the one before."""
     parts: list[str] = []
-    for piece in _SENTENCE_END.split(text):
+    for piece in _SENTENCE_END.split(_BLANKS.sub(" ", text)):
         piece = piece.strip()
         if not piece:
             continue

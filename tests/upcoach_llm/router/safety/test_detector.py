@@ -3,10 +3,12 @@ built across turns, patterns first, and the cache that embeds each message once.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.upcoach_llm.router.safety.fakes import FakeEngine, config, unit
-from upcoach_llm.router.safety.detector import SafetyDetector
+from upcoach_llm.router.safety.detector import HEAVY_CHARS, SafetyDetector
 
 CLOSE = unit(0.8, 0.2, 0.3, 0)  # 0.8 from RISK, far from BENIGN: flagged
 AMBIGUOUS = unit(0.7, 0.68, 0, 0)  # close to RISK, as close to BENIGN: not flagged
@@ -68,3 +70,32 @@ async def test_only_the_most_recent_messages_are_read() -> None:
     assert engine.calls[-1] == ["a", "b", "c"]
     verdict = await detector.check(["a", "b", "c", "close"])
     assert verdict.message == 3
+
+
+async def test_heavy_checks_take_the_engine_one_at_a_time_and_light_ones_pass_them() -> None:
+    """A check with more than HEAVY_CHARS of new text runs beside at most one other heavy one,
+    so a short turn's sentences never queue behind many; a light check is not held by them."""
+    running: list[int] = []
+    most = 0
+
+    class Slow(FakeEngine):
+        async def embed(self, model: str, texts: list[str]):
+            nonlocal most
+            heavy = sum(map(len, texts)) > HEAVY_CHARS
+            running.append(heavy)
+            most = max(most, sum(running))
+            try:
+                await asyncio.sleep(0.2 if heavy else 0)
+                return await super().embed(model, texts)
+            finally:
+                running.remove(heavy)
+
+    detector = SafetyDetector(config(), Slow({}))
+    await detector.load()
+    long = "I keep a careful training log every single day. " * (HEAVY_CHARS // 40)
+    heavy = [asyncio.create_task(detector.check([f"{long} ({n})"])) for n in range(3)]
+    await asyncio.sleep(0.05)
+    assert await detector.check(["a short turn about my morning run"]) is None
+    assert sum(task.done() for task in heavy) < 2  # the light check did not wait for them
+    assert await asyncio.gather(*heavy) == [None, None, None]
+    assert most == 1

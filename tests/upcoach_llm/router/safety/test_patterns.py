@@ -3,6 +3,8 @@ the sentences and clauses the detector reads."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from upcoach_llm.router.safety.config import load_safety
@@ -59,3 +61,22 @@ def test_messages_split_into_sentences_and_long_sentences_into_clauses() -> None
         "I cancelled my gym membership", "I won't be around"]
     assert segments("Hi. Ok", 16) == ["Hi. Ok"]
     assert len(segments(". ".join(["one two three"] * 40), 16)) == 16
+
+
+def test_blank_runs_reach_the_splitting_patterns_as_one_space(monkeypatch) -> None:
+    """Both splitting patterns backtrack across a run of blanks from each of its characters
+    (32,000 spaces held the router's event loop for 26 s): they must only ever see one blank."""
+    from upcoach_llm.router.safety import patterns
+
+    seen: list[str] = []
+    real = patterns._SENTENCE_END
+
+    class Recording:
+        def split(self, text: str) -> list[str]:
+            seen.append(text)
+            return real.split(text)
+
+    monkeypatch.setattr(patterns, "_SENTENCE_END", Recording())
+    text = "I am fine" + " \t\u00a0" * 2000 + "ok then\n \n  and the next line here"
+    assert segments(text, 16) == ["I am fine ok then", "and the next line here"]
+    assert max(len(run) for run in re.findall(r"[^\S\n]+", seen[0])) == 1
