@@ -33,10 +33,10 @@ from upcoach_llm.router.safety.embeddings import embed, similarities
 from upcoach_llm.router.safety.patterns import PatternMatch, PatternRules, segments
 
 MAX_SEGMENTS = 16  # per message; the last one takes the rest of a longer message
-# New text beyond which a check is heavy (tens of thousands of MiniLM tokens at most: seconds of
-# the engine's one worker): it is read on a thread, and heavy checks take the engine one at a
-# time, so a short turn's sentences wait behind at most one heavy check's, never behind many.
-HEAVY_CHARS = 20_000
+# New text beyond which a check is heavy (a turn is rarely longer; up to 200,000 characters are
+# tens of seconds of the engine's one worker): it is read on a thread, and heavy checks take the
+# engine one at a time, so a turn's sentences wait behind at most one heavy check's, never many.
+HEAVY_CHARS = 4_000
 _NO_WAIT = contextlib.nullcontext()
 
 
