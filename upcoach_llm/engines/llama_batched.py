@@ -90,7 +90,7 @@ from upcoach_llm.engines.llama_prompt import (
 )
 from upcoach_llm.engines.llama_sampling import (
     SequenceSampler,
-    grammar_of,
+    grammar_for,
     log_softmax_at,
     top_tokens,
 )
@@ -599,7 +599,7 @@ class BatchedLlamaEngine(PooledLlamaStatus, ChatEngine):
         assert self._formatter is not None and self._tokenizer is not None
         prompt = await prompt_tokens(self._formatter, self._tokenizer, messages)
         self._check_fits(len(prompt), sampling.max_tokens)
-        grammar = grammar_of(sampling.response_format)
+        grammar = await grammar_for(sampling.response_format)
 
         slot = await pool.acquire()
         loop = asyncio.get_running_loop()

@@ -52,7 +52,7 @@ from upcoach_llm.engines.llama_prompt import (
     prompt_tokens,
     tokenize,
 )
-from upcoach_llm.engines.llama_sampling import grammar_of, parsed_grammar, seed32
+from upcoach_llm.engines.llama_sampling import grammar_for, parsed_grammar, seed32
 from upcoach_llm.engines.stop_sequences import StopScanner
 
 log = get_logger(__name__)
@@ -139,7 +139,7 @@ class LlamaCppEngine(PooledLlamaStatus, ChatEngine):
         if sampling.logprobs:
             raise InvalidArgument("log probabilities need the batched llama.cpp engine "
                                   "(GENERATION_BATCHED=true)", field="sampling.logprobs")
-        grammar = grammar_of(sampling.response_format)
+        grammar = await grammar_for(sampling.response_format)
         pool = self.pool
         if pool is None:
             raise Unavailable("the llama.cpp engine is not loaded")

@@ -22,6 +22,7 @@ from, before penalties, grammar, top_p and temperature (as OpenAI reports them).
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import random
 
@@ -33,6 +34,7 @@ from upcoach_llm.common.chat import ResponseFormat, Sampling
 from upcoach_llm.common.errors import InvalidArgument
 
 _SCHEMA_FIELD = "sampling.response_format.schema_json"
+INLINE_SCHEMA_CHARS = 1_000
 # llama.cpp's JSON grammar lets whitespace run to 20 characters after each newline; a small
 # model can then spend its whole budget on indentation. One space or newline is enough.
 _JSON_OBJECT_GBNF = JSON_GBNF.replace('ws ::= | " " | "\\n" [ \\t]{0,20}', 'ws ::= | " " | "\\n"')
@@ -56,6 +58,16 @@ def grammar_of(response_format: ResponseFormat) -> str | None:
         raise InvalidArgument("its grammar nests too deeply for llama.cpp (fewer repetitions or "
                               "levels)", field=_SCHEMA_FIELD)
     return grammar
+
+
+async def grammar_for(response_format: ResponseFormat) -> str | None:
+    """``grammar_of``, on a worker thread for a schema longer than INLINE_SCHEMA_CHARS: a hostile
+    one of a few thousand characters takes a third of a second to convert, which the engine's
+    event loop would otherwise take from every other stream it relays."""
+    if (response_format.type == "json_schema"
+            and len(response_format.schema_json) > INLINE_SCHEMA_CHARS):
+        return await asyncio.to_thread(grammar_of, response_format)
+    return grammar_of(response_format)
 
 
 def parsed_grammar(vocab: object, grammar: str) -> object:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import threading
 from collections.abc import AsyncIterator
 
 import jsonschema
@@ -147,8 +148,10 @@ async def test_a_grammar_llama_cpp_cannot_parse_is_refused_by_the_unbatched_engi
     """llama-cpp-python would add the NULL sampler to its chain and crash the process."""
     from upcoach_llm.engines import llama_cpp_engine
 
-    monkeypatch.setattr(llama_cpp_engine, "grammar_of",
-                        lambda form: 'root ::= ( "a" ' if form.type == "json_object" else None)
+    async def unparsable(form: ResponseFormat) -> str | None:
+        return 'root ::= ( "a" ' if form.type == "json_object" else None
+
+    monkeypatch.setattr(llama_cpp_engine, "grammar_for", unparsable)
     engine = LlamaCppEngine(settings(parallel=1))
     await engine.load()
     try:
@@ -200,3 +203,28 @@ async def test_a_schema_the_converter_cannot_use_is_named_without_quoting_it_who
         grammar_of(ResponseFormat("json_schema", schema))
     assert caught.value.field == "sampling.response_format.schema_json"
     assert secret not in caught.value.message and len(caught.value.message) < 300
+
+
+async def test_a_long_schema_is_converted_off_the_event_loop(monkeypatch) -> None:
+    """Converting a hostile schema of a few thousand characters takes a third of a second: not
+    on the loop that relays every other stream. A short one stays inline (no thread hop)."""
+    from upcoach_llm.engines import llama_sampling
+
+    threads: list[str] = []
+    real = llama_sampling.json_schema_to_gbnf
+
+    def converting(schema: str) -> str:
+        threads.append(threading.current_thread().name)
+        return real(schema)
+
+    monkeypatch.setattr(llama_sampling, "json_schema_to_gbnf", converting)
+    short = {"type": "object", "properties": {"mood": {"type": "string"}}}
+    long = {"type": "object", "properties": {f"field_{i}": {"type": "string",
+                                                            "description": "x" * 40}
+                                             for i in range(40)}}
+    formats = [ResponseFormat("json_schema", json.dumps(schema)) for schema in (short, long)]
+    grammars = [await llama_sampling.grammar_for(f) for f in formats]
+    main = threading.main_thread().name
+    assert threads[:2] == [main, threads[1]] and threads[1] != main
+    assert grammars == [grammar_of(f) for f in formats]
+    assert len(json.dumps(long)) > llama_sampling.INLINE_SCHEMA_CHARS
