@@ -19,6 +19,9 @@ from upcoach_llm.common.errors import ConfigError
 from upcoach_llm.router.policy import CoachingFile, FeaturesFile
 
 FILE = "semantic_cache.yaml"
+# An impersonal message's characters per word at most: words are counted at blanks, and one
+# "word" of 200,000 characters would be stored and read back on every lookup of its bucket.
+CHARS_PER_WORD = 20
 _USER = ROLE_VALUES["user"]
 _SYSTEM = ROLE_VALUES["system"]
 
@@ -65,15 +68,17 @@ class SemanticPolicy:
         """The one user message of an impersonal request, else None.
 
         Impersonal: system messages (part of the entry's scope, not of its meaning) then exactly
-        one user message of at most ``max_words`` words. Earlier turns, assistant or tool
-        messages, or a long message carry the user's own story, and their reply is theirs.
+        one user message of at most ``max_words`` words and ``max_words`` x CHARS_PER_WORD
+        characters. Earlier turns, assistant or tool messages, or a long message carry the
+        user's own story, and their reply is theirs.
         """
         if not messages or messages[-1].role != _USER:
             return None
         if any(m.role != _SYSTEM for m in messages[:-1]):
             return None
         text = messages[-1].content.strip()
-        if not text or len(text.split()) > self.file.max_words:
+        if (not text or len(text) > self.file.max_words * CHARS_PER_WORD
+                or len(text.split()) > self.file.max_words):
             return None
         return text
 

@@ -9,7 +9,7 @@ import pytest
 from upcoach_llm.api import common_pb2
 from upcoach_llm.api.names import ROLE_VALUES
 from upcoach_llm.common.errors import ConfigError
-from upcoach_llm.gateway.store.semantic_policy import load_semantic_policy
+from upcoach_llm.gateway.store.semantic_policy import CHARS_PER_WORD, load_semantic_policy
 
 
 def message(role: str, content: str) -> common_pb2.ChatMessage:
@@ -41,6 +41,9 @@ def test_only_one_short_user_message_is_impersonal() -> None:
     earlier = [message("user", "I drink two litres a day"), message("assistant", "Great!"), ask]
     assert policy.impersonal_text(earlier) is None
     assert policy.impersonal_text([message("user", "word " * 41)]) is None
+    longest = policy.file.max_words * CHARS_PER_WORD
+    assert policy.impersonal_text([message("user", "tip " + "x" * (longest - 4))]) is not None
+    assert policy.impersonal_text([message("user", "tip " + "x" * (longest - 3))]) is None
     assert policy.impersonal_text([message("system", "Be brief.")]) is None
     assert policy.impersonal_text([]) is None
 
