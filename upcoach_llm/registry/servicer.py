@@ -140,9 +140,10 @@ class ModelRegistryServicer(model_registry_pb2_grpc.ModelRegistryServiceServicer
                                field="backend")
             return backend
         pullers = [b for b in self._backends.backends if can_pull(b, entry.name)]
-        listed = [b for b in pullers if entry.name in b.models]
-        if listed or pullers:  # one that serves the model once pulled comes first
-            return (listed or pullers)[0]
+        # One that serves the model once pulled comes first.
+        chosen = [b for b in pullers if entry.name in b.models] or pullers
+        if chosen:
+            return chosen[0]
         raise FailedPrecondition(
             f"no configured backend can pull {entry.name}: configure an Ollama backend "
             "(OLLAMA_URL) to pull it")
