@@ -40,7 +40,10 @@ from upcoach_llm.common.errors import ConfigError
 _HIGH_WATER = 1 << 20  # buffered body bytes before the socket stops being read
 # A reused connection closed this soon after a request was written, with no byte of reply, was
 # dropped by the server while idle (the request never reached it): the request is sent again.
-# Later, the server may have acted on it (a POST that generates, pulls, creates): not retried.
+# Later, the server may have acted on it (a POST that generates, pulls, creates): not retried,
+# unless the close was a reset: a socket closed with bytes unread answers RST, one that read
+# them all FIN, so a reset with no reply says the request was never read, however late it came
+# (on a loaded machine the loop may see it well after the write).
 _STALE_CLOSE_S = 0.1
 _USER_AGENT = "upcoach-llm"
 
@@ -84,6 +87,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.reused = False
         self.sent_at = self.lost_at = 0.0
+        self.reset = False  # closed by the peer with a reset (RST)
         self._parser: httptools.HttpResponseParser | None = None
         self._lost: BaseException | None = None
         self._body: list[bytes] = []
@@ -130,6 +134,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.lost_at = self._loop.time()
+        self.reset = isinstance(exc, ConnectionResetError)
         self._cancel_timer()
         if self._parser is not None and not self._complete:
             if self._until_eof and self._headers_done and exc is None:
@@ -190,9 +195,9 @@ class _Connection(asyncio.Protocol):
     @property
     def stale(self) -> bool:
         """A reused connection the server had dropped: closed without any byte of the reply,
-        right after the request was written."""
+        right after the request was written or by a reset (see _STALE_CLOSE_S)."""
         return (self.reused and self.closed and not self._received
-                and self.lost_at - self.sent_at < _STALE_CLOSE_S)
+                and (self.reset or self.lost_at - self.sent_at < _STALE_CLOSE_S))
 
     async def head(self) -> None:
         """Waits for the status line and headers."""

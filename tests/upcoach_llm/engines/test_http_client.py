@@ -5,7 +5,9 @@ closes, the connection bound and TLS."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -480,3 +482,29 @@ async def test_a_reused_connection_closed_after_the_server_took_the_request_is_n
             await http.request("POST", "/generate", b"{}")
         await http.aclose()
     assert len(server.requests) == 2 and server.connections == 1
+
+
+async def test_a_reused_connection_reset_before_its_request_was_read_is_retried_late_too(
+        ) -> None:
+    """A reset with no reply means the server never read the request (it had bytes unread), so
+    it is sent again even when the reset is seen well after the write (a loaded machine)."""
+    async def resets_unread(server: Server, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        if server.connections > 1:
+            await echo_forever(server, reader, writer)
+            return
+        await read_request(server, reader)
+        writer.write(reply(b'"first"'))
+        await writer.drain()
+        writer.transport.pause_reading()  # the next request stays unread
+        await asyncio.sleep(0.3)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+
+    async with serving(resets_unread) as server:
+        http = client(server)
+        assert await fetch(http, "POST", "/generate", b"{}") == b'"first"'
+        assert await fetch(http, "POST", "/generate", b"{}") == b'{"echo": {}}'
+        await http.aclose()
+    assert server.connections == 2
