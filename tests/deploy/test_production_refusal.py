@@ -40,9 +40,10 @@ def start_gateway(env: dict[str, str]) -> subprocess.Popen[str]:
     ({"LLM_API_KEY": ""}, "LLM_API_KEY", "must be set"),
     ({"LLM_API_KEY": "dev-key-local-only"}, "LLM_API_KEY", "development key"),
     ({"LLM_API_KEY": "${SECRET_LLM_API_KEY}"}, "LLM_API_KEY", "development key"),
+    ({"LLM_API_KEY": "prod-0123456789abcdef,k3y"}, "LLM_API_KEY", "at least 16 characters"),
     ({"TLS_ENABLED": "false"}, "TLS_ENABLED", "must be true"),
     ({}, "TLS_CERT_FILE", "not a readable file"),
-], ids=["missing-key", "dev-key", "unresolved-secret", "tls-off", "no-certificate"])
+], ids=["missing-key", "dev-key", "unresolved-secret", "short-key", "tls-off", "no-certificate"])
 def test_refuses_and_names_the_variable(overrides: dict, variable: str, reason: str) -> None:
     process = start_gateway(production_env(**overrides))
     _, stderr = process.communicate(timeout=60)

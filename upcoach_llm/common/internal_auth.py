@@ -30,6 +30,7 @@ import grpc
 
 from upcoach_llm.api import embedding_pb2, model_registry_pb2
 from upcoach_llm.common.errors import ConfigError
+from upcoach_llm.common.limits import MIN_SECRET_CHARS
 from upcoach_llm.common.variables import VARIABLES
 
 METADATA_KEY = "authorization"
@@ -83,8 +84,8 @@ class InternalAuth:
         if not enabled:
             return cls(token=token, admin_token=admin, tls=tls, enabled=False)
         for name, value in (("INTERNAL_TOKEN", token), ("INTERNAL_ADMIN_TOKEN", admin)):
-            if value is not None and len(value) < 16:
-                raise ConfigError(f"{name}: at least 16 characters are required")
+            if value is not None and len(value) < MIN_SECRET_CHARS:
+                raise ConfigError(f"{name}: at least {MIN_SECRET_CHARS} characters are required")
         if token is None and tls is None:
             raise ConfigError(
                 "INTERNAL_TOKEN: must be set (or mutual TLS through INTERNAL_TLS_CERT_FILE, "

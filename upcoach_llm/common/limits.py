@@ -50,3 +50,7 @@ MAX_LOCALE_CHARS = 35
 
 # Device RAM an edge-model query may state, in GB.
 MAX_RAM_GB = 1024
+
+# Secrets a deployment is configured with (API keys in production, internal tokens): at least this
+# many characters, so a key cannot be guessed online (16 random hex characters are 64 bits).
+MIN_SECRET_CHARS = 16

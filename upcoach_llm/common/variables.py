@@ -58,7 +58,8 @@ def _s(name: str, default: float, help: str, readers: tuple[str, ...], minimum: 
 DECLARED: list[Variable] = [
     # Every process.
     Variable("ENVIRONMENT", "str", "development",
-             "development | staging | production (production refuses a dev key or no TLS)",
+             "development | staging | production (production refuses a dev or short key, "
+             "or no TLS)",
              ("gateway", "compose"), aliases=(Alias("APP_ENV"),)),
     Variable("LOG_LEVEL", "str", "info", "debug | info | warn | error", ALL),
     Variable("UPCOACH_CONFIG_DIR", "str", None, "folder of models.yaml and the other config files",
@@ -203,9 +204,11 @@ DECLARED: list[Variable] = [
        ("model-registry",), 0.1, Alias("REGISTRY_PROBE_TIMEOUT")),
     # Gateway.
     Variable("GATEWAY_HOST", "str", "0.0.0.0", "address the gateway binds", GW),
-    Variable("LLM_API_KEY", "list", None, "the key(s) clients send; none: auth off (logged)",
+    Variable("LLM_API_KEY", "list", None,
+             "the key(s) clients send (16+ characters in production); none: auth off (logged)",
              (*GW, "compose")),
-    Variable("LLM_ADMIN_KEY", "str", None, "operator key: only it sees /health's details",
+    Variable("LLM_ADMIN_KEY", "str", None,
+             "operator key (16+ characters in production): only it sees /health's details",
              (*GW, "compose")),
     Variable("RATE_LIMIT_RPM", "int", 120, "requests per minute per API key (0: no limit)",
              (*GW, "compose"), minimum=0),

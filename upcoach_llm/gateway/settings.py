@@ -15,6 +15,7 @@ from upcoach_llm.api.topology import EMBEDDING, GATEWAY, GENERATION, MODEL_REGIS
 from upcoach_llm.common.channels import grpc_target
 from upcoach_llm.common.errors import ConfigError
 from upcoach_llm.common.internal_auth import InternalAuth
+from upcoach_llm.common.limits import MIN_SECRET_CHARS
 from upcoach_llm.common.logging import parse_level
 from upcoach_llm.common.variables import VARIABLES as V
 
@@ -143,6 +144,9 @@ def check_production(api_keys: tuple[str, ...], tls_enabled: bool) -> None:
         raise ConfigError("LLM_API_KEY: must be set in production (auth would be off)")
     if any(is_dev_key(key) for key in api_keys):
         raise ConfigError("LLM_API_KEY: a development key is not allowed in production")
+    if any(len(key) < MIN_SECRET_CHARS for key in api_keys):
+        raise ConfigError(f"LLM_API_KEY: each key needs at least {MIN_SECRET_CHARS} characters "
+                          "in production (a short key can be guessed)")
     if not tls_enabled:
         raise ConfigError("TLS_ENABLED: must be true in production")
 
@@ -195,6 +199,9 @@ def _admin_key(environment: str, api_keys: tuple[str, ...]) -> str | None:
     if key and environment == "production":
         if is_dev_key(key):
             raise ConfigError("LLM_ADMIN_KEY: a development key is not allowed in production")
+        if len(key) < MIN_SECRET_CHARS:
+            raise ConfigError(f"LLM_ADMIN_KEY: at least {MIN_SECRET_CHARS} characters are "
+                              "required in production")
         if key in api_keys:
             raise ConfigError("LLM_ADMIN_KEY: must differ from every LLM_API_KEY in production")
     return key

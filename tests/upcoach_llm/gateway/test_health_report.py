@@ -105,7 +105,8 @@ def production(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
 
 @pytest.mark.parametrize(("admin_key", "reason"), [
     ("dev-admin", "development key"), ("changeme", "development key"),
-    ("prod-tenant-key-1", "must differ from every LLM_API_KEY")])
+    ("prod-tenant-key-1", "must differ from every LLM_API_KEY"),
+    ("ops-7f3c9a", "at least 16 characters")])
 def test_production_refuses_a_weak_admin_key(production, monkeypatch, admin_key: str,
                                              reason: str) -> None:
     monkeypatch.setenv("LLM_ADMIN_KEY", admin_key)
@@ -115,8 +116,8 @@ def test_production_refuses_a_weak_admin_key(production, monkeypatch, admin_key:
 
 
 def test_production_accepts_a_real_admin_key_or_none(production, monkeypatch) -> None:
-    monkeypatch.setenv("LLM_ADMIN_KEY", "ops-7f3c9a")
-    assert GatewaySettings.from_env().admin_key == "ops-7f3c9a"
+    monkeypatch.setenv("LLM_ADMIN_KEY", "ops-7f3c9a2e41d86b")
+    assert GatewaySettings.from_env().admin_key == "ops-7f3c9a2e41d86b"
     monkeypatch.delenv("LLM_ADMIN_KEY")
     assert GatewaySettings.from_env().admin_key is None
 

@@ -100,6 +100,26 @@ def test_production_accepts_a_real_key_with_tls(monkeypatch: pytest.MonkeyPatch,
     assert GatewaySettings.from_env().production
 
 
+@pytest.mark.parametrize(("env", "variable"), [
+    ({"LLM_API_KEY": "prod-7f3a9c2e41d8,k3y"}, "LLM_API_KEY"),
+    ({"LLM_API_KEY": "prod-7f3a9c2e41d8", "LLM_ADMIN_KEY": "adm-7f3a9c2e41d"}, "LLM_ADMIN_KEY"),
+])
+def test_production_refuses_a_short_key(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                        env: dict[str, str], variable: str) -> None:
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text("x")
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("TLS_ENABLED", "true")
+    monkeypatch.setenv("TLS_CERT_FILE", str(tmp_path / "cert.pem"))
+    monkeypatch.setenv("TLS_KEY_FILE", str(tmp_path / "key.pem"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=f"^{variable}: .*at least 16 characters"):
+        GatewaySettings.from_env()
+    monkeypatch.setenv(variable, env[variable].replace("k3y", "prod-0123456789ab") + "x")
+    assert GatewaySettings.from_env().production
+
+
 def test_dev_keys() -> None:
     assert is_dev_key("dev-key-local-only")
     assert is_dev_key("DEV-anything")
