@@ -14,7 +14,13 @@ from connectrpc.errors import ConnectError
 from google.rpc import error_details_pb2
 
 from tests.upcoach_llm.gateway.conftest import RunningGateway
-from upcoach_llm.api import common_pb2, router_connect, router_pb2
+from upcoach_llm.api import (
+    common_pb2,
+    embedding_connect,
+    embedding_pb2,
+    router_connect,
+    router_pb2,
+)
 from upcoach_llm.gateway.security.token_budget import estimate_prompt, estimate_text
 
 HI = [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="hi")]
@@ -170,3 +176,40 @@ async def test_a_cancelled_grpc_web_stream_keeps_what_was_relayed(gateway) -> No
             break
         await asyncio.sleep(0.02)
     assert estimate_text(ticks * len("tick ")) <= await charged(gw) - estimate
+
+
+async def test_embeddings_spend_their_tokens_on_every_path(gateway) -> None:
+    """REST, Ollama's two shapes and grpc-web embeddings reserve their texts' estimate
+    (characters / 4) and are charged the service's count (the double: words)."""
+    gw: RunningGateway = await gateway({"RATE_LIMIT_TPM": "10"})
+    async with gw.client() as client:
+        too_large = await client.post("/v1/embeddings", json={"input": "x" * 41})
+        assert too_large.status_code == 429 and "retry-after" not in too_large.headers
+        rest = await client.post("/v1/embeddings", json={"input": ["one two", "three"]})
+        assert rest.status_code == 200, rest.text
+        assert rest.headers["x-ratelimit-remaining-tokens"] == "6"  # reserved: 2 + 2
+        assert await charged(gw) == 3
+        ollama = await client.post("/api/embed", json={"model": "all-minilm-l6-v2",
+                                                       "input": "four five six"})  # reserves 4
+        legacy = await client.post("/api/embeddings", json={"model": "all-minilm-l6-v2",
+                                                            "prompt": "seven"})  # reserves 2
+        assert [ollama.status_code, legacy.status_code] == [200, 200]
+        assert await charged(gw) == 7
+    embedding = embedding_connect.EmbeddingServiceClient(gw.url)
+    await embedding.embed(embedding_pb2.EmbedRequest(texts=["eight nine"]))  # 7 + 3 fits
+    assert await charged(gw) == 9
+    with pytest.raises(ConnectError) as caught:
+        await embedding.embed(embedding_pb2.EmbedRequest(texts=["ten", "eleven"]))
+    assert caught.value.code == Code.RESOURCE_EXHAUSTED
+    async with gw.client() as client:
+        refused = await client.post("/v1/embeddings", json={"input": ["a", "b"]})
+        last = await client.post("/api/embeddings", json={"model": "all-minilm-l6-v2",
+                                                          "prompt": "a b"})  # 9 + 1 fits
+        legacy = await client.post("/api/embeddings", json={"model": "all-minilm-l6-v2",
+                                                            "prompt": "c"})
+    assert refused.status_code == 429
+    assert refused.headers["x-ratelimit-remaining-tokens"] == "1"
+    assert last.status_code == 200
+    assert legacy.status_code == 429 and set(legacy.json()) == {"error"}, "Ollama's shape"
+    assert len(gw.double.calls.embed) == 5, "a refused call never reaches the service"
+    assert await charged(gw) == 11

@@ -44,6 +44,7 @@ from upcoach_llm.gateway.chat.pipeline import (
     no_cache,
 )
 from upcoach_llm.gateway.deps import Dependencies
+from upcoach_llm.gateway.embeddings.serving import charged_embed
 from upcoach_llm.gateway.errors import APIError, public_message
 from upcoach_llm.gateway.grpcweb import convert
 from upcoach_llm.gateway.grpcweb.dispatch import SCOPE_STATE
@@ -51,6 +52,7 @@ from upcoach_llm.gateway.grpcweb.interceptors import ADMISSION, GateInterceptor
 from upcoach_llm.gateway.grpcweb.status import from_refusal, from_rpc_error, from_service_error
 from upcoach_llm.gateway.http.access import REQUEST_ID_KEY
 from upcoach_llm.gateway.relay import StreamFailed
+from upcoach_llm.gateway.security.gate import Admission
 
 T = TypeVar("T")
 
@@ -127,11 +129,8 @@ class RouterProxy(_Proxy, router_connect.RouterService):
 
     def _caller(self, request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest,
                 ctx: RequestContext) -> Caller:
-        """The caller as the gate interceptor admitted it. Without an admission the call is
-        refused rather than served with no key scope (the cache would be shared)."""
-        admission = ADMISSION.get()
-        if admission is None:
-            raise ConnectError(Code.INTERNAL, "the call was not admitted")
+        """The caller as the gate interceptor admitted it (``_admitted``)."""
+        admission = _admitted()
         state = SCOPE_STATE.get() or {}
         return Caller(tenant=admission.tenant, client=admission.client,
                       request_id=request.request_id or state.get(REQUEST_ID_KEY, ""),
@@ -154,8 +153,16 @@ class EmbeddingProxy(_Proxy, embedding_connect.EmbeddingService):
 
     async def embed(self, request: embedding_pb2.EmbedRequest,
                     ctx: RequestContext) -> embedding_pb2.EmbedResponse:
-        return await self._unary(self._deps.upstream.embedding.Embed(
-            request, timeout=self._timeout(ctx)))
+        admission = _admitted()
+        try:
+            reply, spend = await charged_embed(
+                self._deps, admission.client, request, lambda: self._unary(
+                    self._deps.upstream.embedding.Embed(request, timeout=self._timeout(ctx))))
+        except APIError as refusal:
+            _set_headers(ctx, refusal.headers)
+            raise from_refusal(refusal) from None
+        _set_headers(ctx, spend.headers())
+        return reply
 
     async def search_content(self, request: embedding_pb2.SearchContentRequest,
                              ctx: RequestContext) -> embedding_pb2.SearchContentResponse:
@@ -191,6 +198,15 @@ def _without_addresses(model: model_registry_pb2.Model) -> None:
     """A model's availability as callers outside the stack see it (errors.public_message)."""
     for availability in model.availability:
         availability.detail = public_message(availability.detail)
+
+
+def _admitted() -> Admission:
+    """The caller as the gate interceptor admitted it. Without an admission the call is refused
+    rather than served with no key scope (the cache and budgets would be shared)."""
+    admission = ADMISSION.get()
+    if admission is None:
+        raise ConnectError(Code.INTERNAL, "the call was not admitted")
+    return admission
 
 
 def _set_headers(ctx: RequestContext, headers: dict[str, str]) -> None:

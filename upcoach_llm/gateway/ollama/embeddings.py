@@ -20,33 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from upcoach_llm.api import embedding_pb2
-from upcoach_llm.common import tracing
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.embeddings import serving as openai_embeddings
 from upcoach_llm.gateway.embeddings.protocol import EmbeddingRequest
 from upcoach_llm.gateway.errors import APIError, from_validation
-from upcoach_llm.gateway.fields import EMBEDDINGS
-from upcoach_llm.gateway.http.access import MODEL_KEY, REQUEST_ID_KEY
 from upcoach_llm.gateway.http.jsonbody import dumps
 from upcoach_llm.gateway.ollama.protocol import OllamaEmbeddingsRequest, OllamaEmbedRequest
-from upcoach_llm.gateway.upstream import call_unary
 
 M = TypeVar("M", bound=BaseModel)
-
-
-async def _embed(deps: Dependencies, request: Request, model: str,
-                 texts: list[str]) -> embedding_pb2.EmbedResponse:
-    reply = await call_unary(deps.upstream.embedding.Embed(
-        embedding_pb2.EmbedRequest(request_id=request.scope["state"].get(REQUEST_ID_KEY, ""),
-                                   model=model, texts=texts),
-        timeout=deps.settings.upstream_timeout_s), EMBEDDINGS)
-    request.scope["state"][MODEL_KEY] = reply.model
-    if tracing.ENABLED:
-        tracing.set_attributes({
-            tracing.GEN_AI_OPERATION_NAME: tracing.EMBEDDINGS,
-            tracing.GEN_AI_REQUEST_MODEL: model, tracing.GEN_AI_RESPONSE_MODEL: reply.model,
-            tracing.GEN_AI_USAGE_INPUT_TOKENS: reply.prompt_tokens})
-    return reply
 
 
 def _vectors(reply: embedding_pb2.EmbedResponse) -> list[np.ndarray]:
@@ -55,7 +36,7 @@ def _vectors(reply: embedding_pb2.EmbedResponse) -> list[np.ndarray]:
 
 async def embed(deps: Dependencies, request: Request, body: OllamaEmbedRequest) -> Response:
     started = time.perf_counter()
-    reply = await _embed(deps, request, body.model, body.texts())
+    reply, headers = await openai_embeddings.rest_embed(deps, request, body.model, body.texts())
     if body.dimensions is not None and body.dimensions != reply.dimensions:
         raise APIError(400, f"dimensions: {reply.model} produces {reply.dimensions} dimensions "
                             f"and cannot shorten them to {body.dimensions}", param="dimensions",
@@ -63,7 +44,7 @@ async def embed(deps: Dependencies, request: Request, body: OllamaEmbedRequest) 
     return Response(dumps({"model": reply.model, "embeddings": _vectors(reply),
                            "total_duration": int((time.perf_counter() - started) * 1e9),
                            "load_duration": 0, "prompt_eval_count": reply.prompt_tokens}),
-                    media_type="application/json")
+                    media_type="application/json", headers=headers)
 
 
 async def shared(deps: Dependencies, request: Request) -> Response:
@@ -72,12 +53,13 @@ async def shared(deps: Dependencies, request: Request) -> Response:
     if isinstance(payload, dict) and "prompt" in payload and "input" not in payload:
         try:
             body = _validated(OllamaEmbeddingsRequest, payload)
-            reply = await _embed(deps, request, body.model, [body.prompt])
+            reply, headers = await openai_embeddings.rest_embed(deps, request, body.model,
+                                                                [body.prompt])
         except APIError as error:
             return Response(dumps({"error": error.message}), status_code=error.status,
                             media_type="application/json", headers=error.headers)
         return Response(dumps({"embedding": _vectors(reply)[0]}),
-                        media_type="application/json")
+                        media_type="application/json", headers=headers)
     return await openai_embeddings.embed(deps, request, _validated(EmbeddingRequest, payload,
                                                                    raw=True))
 

@@ -33,6 +33,10 @@ other replicas see a stream's spend at most ``FLUSH_TOKENS`` tokens or ``FLUSH_S
 made after its window ended goes to the current window; a settle's refund (an estimate that was
 too high) is applied only to the window the request charged, never beyond what it charged there.
 
+Whole-reply calls that report their tokens only at the end (embeddings) go through ``charge``:
+the texts' estimate is reserved, then the reply's count replaces it (fewer where a model cut a
+text to its window); a failed call keeps the estimate.
+
 Cache hits spend nothing: the budget is reserved after the cache lookup missed. RATE_LIMIT_TPM=0
 (the default) turns budgets off without a single Redis call; when Redis is down, requests follow
 RATE_LIMIT_FAIL_OPEN as they do for the request limit (let through uncounted, or 503).
@@ -44,8 +48,9 @@ import asyncio
 import math
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from upcoach_llm.api import common_pb2, router_pb2
 from upcoach_llm.common.logging import get_logger
@@ -60,6 +65,7 @@ MESSAGE_OVERHEAD = 4  # role markers and separators a chat template adds around 
 FLUSH_TOKENS = 32
 FLUSH_S = 0.1
 _WARN_EVERY_S = 30.0
+R = TypeVar("R")
 
 # KEYS[1] the window hash {w: window id, t: tokens charged}; ARGV limit, estimate, window ms,
 # id for a new window. Returns {1 admitted | 0 refused, tokens charged, ms until reset, window id}.
@@ -182,6 +188,20 @@ class TokenBudget:
                            f"retry in {decision.reset_s}s", code="rate_limit_exceeded",
                            headers=decision.headers(refused=True))
         return TokenSpend(self, key, _text(window), estimate, decision)
+
+    async def charge(self, client: str, estimate: int, call: Callable[[], Awaitable[R]],
+                     tokens: Callable[[R], int]) -> tuple[R, TokenSpend]:
+        """Runs a whole-reply ``call`` within ``client``'s budget: ``estimate`` is reserved first
+        (429 when it does not fit), the reply's ``tokens`` settle it; a failed call keeps the
+        estimate. ``call`` is only made once admitted."""
+        spend = await self.reserve(client, estimate)
+        try:
+            reply = await call()
+        except BaseException:
+            spend.close_later()
+            raise
+        await spend.settle(tokens(reply), 0)
+        return reply, spend
 
     async def adjust(self, key: str, window: str, delta: int) -> str:
         """Adds ``delta`` tokens (negative: a refund); returns the window charged ('' if none)."""
