@@ -315,7 +315,8 @@ class ChatPipeline:
         semantic = self._deps.semantic
         if semantic is None or caller.no_cache:
             return None
-        probe = await semantic.probe(self._deps.upstream, turn, caller.tenant, caller.request_id)
+        probe = await semantic.probe(self._deps.upstream, turn, caller.tenant, caller.request_id,
+                                     caller.timeout_s)
         if probe is not None:
             self._deps.metrics.semantic_cache(probe.match is not None)
         return probe

@@ -16,7 +16,9 @@ the request's subject (semantic_text) with the configured MiniLM model, and take
 stored request at or above the feature's threshold that passes the negation and opposite-meaning
 guard (store/semantic_guard.py). Unlike the exact cache it does not need temperature 0 or a seed:
 for these features any good reply answers a paraphrase. Redis, the router or the embedding
-service failing makes it a miss, never an error.
+service failing, or taking longer than PROBE_TIMEOUT_S (or the caller's own deadline), makes it a
+miss, never an error. A reply is stored only when the model that served it is the one ``Route``
+named (a fallback's reply does not belong to the scope of the model that failed).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 _SYSTEM = ROLE_VALUES["system"]
+# The lookup's two calls (Route, Embed of one short message) take milliseconds; a busy or hung
+# service makes the lookup a miss after this long instead of delaying the reply.
+PROBE_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ class Pending:
     bucket: str
     vector: np.ndarray
     text: str
+    model: str  # the model the bucket is scoped to
 
 
 @dataclass(frozen=True)
@@ -71,28 +77,29 @@ class Probe:
 class SemanticCache:
     """Lookup before the router call and store after a finished reply."""
 
-    def __init__(self, index: SemanticIndex, policy: SemanticPolicy, timeout_s: float) -> None:
+    def __init__(self, index: SemanticIndex, policy: SemanticPolicy) -> None:
         self.index = index
         self.policy = policy
-        self._timeout_s = timeout_s
 
     async def probe(self, upstream: Upstream, turn: ChatTurn, tenant: str | None,
-                    request_id: str) -> Probe | None:
-        """None when the semantic cache does not apply to this request, else its outcome."""
+                    request_id: str, deadline_s: float | None = None) -> Probe | None:
+        """None when the semantic cache does not apply to this request, else its outcome;
+        ``deadline_s``, the caller's own timeout, bounds the lookup further."""
         feature = self.policy.feature_of(turn.feature, turn.coaching_context)
         threshold = self.policy.threshold(feature)
         text = self.policy.impersonal_text(turn.messages) if threshold is not None else None
         if threshold is None or text is None or turn.sampling.logprobs:
             return None
+        timeout = PROBE_TIMEOUT_S if deadline_s is None else min(PROBE_TIMEOUT_S, deadline_s)
         try:
             route = await upstream.router.Route(router_pb2.RouteRequest(
                 model=turn.model, feature=turn.feature, coaching_context=turn.coaching_context,
-                messages=turn.messages), timeout=self._timeout_s)
+                messages=turn.messages), timeout=timeout)
             if route.safety_category:
                 return None
             embedded = await upstream.embedding.Embed(embedding_pb2.EmbedRequest(
                 request_id=request_id, model=self.policy.embedding_model,
-                texts=[subject(text)]), timeout=self._timeout_s)
+                texts=[subject(text)]), timeout=timeout)
         except grpc.aio.AioRpcError:
             return None  # the router call that follows reports a real failure
         if embedded.model != self.policy.embedding_model or not embedded.embeddings:
@@ -110,11 +117,12 @@ class SemanticCache:
                                             max_completion_tokens=turn.max_tokens)
         except RedisDown:
             return None
-        return Probe(match, None if match else Pending(bucket, vector, text))
+        return Probe(match, None if match else Pending(bucket, vector, text, route.route.model))
 
     async def store(self, pending: Pending, reply: CachedReply) -> None:
-        """Stores a reply that finished with "stop" (a cut-off reply answers no one)."""
-        if reply.finish_reason != "stop" or not reply.content:
+        """Stores a reply that finished with "stop" (a cut-off reply answers no one) from the
+        model the lookup was scoped to."""
+        if reply.finish_reason != "stop" or not reply.content or reply.model != pending.model:
             return
         with contextlib.suppress(RedisDown):
             await self.index.store(pending.bucket, pending.vector, pending.text, reply)
@@ -128,7 +136,7 @@ def semantic_cache(settings: GatewaySettings, link: RedisLink) -> SemanticCache 
         return None
     index = SemanticIndex(link, settings.redis_prefix, ttl_s=settings.cache_ttl,
                           max_entries=settings.semantic_cache_max_entries)
-    return SemanticCache(index, load_semantic_policy(), settings.upstream_timeout_s)
+    return SemanticCache(index, load_semantic_policy())
 
 
 async def log_vector_search(link: RedisLink) -> None:

@@ -16,7 +16,7 @@ import pytest_asyncio
 from upcoach_llm.api import common_pb2, embedding_pb2, router_pb2
 from upcoach_llm.api.names import ROLE_VALUES
 from upcoach_llm.gateway.chat.pipeline import ChatTurn
-from upcoach_llm.gateway.chat.semantic import SemanticCache, semantic_cache
+from upcoach_llm.gateway.chat.semantic import PROBE_TIMEOUT_S, SemanticCache, semantic_cache
 from upcoach_llm.gateway.settings import GatewaySettings
 from upcoach_llm.gateway.store.cache import CachedReply
 from upcoach_llm.gateway.store.link import RedisLink
@@ -44,9 +44,11 @@ class Script:
     route_fails: bool = False
     routed: list[Any] = field(default_factory=list)
     embedded: list[Any] = field(default_factory=list)
+    timeouts: list[float] = field(default_factory=list)
 
     async def Route(self, request: router_pb2.RouteRequest, timeout: float):
         self.routed.append(request)
+        self.timeouts.append(timeout)
         if self.route_fails:
             raise Failed()
         return router_pb2.RouteResponse(route=router_pb2.RouteDecision(model=self.model),
@@ -54,6 +56,7 @@ class Script:
 
     async def Embed(self, request: embedding_pb2.EmbedRequest, timeout: float):
         self.embedded.append(request)
+        self.timeouts.append(timeout)
         return embedding_pb2.EmbedResponse(
             model=self.embedding_model, dimensions=384,
             embeddings=[embedding_pb2.Embedding(values=self.vector.tolist())])
@@ -85,7 +88,7 @@ async def cache() -> AsyncIterator[SemanticCache]:
     link = RedisLink("redis://127.0.0.1:6379/0", 0.5)
     prefix = f"upcoach:test:{uuid.uuid4().hex[:12]}:"
     yield SemanticCache(SemanticIndex(link, prefix, ttl_s=60, max_entries=8),
-                        load_semantic_policy(), timeout_s=5)
+                        load_semantic_policy())
     keys = [k async for k in link.client.scan_iter(prefix + "*")]
     if keys:
         await link.client.delete(*keys)
@@ -165,15 +168,34 @@ async def test_failures_are_misses(cache: SemanticCache) -> None:
     other_embedder = Upstream(Script(embedding_model="nomic-embed-text"))
     assert await cache.probe(other_embedder, turn("Tip: water"), "key:a", "r") is None
     down = SemanticCache(SemanticIndex(RedisLink("redis://127.0.0.1:1/0", 0.2), "x:",
-                                       ttl_s=60, max_entries=8), load_semantic_policy(), 5)
+                                       ttl_s=60, max_entries=8), load_semantic_policy())
     assert await down.probe(Upstream(Script()), turn("Tip: water"), "key:a", "r") is None
 
 
 async def test_only_a_finished_reply_is_stored(cache: SemanticCache) -> None:
     upstream = Upstream(Script())
     probe = await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r")
-    await cache.store(probe.pending, CachedReply("m", "Sip water", "length", 3, 2))
+    await cache.store(probe.pending, CachedReply(REPLY.model, "Sip water", "length", 3, 2))
     assert (await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r")).match is None
+    await cache.store(probe.pending, CachedReply(REPLY.model, "Sip water", "stop", 3, 2))
+    assert (await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r")).match is not None
+
+
+async def test_a_fallback_models_reply_is_not_stored_in_the_routed_models_scope(
+        cache: SemanticCache) -> None:
+    upstream = Upstream(Script())  # Route names smollm2; a fallback then served llama3.2
+    probe = await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r")
+    await cache.store(probe.pending, CachedReply("llama3.2:3b", "Sip water", "stop", 3, 2))
+    assert (await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r")).match is None
+
+
+async def test_the_lookup_is_bounded_by_its_own_timeout_and_the_callers(
+        cache: SemanticCache) -> None:
+    upstream = Upstream(Script())
+    await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r")
+    await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r", deadline_s=0.5)
+    await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r", deadline_s=30)
+    assert upstream.script.timeouts == [PROBE_TIMEOUT_S] * 2 + [0.5] * 2 + [PROBE_TIMEOUT_S] * 2
 
 
 @pytest.mark.parametrize(("env", "on"), [
