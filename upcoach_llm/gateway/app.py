@@ -38,6 +38,7 @@ from upcoach_llm.gateway.health.router import build_router as health_routes
 from upcoach_llm.gateway.http.access import AccessMiddleware
 from upcoach_llm.gateway.http.body_limit import BodyLimitMiddleware
 from upcoach_llm.gateway.http.boundary import ErrorBoundary
+from upcoach_llm.gateway.http.disconnect import CancelOnDisconnect
 from upcoach_llm.gateway.http.tracing import TracingMiddleware
 from upcoach_llm.gateway.metrics.router import build_router as metrics_routes
 from upcoach_llm.gateway.models.router import build_router as models_routes
@@ -127,6 +128,7 @@ def create_app(deps: Dependencies) -> ASGIApp:
     chat_api_routes = [route for route in chat_router.routes if isinstance(route, APIRoute)]
     app: ASGIApp = grpcweb.Dispatcher(ChatFastPath(rest, chat, chat_api_routes),
                                       grpcweb_apps(deps))
+    app = CancelOnDisconnect(app, exempt_prefix=grpcweb.PATH_PREFIX)  # connectrpc watches there
     app = BodyLimitMiddleware(app, deps.settings.max_body_bytes,
                               exempt_prefix=grpcweb.PATH_PREFIX)  # limited per message there
     app = AccessMiddleware(app, deps.gate, deps.metrics, gated)

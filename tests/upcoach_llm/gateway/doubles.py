@@ -7,6 +7,8 @@ run the real services. The router's reply is driven by the last user message:
 - ``UNAVAILABLE``: UNAVAILABLE before any chunk;
 - ``BUSY``: RESOURCE_EXHAUSTED with a 3 s RetryInfo (every backend busy);
 - ``SLOW``: a chunk every 20 ms for 10 s, recording whether the caller cancelled;
+- ``HOLD``: nothing for 10 s before the reply (or the stream's first message), recording
+  whether the caller cancelled;
 - ``BAD_FIELD``: INVALID_ARGUMENT whose BadRequest names ``sampling.top_p`` while the message
   text does not start with it (the field travels as data, never parsed from the text);
 - anything else: ``echo: <text>`` word by word (with ``sampling.logprobs``, each word is one
@@ -115,6 +117,16 @@ def _usage(request, completion: int) -> common_pb2.Usage:
                             generation_ms=2.0)
 
 
+async def _hold(calls: Calls) -> None:
+    """A "HOLD" message: nothing for 10 s, as a request queued for a slot or in its prompt; being
+    cancelled meanwhile sets ``calls.cancelled``."""
+    try:
+        await asyncio.sleep(10)
+    except asyncio.CancelledError:
+        calls.cancelled.set()
+        raise
+
+
 class RouterDouble(router_pb2_grpc.RouterServiceServicer):
     def __init__(self, calls: Calls, switches: Switches | None = None) -> None:
         self.calls = calls
@@ -139,6 +151,8 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no backend can serve smollm2")
         if text == "BUSY":
             await _busy(context)
+        if text == "HOLD":
+            await _hold(self.calls)
         yield router_pb2.ChatStreamResponse(route=route)
         if text.startswith("FAIL_AFTER"):
             for i in range(int(text.split()[1])):
@@ -173,6 +187,8 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no backend can serve smollm2")
         if text == "BUSY":
             await _busy(context)
+        if text == "HOLD":
+            await _hold(self.calls)
         words = _words(request)
         return router_pb2.ChatResponse(route=route, text="".join(words),
                                        finish_reason=common_pb2.FINISH_REASON_STOP,

@@ -1,1 +1,2 @@
-"""ASGI middleware around every request: body limit, admission, metrics, path dispatch."""
+"""ASGI middleware around every request: body limit, admission, metrics, cancellation when the
+client leaves early, path dispatch."""

@@ -7,6 +7,8 @@ is off), so handlers keep per-key data apart, and its rate-limit bucket (the key
 IP without keys) to ``scope["state"]["client"]`` for the token budget. Every request, grpc-web
 included, is counted: in-flight gauge, status, latency, and the model the handler reports in
 ``scope["state"]["model"]``.
+A request whose client left before the response started is recorded as 499
+(http/disconnect.py).
 Each request gets an id (the caller's X-Request-ID, else the trace id when tracing is on, else a
 new one): on every log line of the request, in the X-Request-ID response header, and passed to the
 services as request_id.
@@ -24,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from upcoach_llm.common.logging import REQUEST_ID, get_logger
 from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.http.disconnect import CLIENT_CLOSED, GONE_KEY
 from upcoach_llm.gateway.metrics.registry import GatewayMetrics
 from upcoach_llm.gateway.security.gate import Gate
 
@@ -86,6 +89,8 @@ class AccessMiddleware:
 
             await self.app(scope, receive, send_with_headers)
         finally:
+            if state.get(GONE_KEY):
+                status = CLIENT_CLOSED
             seconds = time.perf_counter() - started
             route = _route_of(scope)
             state[ROUTE_KEY], state[STATUS_KEY] = route, status
