@@ -166,9 +166,14 @@ async def test_mutual_tls_needs_a_certificate_from_the_ca(certs: dict[str, TlsFi
             reply = await router_pb2_grpc.RouterServiceStub(channel).Route(
                 router_pb2.RouteRequest(), timeout=10)
             assert reply.route.model == "ok"
-        for auth in (InternalAuth(tls=certs["stranger"]), None):
-            channel = (grpc.aio.insecure_channel(target) if auth is None
-                       else aio_channel(target, auth))
+        # Each of these trusts the server, so only the server's check of the client can refuse:
+        # a certificate from another CA, and no certificate at all; then plaintext.
+        stranger = TlsFiles(cert=certs["stranger"].cert, key=certs["stranger"].key,
+                            ca=certs["server"].ca)
+        for channel in (aio_channel(target, InternalAuth(tls=stranger)),
+                        grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(
+                            root_certificates=certs["server"].ca)),
+                        grpc.aio.insecure_channel(target)):
             async with channel:
                 with pytest.raises(grpc.aio.AioRpcError) as caught:
                     await router_pb2_grpc.RouterServiceStub(channel).Route(

@@ -53,6 +53,7 @@ class Calls:
     headers: list[dict[str, str]] = field(default_factory=list)
     route: list[router_pb2.RouteRequest] = field(default_factory=list)
     decide: list[router_pb2.DecideInferenceRequest] = field(default_factory=list)
+    admin: list[str] = field(default_factory=list)  # IndexContent, PullModel, ListBackends
 
 
 @dataclass
@@ -202,6 +203,7 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
         return router_pb2.DecideInferenceResponse(target=target, reason="double")
 
     async def ListBackends(self, request, context):
+        self.calls.admin.append("ListBackends")
         return router_pb2.ListBackendsResponse(backends=[router_pb2.Backend(
             name="embedded", type=common_pb2.BACKEND_TYPE_EMBEDDED, models=[SERVED],
             healthy=True)])
@@ -225,6 +227,10 @@ class EmbeddingDouble(embedding_pb2_grpc.EmbeddingServiceServicer):
                                            prompt_tokens=sum(len(t.split()) for t in request.texts),
                                            dimensions=4)
 
+    async def IndexContent(self, request, context):
+        self.calls.admin.append("IndexContent")
+        return embedding_pb2.IndexContentResponse(indexed=len(request.items))
+
     async def SearchContent(self, request, context):
         item = embedding_pb2.ContentItem(id="tip-1", category="habits", title="Start small",
                                          text=f"About {request.query}", tags=["habits"])
@@ -234,6 +240,13 @@ class EmbeddingDouble(embedding_pb2_grpc.EmbeddingServiceServicer):
 
 
 class RegistryDouble(model_registry_pb2_grpc.ModelRegistryServiceServicer):
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+
+    async def PullModel(self, request, context):
+        self.calls.admin.append("PullModel")
+        yield model_registry_pb2.PullModelResponse(status="success")
+
     async def ListModels(self, request, context):
         return model_registry_pb2.ListModelsResponse(models=[
             model_registry_pb2.Model(name="mistral", size_bytes=4100000000,
@@ -286,7 +299,7 @@ async def start_double() -> UpstreamDouble:
     server = grpc.aio.server()
     router_pb2_grpc.add_RouterServiceServicer_to_server(RouterDouble(calls, switches), server)
     embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingDouble(calls), server)
-    model_registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server(RegistryDouble(), server)
+    model_registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server(RegistryDouble(calls), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")

@@ -25,6 +25,8 @@ class FakeRpcError(grpc.aio.AioRpcError):
     (grpc.StatusCode.NOT_FOUND, 404), (grpc.StatusCode.RESOURCE_EXHAUSTED, 429),
     (grpc.StatusCode.UNAVAILABLE, 503), (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
     (grpc.StatusCode.UNAUTHENTICATED, 401), (grpc.StatusCode.INTERNAL, 500),
+    (grpc.StatusCode.PERMISSION_DENIED, 403), (grpc.StatusCode.UNIMPLEMENTED, 501),
+    (grpc.StatusCode.CANCELLED, 499), (grpc.StatusCode.FAILED_PRECONDITION, 400),
 ])
 def test_status_of_grpc_code(code: grpc.StatusCode, status: int) -> None:
     assert from_grpc(FakeRpcError(code, "x")).status == status

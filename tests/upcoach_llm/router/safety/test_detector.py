@@ -46,7 +46,10 @@ async def test_a_pattern_wins_and_idioms_are_blanked_first() -> None:
     detector, _ = await _detector()
     verdict = await detector.check(["close", "some days I want to kill myself"])
     assert (verdict.rule, verdict.message) == ("pattern self_harm[0]", 1)
-    assert await detector.check(["this is killing me myself"]) is None
+    laughing = "that joke, I'll kill myself laughing"
+    assert (await detector.check([laughing])).rule == "pattern self_harm[0]"  # no such idiom
+    idiomatic, _ = await _detector(idioms=[r"\bkill myself laughing\b"])
+    assert await idiomatic.check([laughing]) is None
 
 
 async def test_each_message_is_embedded_once_and_the_cache_is_bounded() -> None:
