@@ -299,7 +299,8 @@ async def start_double() -> UpstreamDouble:
     server = grpc.aio.server()
     router_pb2_grpc.add_RouterServiceServicer_to_server(RouterDouble(calls, switches), server)
     embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(EmbeddingDouble(calls), server)
-    model_registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server(RegistryDouble(calls), server)
+    model_registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server(RegistryDouble(calls),
+                                                                       server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
