@@ -25,11 +25,13 @@ from connectrpc.errors import ConnectError
 
 from upcoach_llm.api import router_pb2
 from upcoach_llm.common import tracing
+from upcoach_llm.common.logging import get_logger
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.errors import APIError, from_grpc
 from upcoach_llm.gateway.fields import CHAT
 from upcoach_llm.gateway.grpcweb.status import from_refusal, from_rpc_error
 
+log = get_logger(__name__)
 
 class StreamFailed(Exception):
     """Why a chat failed or its stream ended early: the upstream's status, or the gateway's own
@@ -101,7 +103,13 @@ class ChatRelay:
                     self._seen(message)
                 finished = finished or bool(message.finish_reason)
                 yield message
-                message = await self._read()
+                try:
+                    message = await self._read()
+                except StreamFailed:
+                    if not finished:
+                        raise
+                    log.info("the router's stream failed after its finish; the reply was whole")
+                    return
             if not finished:
                 raise StreamFailed(refusal=APIError(
                     502, "the router ended the stream before the reply finished",

@@ -7,6 +7,8 @@ run the real services. The router's reply is driven by the last user message:
 - ``UNAVAILABLE``: UNAVAILABLE before any chunk;
 - ``BUSY``: RESOURCE_EXHAUSTED with a 3 s RetryInfo (every backend busy);
 - ``SLOW``: a chunk every 20 ms for 10 s, recording whether the caller cancelled;
+- ``FINISH_THEN_FAIL``: the echo and its finish, then UNAVAILABLE (the call's status fails
+  after a whole reply);
 - ``HOLD``: nothing for 10 s before the reply (or the stream's first message), recording
   whether the caller cancelled;
 - ``BAD_FIELD``: INVALID_ARGUMENT whose BadRequest names ``sampling.top_p`` while the message
@@ -178,6 +180,8 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
                                                 logprobs=_logprobs(request, [word], index))
         yield router_pb2.ChatStreamResponse(finish_reason=common_pb2.FINISH_REASON_STOP,
                                             usage=_usage(request, len(words)))
+        if text == "FINISH_THEN_FAIL":
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "went away after the finish")
 
     async def Chat(self, request, context):
         self.calls.chat.append(request)

@@ -109,6 +109,25 @@ async def test_error_after_stream_started_is_an_event_then_done(gateway) -> None
     assert metrics["errors_total"] == 1
 
 
+async def test_a_failure_after_the_finish_leaves_the_whole_reply_as_it_is(gateway) -> None:
+    gw: RunningGateway = await gateway({"CACHE_MODE": "all"})
+    body = {"messages": [{"role": "user", "content": "FINISH_THEN_FAIL"}], "stream": True,
+            "temperature": 0}
+    async with gw.client() as client:
+        reply = await client.post("/v1/chat/completions", json=body)
+        payloads, done = parse(reply.text)
+        assert done and not any("error" in p for p in payloads), reply.text
+        assert payloads[-1]["choices"][0]["finish_reason"] == "stop"
+        metrics = (await client.get("/api/metrics")).json()
+        assert metrics["errors_total"] == 0
+        for _ in range(50):  # the reply is stored once the stream has ended
+            again = await client.post("/v1/chat/completions", json=body)
+            if again.headers.get("x-cache") == "HIT":
+                break
+            await asyncio.sleep(0.05)
+    assert again.headers.get("x-cache") == "HIT"
+
+
 async def test_client_disconnect_cancels_the_upstream_call(gateway) -> None:
     gw: RunningGateway = await gateway()
     async with gw.client() as client, client.stream("POST", "/v1/chat/completions", json={
