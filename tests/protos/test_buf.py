@@ -1,4 +1,5 @@
-"""The API contract: buf lint (STANDARD) is clean and buf breaking (FILE) finds no break.
+"""The API contract: buf lint (STANDARD) is clean and buf breaking (FILE) finds no break against
+any version of protos/ in the history.
 
 buf is the real binary from npm (`@bufbuild/buf`, installed by `make test`); it runs offline.
 Each check is also shown to fail on a proto that breaks its rule, so a green run means something.
@@ -44,13 +45,25 @@ def test_lint_catches_an_enum_without_an_unspecified_zero(tmp_path: Path) -> Non
     assert "ROLE_NONE" in result.stdout
 
 
-def test_no_breaking_change_against_main() -> None:
-    has_main = subprocess.run(["git", "rev-parse", "--verify", "-q", "main"], cwd=REPO_ROOT,
-                              capture_output=True, check=False).returncode == 0
-    if not has_main:
-        pytest.skip("no main branch in this checkout")
-    result = buf("breaking", "--against", ".git#branch=main,subdir=protos")
-    assert result.returncode == 0, result.stdout + result.stderr
+def published_versions() -> list[str]:
+    """Every commit that changed protos/, newest first: the contract as each one left it."""
+    log = subprocess.run(["git", "log", "--format=%H", "--", "protos"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, check=False)
+    return log.stdout.split() if log.returncode == 0 else []
+
+
+def test_no_breaking_change_against_any_earlier_version() -> None:
+    """The working tree against every version of protos/ in the history (on a clean checkout of
+    main, comparing with main itself would compare the protos with themselves)."""
+    versions = published_versions()
+    if not versions:
+        pytest.skip("not a git checkout with history")
+    broken = {}
+    for commit in versions:
+        result = buf("breaking", "--against", f".git#ref={commit},subdir=protos")
+        if result.returncode != 0:
+            broken[commit[:10]] = result.stdout + result.stderr
+    assert not broken, broken
 
 
 def test_breaking_catches_a_removed_field(tmp_path: Path) -> None:
