@@ -107,6 +107,22 @@ async def test_settle_replaces_the_estimate_with_the_usage(budget) -> None:
     assert await charged(tpm, "key-a") == 90, "a request settles once"
 
 
+async def test_a_settle_cancelled_mid_write_still_lands(budget) -> None:
+    """A client leaving while the settle's write is in flight cancels the settle, not the write."""
+    tpm = budget(1000)
+    spend = await tpm.reserve("key-a", 10)
+    settling = asyncio.ensure_future(spend.settle(prompt_tokens=25, completion_tokens=40))
+    await asyncio.sleep(0)  # the write has been sent
+    settling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await settling
+    for _ in range(100):
+        if await charged(tpm, "key-a") == 65:
+            break
+        await asyncio.sleep(0.01)
+    assert await charged(tpm, "key-a") == 65
+
+
 async def test_streamed_text_is_counted_in_batches(budget) -> None:
     tpm = budget(1000)
     spend = await tpm.reserve("key-a", 10)

@@ -308,8 +308,8 @@ class TokenSpend:
             delta = max(delta, -self._here)
         if delta == 0:
             return
-        try:
-            window = await self._budget.adjust(self._key, self._window, delta)
+        try:  # shielded: a client leaving mid-write must not lose the charge
+            window = await asyncio.shield(self._budget.adjust(self._key, self._window, delta))
         except RedisDown:
             return  # the reply went out; its charge is lost with Redis
         if not window:  # a refund for a window that has ended
