@@ -71,3 +71,47 @@ async def test_streaming_clients_receive_the_details(gateway, protocol: Protocol
     assert detail.type_name == "google.rpc.RetryInfo"
     info = error_details_pb2.RetryInfo.FromString(detail.message_bytes)
     assert info.retry_delay.seconds == 3
+
+
+@pytest.mark.parametrize(("body", "field", "message"), [
+    ({"messages": [{"role": "ROLE_USER", "content": "hi"}],
+      "sampling": {"temperature": "MARK" + "y" * 5000}}, "sampling.temperature",
+     "unmarshal message: sampling.temperature: invalid value"),
+    ({"messages": [{"role": "ROLE_USER", "content": ["MARK" + "Y" * 5000]}]},
+     "messages.content", "unmarshal message: messages.content: invalid value"),
+    ({"sampling": {"maxTokens": "12MARK"}}, "sampling.max_tokens",
+     "unmarshal message: sampling.max_tokens: invalid value"),
+    ({"sampling": {"stop": [1]}}, "sampling.stop",
+     "unmarshal message: sampling.stop: invalid value"),
+])
+async def test_an_undecodable_field_is_named_and_its_value_never_echoed(
+        gateway, body: dict, field: str, message: str) -> None:
+    gw: RunningGateway = await gateway()
+    async with gw.client() as client:
+        reply = await client.post("/upcoach.llm.v1.RouterService/Chat", json=body,
+                                  headers={"Connect-Protocol-Version": "1"})
+    assert reply.status_code == 400, reply.text
+    error = reply.json()
+    assert (error["code"], error["message"]) == ("invalid_argument", message)
+    assert len(reply.content) < 600 and "MARKy" not in reply.text and "MARKY" not in reply.text
+    [detail] = error["details"]
+    value = base64.b64decode(detail["value"] + "=" * (-len(detail["value"]) % 4))
+    [violation] = error_details_pb2.BadRequest.FromString(value).field_violations
+    assert violation.field == field
+    assert not gw.double.calls.chat
+
+
+@pytest.mark.parametrize(("content", "content_type", "message"), [
+    (b"{not json MARK", "application/json", "unmarshal message: the body is not valid JSON"),
+    (b"\xff\xff\xff MARK", "application/proto",
+     "unmarshal message: the body is not a valid ChatRequest"),
+])
+async def test_an_undecodable_body_says_so_in_a_few_words(gateway, content: bytes,
+                                                         content_type: str, message: str) -> None:
+    gw: RunningGateway = await gateway()
+    async with gw.client() as client:
+        reply = await client.post("/upcoach.llm.v1.RouterService/Chat", content=content,
+                                  headers={"Connect-Protocol-Version": "1",
+                                           "Content-Type": content_type})
+    assert reply.status_code == 400, reply.text
+    assert reply.json() == {"code": "invalid_argument", "message": message}

@@ -47,6 +47,7 @@ from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.embeddings.serving import charged_embed
 from upcoach_llm.gateway.errors import APIError, public_message
 from upcoach_llm.gateway.grpcweb import convert
+from upcoach_llm.gateway.grpcweb.codecs import quiet_codecs
 from upcoach_llm.gateway.grpcweb.dispatch import SCOPE_STATE
 from upcoach_llm.gateway.grpcweb.interceptors import ADMISSION, GateInterceptor
 from upcoach_llm.gateway.grpcweb.status import from_refusal, from_rpc_error, from_service_error
@@ -216,14 +217,12 @@ def _set_headers(ctx: RequestContext, headers: dict[str, str]) -> None:
 
 def build_apps(deps: Dependencies) -> dict[str, ASGIApp]:
     """The Connect ASGI apps by service path (``/upcoach.llm.v1.RouterService``)."""
-    interceptors = [GateInterceptor(deps.gate)]
-    limit = deps.settings.max_body_bytes
+    options = {"interceptors": [GateInterceptor(deps.gate)],
+               "read_max_bytes": deps.settings.max_body_bytes, "codecs": quiet_codecs()}
     apps = [
-        router_connect.RouterServiceASGIApplication(
-            RouterProxy(deps), interceptors=interceptors, read_max_bytes=limit),
-        embedding_connect.EmbeddingServiceASGIApplication(
-            EmbeddingProxy(deps), interceptors=interceptors, read_max_bytes=limit),
-        model_registry_connect.ModelRegistryServiceASGIApplication(
-            RegistryProxy(deps), interceptors=interceptors, read_max_bytes=limit),
+        router_connect.RouterServiceASGIApplication(RouterProxy(deps), **options),
+        embedding_connect.EmbeddingServiceASGIApplication(EmbeddingProxy(deps), **options),
+        model_registry_connect.ModelRegistryServiceASGIApplication(RegistryProxy(deps),
+                                                                  **options),
     ]
     return {app.path: app for app in apps}
