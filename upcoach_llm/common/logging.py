@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
+from urllib.parse import parse_qsl, urlsplit
 
 from upcoach_llm.common.variables import VARIABLES
 
@@ -84,3 +85,22 @@ def configure_logging(service: str, level: str | None = None) -> None:
 def get_logger(name: str) -> logging.Logger:
     """Returns the named logger (configure_logging decides where it writes)."""
     return logging.getLogger(name)
+
+
+_SECRET_PARAMETERS = frozenset({"password", "username"})
+
+
+def without_password(url: str) -> str:
+    """A URL as logs and errors may show it: its user info, and the ``password`` and ``username``
+    query parameters (redis-py reads them), masked."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if "@" not in parts.netloc and not any(n.lower() in _SECRET_PARAMETERS for n, _ in pairs):
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(f"{name}=***" if name.lower() in _SECRET_PARAMETERS else f"{name}={value}"
+                     for name, value in pairs)
+    shown = f"{parts.scheme}://{netloc}{parts.path}"  # urlunsplit drops unix:// 's empty host
+    return f"{shown}?{query}" if query else shown

@@ -74,8 +74,8 @@ def _check() -> None:
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         url = VARIABLES.str(name)
         if url and not url.startswith(("http://", "https://")):
-            raise ConfigError(f"{name}: {url!r} is not an http:// or https:// URL "
-                              "(OTLP over HTTP/protobuf)")
+            raise ConfigError(f"{name}: {service_logging.without_password(url)!r} is not an "
+                              "http:// or https:// URL (OTLP over HTTP/protobuf)")
 
 
 def setup(process: str) -> bool:
@@ -104,8 +104,9 @@ def setup(process: str) -> bool:
     use(provider)
     service_logging.get_logger(__name__).info("tracing on", extra={"fields": {
         "service_name": provider.resource.attributes.get("service.name"),
-        "endpoint": VARIABLES.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or VARIABLES.str("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "endpoint": service_logging.without_password(
+            VARIABLES.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            or VARIABLES.str("OTEL_EXPORTER_OTLP_ENDPOINT")),
         "sampler": VARIABLES.str("OTEL_TRACES_SAMPLER") or "parentbased_always_on"}})
     return True
 

@@ -99,6 +99,8 @@ def test_configured_by_the_standard_variables(env: dict[str, str], on: bool) -> 
     ({"OTEL_BSP_SCHEDULE_DELAY": "soon"}, "OTEL_BSP_SCHEDULE_DELAY: 'soon' is not an integer"),
     ({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"},
      "OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' is not an http"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://otel:hunter2@collector"},
+     r"OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://\*\*\*@collector' is not an http"),
 ])
 def test_a_bad_value_fails_at_start_up_naming_the_variable(
         monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:

@@ -10,17 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import parse_qsl, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from upcoach_llm.common.logging import get_logger
+from upcoach_llm.common.logging import get_logger, without_password
 
 log = get_logger(__name__)
-_SECRET_PARAMETERS = frozenset({"password", "username"})
 T = TypeVar("T")
 
 
@@ -75,16 +73,3 @@ class RedisLink:
 
     async def close(self) -> None:
         await self.client.aclose()
-
-
-def without_password(url: str) -> str:
-    """The URL as logs may show it: its user info, and the ``password`` and ``username`` query
-    parameters redis-py also reads, masked."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = "&".join(f"{name}=***" if name.lower() in _SECRET_PARAMETERS else f"{name}={value}"
-                     for name, value in parse_qsl(parts.query, keep_blank_values=True))
-    shown = f"{parts.scheme}://{netloc}{parts.path}"  # urlunsplit drops unix:// 's empty host
-    return f"{shown}?{query}" if query else shown

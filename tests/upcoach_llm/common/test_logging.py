@@ -1,10 +1,10 @@
-"""gateway/store/link.py: the Redis URL as the logs show it."""
+"""common/logging.py: a URL as the logs show it (Redis, the OTLP collector)."""
 
 from __future__ import annotations
 
 import pytest
 
-from upcoach_llm.gateway.store.link import without_password
+from upcoach_llm.common.logging import without_password
 
 
 @pytest.mark.parametrize(("url", "shown"), [
@@ -15,6 +15,7 @@ from upcoach_llm.gateway.store.link import without_password
     ("unix:///tmp/redis.sock?password=hunter2&db=0", "unix:///tmp/redis.sock?password=***&db=0"),
     ("redis://redis:6379?username=app&Password=hunter2&socket_timeout=1",
      "redis://redis:6379?username=***&Password=***&socket_timeout=1"),
+    ("http://otel:hunter2@collector:4318", "http://***@collector:4318"),
 ])
 def test_credentials_never_reach_the_logs(url: str, shown: str) -> None:
     assert without_password(url) == shown
