@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import random
+import re
 
 import llama_cpp
 import numpy as np
@@ -40,6 +41,9 @@ INLINE_SCHEMA_CHARS = 1_000
 _JSON_OBJECT_GBNF = JSON_GBNF.replace('ws ::= | " " | "\\n" [ \\t]{0,20}', 'ws ::= | " " | "\\n"')
 
 
+_PROBLEM_WORDS = re.compile(r"[A-Za-z][A-Za-z ]{0,60}")
+
+
 def grammar_of(response_format: ResponseFormat) -> str | None:
     """The GBNF a reply must match, or None for free text; an unusable schema is
     InvalidArgument naming it."""
@@ -50,9 +54,11 @@ def grammar_of(response_format: ResponseFormat) -> str | None:
     try:
         grammar = json_schema_to_gbnf(response_format.schema_json)
     except Exception as exc:  # noqa: BLE001 - the converter raises anything on schemas it lacks
-        # Its message may quote the whole schema: the first line, cut, names the problem.
-        detail = (str(exc).splitlines() or [""])[0][:160]
-        raise InvalidArgument(f"cannot be turned into a grammar: {type(exc).__name__}: {detail}",
+        # Its message quotes the schema (the caller's payload): the words before the first
+        # value ("Unrecognized schema", "Unsupported ref") name the problem.
+        words = _PROBLEM_WORDS.match(str(exc))
+        detail = f": {words.group().strip()}" if words else ""
+        raise InvalidArgument(f"cannot be turned into a grammar ({type(exc).__name__}{detail})",
                               field=_SCHEMA_FIELD) from None
     if _nesting(grammar) > MAX_GRAMMAR_NESTING:
         raise InvalidArgument("its grammar nests too deeply for llama.cpp (fewer repetitions or "

@@ -203,6 +203,11 @@ async def test_a_schema_the_converter_cannot_use_is_named_without_quoting_it_who
         grammar_of(ResponseFormat("json_schema", schema))
     assert caught.value.field == "sampling.response_format.schema_json"
     assert secret not in caught.value.message and len(caught.value.message) < 300
+    assert "missing" not in caught.value.message, "no piece of the schema either"
+    with pytest.raises(InvalidArgument) as unknown:
+        grammar_of(ResponseFormat("json_schema", '{"type": "MARKtype"}'))
+    assert unknown.value.message == ("sampling.response_format.schema_json: cannot be turned into "
+                                     "a grammar (AssertionError: Unrecognized schema)")
 
 
 async def test_a_long_schema_is_converted_off_the_event_loop(monkeypatch) -> None:
