@@ -1,15 +1,17 @@
 """The router's view of the backends: health (circuit breaking), load, and the pick.
 
-A request goes only to healthy backends that serve the model, least outstanding requests first
-(ties in turn). A background task probes every backend each ``interval`` seconds and marks it up
-or down; a request that fails to reach a backend marks it down at once (the circuit opens) until
-a probe succeeds again. Each backend's state and load are gauges read when /metrics is scraped.
+A request goes only to healthy backends that serve the model (among those their last probe
+reported), least outstanding requests first (ties in turn). A background task probes every
+backend each ``interval`` seconds and marks it up or down; a request that fails to reach a
+backend marks it down at once (the circuit opens) until a probe that started after it succeeds.
+Each backend's state and load are gauges read when /metrics is scraped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +46,7 @@ class BackendState:
     outstanding: int = 0
     last_pick: int = 0
     probed: bool = field(default=False, repr=False)
+    down_at: float = field(default=0.0, repr=False)  # when a request last marked it down
 
     @property
     def name(self) -> str:
@@ -54,13 +57,20 @@ class BackendState:
         return model in self.config.models or model in self.installed
 
     def ready_for(self, model: str) -> bool:
-        """Healthy, and the model pulled where models arrive by pulls (Ollama): configuring it
-        there is not enough."""
-        return self.healthy and (model in self.installed or not type_of(self.config).pulls_models)
+        """Healthy, and the model among those its last probe reported (pulled on Ollama, listed
+        by an OpenAI-compatible server's /v1/models): configuring it there is not enough."""
+        if not self.healthy:
+            return False
+        if self.probed or type_of(self.config).pulls_models:
+            return model in self.installed
+        return True  # set healthy by hand, never probed: its configuration decides
 
     def missing(self, model: str) -> str:
-        """Why a healthy backend cannot take the model: it is not pulled there."""
-        return f"{model} is not pulled there: ollama pull {self.config.engine_model(model)}"
+        """Why a healthy backend cannot take the model: it is not pulled, or not served, there."""
+        if type_of(self.config).pulls_models:
+            return f"{model} is not pulled there: ollama pull {self.config.engine_model(model)}"
+        return (f"{model} is not among the models it serves now "
+                f"({', '.join(sorted(self.installed)) or 'none'})")
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,9 @@ class BackendPool:
             healthy = [s for s in configured if s.ready_for(model)]
             if healthy:
                 healthy.sort(key=lambda s: (s.outstanding, s.last_pick))
+                # Picked now: a burst of requests resolved before any of them starts (a stream's
+                # first read comes a loop turn later) still goes round the backends.
+                healthy[0].last_pick = next(self._turn)
                 return Resolution(model=model, candidates=healthy, skipped=skipped,
                                   rest=tuple(chain[index + 1:]))
             down += [f"{s.name} ({s.detail or s.missing(model)})" for s in configured]
@@ -129,11 +142,17 @@ class BackendPool:
                                                           "reason": detail}})
         state.healthy = False
         state.detail = detail
+        state.down_at = time.monotonic()
 
     async def probe_all(self) -> None:
-        """Probes every backend once, concurrently, and records the results."""
+        """Probes every backend once, concurrently, and records the results; a good result from
+        a probe that started before a request marked the backend down leaves it down (the next
+        probe decides)."""
+        started = time.monotonic()
         results = await asyncio.gather(*(self._prober(s.config) for s in self.states))
         for state, result in zip(self.states, results, strict=True):
+            if result.healthy and state.down_at > started:
+                continue
             self._record(state, result)
 
     def _record(self, state: BackendState, result: EngineHealth) -> None:

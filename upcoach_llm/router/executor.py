@@ -172,20 +172,25 @@ class ChatExecutor:
             attempts.models.append(after.model)
 
     def _next_model(self, job: Job, tried: set[int]) -> Resolution | None:
-        """The rest of the chain, resolved again without the backends already tried."""
-        if not job.resolution.rest:
-            return None
-        try:
-            after = self._pool.resolve(list(job.resolution.rest))
-        except Unavailable:
-            return None
-        candidates = [s for s in after.candidates if id(s) not in tried]
-        if not candidates:
-            return None
-        log.warning("falling back to the next model", extra={"fields": {
-            "request_id": job.request_id, "failed": job.resolution.model,
-            "model": after.model}})
-        return replace(after, candidates=candidates)
+        """The rest of the chain, resolved again without the backends already tried: a model
+        whose every candidate was tried is passed over for the next."""
+        rest = list(job.resolution.rest)
+        passed: list[str] = []
+        while rest:
+            try:
+                after = self._pool.resolve(rest)
+            except Unavailable:
+                return None
+            candidates = [s for s in after.candidates if id(s) not in tried]
+            if candidates:
+                log.warning("falling back to the next model", extra={"fields": {
+                    "request_id": job.request_id, "failed": job.resolution.model,
+                    "model": after.model}})
+                return replace(after, candidates=candidates,
+                               skipped=[*passed, *after.skipped])
+            passed += [*after.skipped, after.model]
+            rest = list(after.rest)
+        return None
 
     async def generate(self, job: Job, timeout: float | None) -> tuple[Served, Piece, Piece]:
         """The whole reply: (who answered, its text pieces joined, last piece); fails over like

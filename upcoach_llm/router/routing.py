@@ -23,8 +23,10 @@ class ModelChoice:
 
 def choose_model(policy: RouterPolicy, *, model: str, feature: str, coaching_context: str,
                  messages: list[Message]) -> ModelChoice:
-    """Applies the rules in order; raises NotFound/InvalidArgument naming the bad field."""
+    """Applies the rules in order; raises NotFound/InvalidArgument naming the bad field (a
+    coaching context is checked even where a model or a feature decides)."""
     catalog = policy.catalog
+    implied = coaching_feature(policy, coaching_context) if coaching_context else ""
     if model:
         entry = catalog.get(model)
         if entry is None:
@@ -35,8 +37,7 @@ def choose_model(policy: RouterPolicy, *, model: str, feature: str, coaching_con
             raise InvalidArgument(
                 f"{model} is an embedding model; use the embeddings API for it", field="model")
         return ModelChoice(model, "requested")
-    if coaching_context and not feature:
-        feature = coaching_feature(policy, coaching_context)
+    feature = feature or implied
     if feature:
         row = policy.features.features.get(feature)
         if row is None:

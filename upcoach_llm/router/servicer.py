@@ -28,7 +28,7 @@ from upcoach_llm.common.chat import (
     sampling_from_proto,
 )
 from upcoach_llm.common.coalesce import coalesced
-from upcoach_llm.common.errors import InvalidArgument
+from upcoach_llm.common.errors import InvalidArgument, ServiceError
 from upcoach_llm.common.fields import check_name, check_text, request_id_of
 from upcoach_llm.common.limits import MAX_PROMPT_CHARS
 from upcoach_llm.common.locales import check_locale
@@ -154,11 +154,18 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                     context: grpc.aio.ServicerContext) -> router_pb2.RouteResponse:
         _check_names(request)
         messages = messages_from_proto(request.messages) if request.messages else []
-        choice = choose_model(self._policy, model=request.model, feature=request.feature,
-                              coaching_context=request.coaching_context, messages=messages)
-        resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model))
+        # The crisis check first, as for a chat: a flagged conversation gets the crisis
+        # response whatever its routing would say, so its category is never lost to an error.
         flag = await self._safety.conversation(request_id_of(""), request.messages, "Route",
                                                count=False)
+        try:
+            choice = choose_model(self._policy, model=request.model, feature=request.feature,
+                                  coaching_context=request.coaching_context, messages=messages)
+            resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model))
+        except ServiceError:
+            if flag is None:
+                raise
+            return router_pb2.RouteResponse(safety_category=flag.value)
         return router_pb2.RouteResponse(route=router_pb2.RouteDecision(
             requested_model=choice.model, model=resolution.model,
             backend=resolution.candidates[0].name, reason=choice.reason,

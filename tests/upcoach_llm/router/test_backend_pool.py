@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -36,7 +38,8 @@ async def test_falls_back_to_a_served_model_and_reports_skips() -> None:
 
 
 async def test_prefers_the_requested_model_when_served() -> None:
-    health = {"vllm": EngineHealth(True), "embedded": EngineHealth(True)}
+    health = {"vllm": EngineHealth(True, ("mistral",)),
+              "embedded": EngineHealth(True, ("smollm2-135m-instruct",))}
     pool = pool_with(health, backend("vllm", "mistral"),
                      backend("embedded", "smollm2-135m-instruct", kind="embedded"))
     await pool.probe_all()
@@ -49,27 +52,61 @@ async def test_prefers_the_requested_model_when_served() -> None:
 
 
 async def test_least_outstanding_then_in_turn() -> None:
-    health = {"a": EngineHealth(True), "b": EngineHealth(True)}
+    health = {"a": EngineHealth(True, ("mistral",)), "b": EngineHealth(True, ("mistral",))}
     pool = pool_with(health, backend("a", "mistral"), backend("b", "mistral"))
     await pool.probe_all()
     first = pool.resolve(["mistral"]).candidates[0]
     with pool.track(first):
-        assert pool.resolve(["mistral"]).candidates[0].name != first.name
-    second = pool.resolve(["mistral"]).candidates[0]
-    assert second.name != first.name  # equal load: the one picked less recently goes first
-    with pool.track(second):
-        pass
-    assert pool.resolve(["mistral"]).candidates[0].name == first.name
+        busy = pool.resolve(["mistral"]).candidates
+        assert [s.name for s in busy] != [first.name] and busy[0] is not first
+    # Equal load: the one picked less recently goes first, and a pick counts from its
+    # resolution (a burst resolved before any request starts still goes round).
+    burst = [pool.resolve(["mistral"]).candidates[0].name for _ in range(4)]
+    assert burst[0] != burst[1] and burst[:2] == burst[2:]
 
 
 async def test_mark_down_opens_the_circuit_until_a_good_probe() -> None:
-    health = {"a": EngineHealth(True), "b": EngineHealth(True)}
+    health = {"a": EngineHealth(True, ("mistral",)), "b": EngineHealth(True, ("mistral",))}
     pool = pool_with(health, backend("a", "mistral"), backend("b", "mistral"))
     await pool.probe_all()
     pool.mark_down(pool.states[0], "reset by peer")
     assert [s.name for s in pool.resolve(["mistral"]).candidates] == ["b"]
     await pool.probe_all()
     assert len(pool.resolve(["mistral"]).candidates) == 2
+
+
+async def test_a_probe_older_than_a_mark_down_does_not_close_the_circuit() -> None:
+    release = asyncio.Event()
+
+    async def slow_prober(config: BackendConfig) -> EngineHealth:
+        await release.wait()
+        return EngineHealth(True, ("mistral",))
+
+    pool = BackendPool([backend("a", "mistral")], slow_prober, interval=60)
+    release.set()
+    await pool.probe_all()
+    release.clear()
+    probing = asyncio.ensure_future(pool.probe_all())
+    await asyncio.sleep(0.01)  # the probe is out, then a request finds the backend gone
+    pool.mark_down(pool.states[0], "reset by peer")
+    release.set()
+    await probing
+    assert not pool.states[0].healthy and pool.states[0].detail == "reset by peer"
+    await pool.probe_all()
+    assert pool.states[0].healthy
+
+
+async def test_an_openai_server_serves_only_what_its_models_list_reports() -> None:
+    health = {"vllm": EngineHealth(True, ("mistral",)),
+              "embedded": EngineHealth(True, ("smollm2-135m-instruct",))}
+    pool = pool_with(health, backend("vllm", "mistral", "llama3.2:3b"),
+                     backend("embedded", "smollm2-135m-instruct", kind="embedded"))
+    await pool.probe_all()
+    resolution = pool.resolve(["llama3.2:3b", "smollm2-135m-instruct"])
+    assert (resolution.model, resolution.skipped) == ("smollm2-135m-instruct", ["llama3.2:3b"])
+    with pytest.raises(Unavailable, match=r"vllm \(llama3.2:3b is not among the models it "
+                                          r"serves now \(mistral\)\)"):
+        pool.resolve(["llama3.2:3b"])
 
 
 async def test_nothing_served_is_unavailable_naming_the_backends() -> None:

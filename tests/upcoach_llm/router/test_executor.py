@@ -103,7 +103,7 @@ FALLBACK = "executor-fallback"
 
 
 async def chain_run(engines: dict[str, tuple[ChatEngine, tuple[str, ...]]],
-                    ) -> tuple[Served, list[str]]:
+                    chain: tuple[str, ...] = (MODEL, FALLBACK)) -> tuple[Served, list[str]]:
     """A chat for MODEL with FALLBACK next in its chain; (who answered, texts)."""
     async def prober(config: BackendConfig) -> EngineHealth:
         return EngineHealth(True, tuple(config.models))
@@ -117,7 +117,7 @@ async def chain_run(engines: dict[str, tuple[ChatEngine, tuple[str, ...]]],
                             Remote({name: engine for name, (engine, _) in engines.items()}))
     answered: list[Served] = []
     texts = []
-    async for served, piece in executor.stream(Job(pool.resolve([MODEL, FALLBACK]), chat),
+    async for served, piece in executor.stream(Job(pool.resolve(list(chain)), chat),
                                                timeout=None):
         answered.append(served)
         texts.append(piece.text)
@@ -140,6 +140,16 @@ async def test_a_backend_that_failed_is_not_tried_again_for_the_next_model() -> 
         await chain_run({"chain-d": (both, (MODEL, FALLBACK))})
     assert both.asked == [MODEL]
     assert caught.value.retry_after_s == 2
+
+
+async def test_a_model_whose_backends_were_all_tried_is_passed_over_for_the_next() -> None:
+    third = "executor-third"
+    busy, spare = Engine(ResourceExhausted("busy", retry_after_s=2)), Engine()
+    served, texts = await chain_run({"chain-g": (busy, (MODEL, FALLBACK)),
+                                     "chain-h": (spare, (third,))}, (MODEL, FALLBACK, third))
+    assert "".join(texts) == "Hello there"
+    assert (served.backend, served.model, served.skipped) == ("chain-h", third, [MODEL, FALLBACK])
+    assert (busy.asked, spare.asked) == ([MODEL], [third])
 
 
 async def test_when_the_whole_chain_fails_the_error_names_every_model() -> None:

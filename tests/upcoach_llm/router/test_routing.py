@@ -95,6 +95,14 @@ def test_unknown_coaching_context_lists_the_valid_ones(policy: RouterPolicy) -> 
         assert context in message
 
 
+@pytest.mark.parametrize("decider", [{"model": "mistral"}, {"feature": "habit_tips"}])
+def test_an_unknown_coaching_context_is_refused_whatever_else_decides(
+        policy: RouterPolicy, decider: dict[str, str]) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        choose(policy, coaching_context="astrology", **decider)
+    assert caught.value.field == "coaching_context"
+
+
 def test_coaching_prompt_goes_first_and_merges_with_a_system_message(
         policy: RouterPolicy) -> None:
     plain = with_coaching_prompt(policy, "habits", user("hi"))

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from tests.upcoach_llm.router.safety.fakes import RESPONSE, FakeEngine, config, unit
 from upcoach_llm.api import common_pb2, router_pb2
 from upcoach_llm.common.chat import SamplingDefaults
-from upcoach_llm.common.errors import InvalidArgument
+from upcoach_llm.common.errors import InvalidArgument, NotFound
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.router.policy import RouterPolicy
 from upcoach_llm.router.safety.check import SafetyCheck
@@ -81,6 +81,17 @@ async def test_a_flagged_unary_chat_is_the_crisis_response(policy, check) -> Non
     assert reply.finish_reason == common_pb2.FINISH_REASON_CONTENT_FILTER
     assert reply.safety_category == SELF_HARM
     assert (reply.route.model, reply.route.backend) == ("", "safety")
+
+
+async def test_route_reports_a_flagged_conversation_even_when_it_cannot_be_routed(
+        policy, check) -> None:
+    servicer = await _servicer(policy, check)
+    flagged = router_pb2.RouteRequest(model="no-such-model", messages=_messages(SECRET))
+    reply = await servicer.Route(flagged, None)
+    assert reply.safety_category == SELF_HARM
+    with pytest.raises(NotFound):
+        await servicer.Route(router_pb2.RouteRequest(model="no-such-model",
+                                                     messages=_messages("hello")), None)
 
 
 async def test_bad_messages_are_still_refused_before_the_check(policy, check) -> None:
