@@ -18,6 +18,7 @@ probes) mark it down.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
@@ -147,15 +148,18 @@ class ChatExecutor:
         attempts = _Attempts(self._pool, job)
         skipped = list(job.resolution.skipped)
         tried: set[int] = set()
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             served_model = job.resolution.model
             for state in job.resolution.candidates:
                 sent = False
                 served = Served(state.name, served_model, skipped)
                 tried.add(id(state))
+                # Each attempt gets what is left of the caller's time, not all of it again.
+                left = None if deadline is None else max(0.001, deadline - time.monotonic())
                 with self._pool.track(state):
                     try:
-                        async for piece in self._pieces(state, job, timeout):
+                        async for piece in self._pieces(state, job, left):
                             sent = True
                             yield served, piece
                         return

@@ -4,6 +4,7 @@ failed, and each finished generation counted in the engine metrics once."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -158,3 +159,47 @@ async def test_when_the_whole_chain_fails_the_error_names_every_model() -> None:
                          "chain-f": (Engine(Unavailable("reset")), (FALLBACK,))})
     assert f"{MODEL} or {FALLBACK}" in caught.value.message
     assert "chain-e: refused" in caught.value.message and "chain-f: reset" in caught.value.message
+
+
+class SlowlyFailingStub:
+    """The generation service's stub: each call takes 0.2 s, then is UNAVAILABLE; records the
+    timeout each call was given."""
+
+    def __init__(self) -> None:
+        self.timeouts: list[float] = []
+
+    def GenerateStream(self, request, timeout: float):
+        self.timeouts.append(timeout)
+        return FailingCall()
+
+
+class FailingCall:
+    """A streaming call that fails after 0.2 s without a message."""
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        await asyncio.sleep(0.2)
+        raise Unavailable("refused")
+
+    def cancel(self) -> None:
+        pass
+
+
+async def test_each_attempt_gets_what_is_left_of_the_callers_time() -> None:
+    async def prober(config: BackendConfig) -> EngineHealth:
+        return EngineHealth(True, (MODEL,))
+
+    configs = [BackendConfig(name=f"in-{i}", type="embedded", url=None, models=[MODEL])
+               for i in range(2)]
+    pool = BackendPool(configs, prober, interval=60)
+    await pool.probe_all()
+    stub = SlowlyFailingStub()
+    chat = Chat("r-3", MODEL, [Message("user", "hi")], Sampling(8, 0.0, 1.0), [],
+                common_pb2.SamplingParams())
+    executor = ChatExecutor(stub, pool, Remote({}))  # type: ignore[arg-type]
+    with pytest.raises(Unavailable):
+        _ = [p async for p in executor.stream(Job(pool.resolve([MODEL]), chat), timeout=10.0)]
+    first, second = stub.timeouts
+    assert first == pytest.approx(10.0, abs=0.05) and second <= first - 0.15
