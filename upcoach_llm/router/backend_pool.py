@@ -144,6 +144,15 @@ class BackendPool:
         state.detail = detail
         state.down_at = time.monotonic()
 
+    def forget(self, state: BackendState, model: str, detail: str) -> None:
+        """The backend cannot serve ``model`` now (a request found it gone): it is not picked for
+        it until a probe reports it again."""
+        if model in state.installed:
+            log.warning("model gone from backend", extra={"fields": {
+                "backend": state.name, "model": model, "reason": detail}})
+        state.installed = state.installed - {model}
+        state.probed = True  # from now on, what the probes report decides
+
     async def probe_all(self) -> None:
         """Probes every backend once, concurrently, and records the results; a good result from
         a probe that started before a request marked the backend down leaves it down (the next

@@ -9,6 +9,8 @@ this request) and the request goes on to the next model served; the reply's rout
 that answered and the models passed over. Deadlines pass through: each call to generation gets the
 caller's remaining time, and a remote engine's call is cancelled with the caller's.
 
+A backend that cannot serve the model now (FAILED_PRECONDITION: not pulled there any more, its
+API key refused) also sends the request on, and the model is forgotten there until the next probe.
 Busy is not down: RESOURCE_EXHAUSTED (every context busy, queue full) or an UNAVAILABLE that
 carries a retry delay (a server that is draining) sends the request to the next candidate but
 leaves the backend's health alone. When every candidate was busy the caller gets
@@ -44,7 +46,11 @@ log = get_logger(__name__)
 
 # Codes that mean "this backend could not take the request"; anything else is the request's fault
 # (INVALID_ARGUMENT, OUT_OF_RANGE, NOT_FOUND...) and is returned to the caller as is.
-RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
+# FAILED_PRECONDITION is the backend's state, not the caller's: the model is no longer pulled
+# there, or the backend refused the stack's API key; the model is forgotten on that backend
+# until its next probe.
+UNSERVED = grpc.StatusCode.FAILED_PRECONDITION
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, UNSERVED}
 
 FAILOVERS = Counter("upcoach_router_failovers",
                     "Requests a backend could not take (the next candidate, if any, got them), by "
@@ -98,13 +104,15 @@ class _Attempts:
         self._retry_delays: list[float] = []
         self.models = [job.resolution.model]
 
-    def failed(self, state: BackendState, failure: Failure) -> None:
+    def failed(self, state: BackendState, model: str, failure: Failure) -> None:
         """Records a retryable failure; marks the backend down only when it was not reached."""
         delay = failure.retry_after_s
         busy = failure.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         if busy or delay is not None:
             self._retry_delays.append(delay if delay is not None else 1.0)
-        if not busy and delay is None:
+        if failure.code == UNSERVED:
+            self._pool.forget(state, model, failure.message)
+        elif not busy and delay is None:
             self._pool.mark_down(state, failure.message)
         self._failures.append(f"{state.name}: {failure.message}")
         FAILOVERS.labels(state.name, failure.code.name).inc()
@@ -167,7 +175,7 @@ class ChatExecutor:
                         failure = Failure.of(exc)
                         if failure.code not in RETRYABLE or sent:
                             raise
-                        attempts.failed(state, failure)
+                        attempts.failed(state, served_model, failure)
             after = self._next_model(job, tried)
             if after is None:
                 raise attempts.error()

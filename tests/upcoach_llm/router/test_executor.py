@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from upcoach_llm.api import common_pb2
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.chat import Message, Sampling
-from upcoach_llm.common.errors import ResourceExhausted, Unavailable
+from upcoach_llm.common.errors import FailedPrecondition, ResourceExhausted, Unavailable
 from upcoach_llm.engines.base import ChatEngine, EngineHealth, Finished, TextChunk
 from upcoach_llm.router.backend_pool import BackendPool
 from upcoach_llm.router.executor import ChatExecutor, Job, Served
@@ -90,6 +90,18 @@ async def test_failovers_are_counted_and_the_reply_in_the_engine_metrics() -> No
     assert sample("upcoach_router_backend_up", backend="exec-a", backend_type="ollama") == 1
     assert sample("upcoach_router_backend_up", backend="exec-b", backend_type="ollama") == 0
     assert not pool.states[1].healthy
+
+
+async def test_a_model_gone_from_a_backend_fails_over_and_is_forgotten_there() -> None:
+    gone = Engine(FailedPrecondition("model 'executor-model' is not installed: ollama pull it"))
+    pool, texts = await run({"exec-gone": gone, "exec-here": Engine()})
+    assert "".join(texts) == "Hello there"
+    state = pool.states[0]
+    assert state.healthy, "the backend still serves its other models"
+    assert [s.name for s in pool.resolve([MODEL]).candidates] == ["exec-here"]
+    with pytest.raises(Unavailable) as caught:  # the backend's state, not the caller's fault
+        await run({"exec-only": Engine(FailedPrecondition("refused the API key"))})
+    assert "exec-only: refused the API key" in caught.value.message
 
 
 async def test_a_stream_that_fails_is_not_counted_as_tokens() -> None:
