@@ -213,8 +213,8 @@ DECLARED: list[Variable] = [
     Variable("RATE_LIMIT_RPM", "int", 120, "requests per minute per API key (0: no limit)",
              (*GW, "compose"), minimum=0),
     Variable("RATE_LIMIT_TPM", "int", 0,
-             "chat tokens (prompt + completion) per minute per API key, or per IP without keys "
-             "(0: no limit)", GW, unit="tokens", minimum=0),
+             "chat and embedding tokens (prompt + completion) per minute per API key, or per "
+             "IP without keys (0: no limit)", GW, unit="tokens", minimum=0),
     Variable("RATE_LIMIT_FAIL_OPEN", "bool", True, "Redis down: let requests through (logged)",
              GW),
     Variable("CACHE_TTL", "int", 300, "how long a cached reply is kept", (*GW, "compose"),
