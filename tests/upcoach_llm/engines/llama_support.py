@@ -41,8 +41,9 @@ def logit_split_noise(model_path: str, text: str) -> float:
     the largest absolute difference of any logit. 0 where its CPU kernels compute each token's
     row alone; seen up to about 0.6 on an AVX-512 machine, where they do not."""
     llama_cpp.llama_backend_init()
-    model = llama_cpp.llama_model_load_from_file(model_path.encode(),
-                                                 llama_cpp.llama_model_default_params())
+    params = llama_cpp.llama_model_default_params()
+    params.use_extra_bufts = False  # as the engine loads it: see LLAMA_EXTRA_BUFFERS (AMX VMs)
+    model = llama_cpp.llama_model_load_from_file(model_path.encode(), params)
     try:
         vocab = llama_cpp.llama_model_get_vocab(model)
         size = llama_cpp.llama_vocab_n_tokens(vocab)
