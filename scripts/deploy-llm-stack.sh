@@ -130,9 +130,12 @@ if [[ $ENV_NAME == production ]]; then
     if is_dev_key "$k"; then
       fail "LLM_API_KEY is a development key: production needs the real key (export SECRET_LLM_API_KEY from the secrets manager)"
     fi
+    # MIN_SECRET_CHARS in upcoach_llm/common/limits.py
+    ((${#k} >= 16)) || fail "LLM_API_KEY: each key needs at least 16 characters in production (a short key can be guessed)"
   done
-  if [[ -n ${VALUES[LLM_ADMIN_KEY]:-} ]] && is_dev_key "${VALUES[LLM_ADMIN_KEY]}"; then
-    fail "LLM_ADMIN_KEY is a development key: production needs a real one, or none"
+  if [[ -n ${VALUES[LLM_ADMIN_KEY]:-} ]]; then
+    is_dev_key "${VALUES[LLM_ADMIN_KEY]}" && fail "LLM_ADMIN_KEY is a development key: production needs a real one, or none"
+    ((${#VALUES[LLM_ADMIN_KEY]} >= 16)) || fail "LLM_ADMIN_KEY: at least 16 characters are required in production"
   fi
   ((TLS)) || fail "TLS_ENABLED must be true in production: set TLS_ENABLED=true in $ENV_FILE"
   cert_dir=${VALUES[TLS_CERT_DIR]:-./certs}

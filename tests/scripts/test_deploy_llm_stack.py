@@ -133,6 +133,8 @@ def bad_cases(tmp_path: Path, certs: Path) -> list[tuple[list[str], dict[str, st
          "LLM_API_KEY is empty: .env.production takes it from ${SECRET_LLM_API_KEY}"),
         (["--env", "production"], {**prod, "SECRET_LLM_API_KEY": "dev-key-local-only"},
          "LLM_API_KEY is a development key"),
+        (["--env", "production"], {**prod, "SECRET_LLM_API_KEY": "prod-0123456789"},
+         "LLM_API_KEY: each key needs at least 16 characters"),
         (["--env", "production"], {**prod, "TLS_ENABLED": "false"}, "TLS_ENABLED must be true"),
         (["--env", "production"], {"SECRET_LLM_API_KEY": "prod-0123456789abcdef"},
          "TLS_CERT_FILE: certs/tls.crt not found"),
@@ -140,7 +142,7 @@ def bad_cases(tmp_path: Path, certs: Path) -> list[tuple[list[str], dict[str, st
     ]
 
 
-@pytest.mark.parametrize("index", range(11))
+@pytest.mark.parametrize("index", range(12))
 def test_bad_input_is_one_line_and_deploys_nothing(index: int, tmp_path: Path, certs: Path,
                                                    state: Path) -> None:
     args, env, message = bad_cases(tmp_path, certs)[index]

@@ -93,7 +93,10 @@ _SECRET_PARAMETERS = frozenset({"password", "username"})
 def without_password(url: str) -> str:
     """A URL as logs and errors may show it: its user info, and the ``password`` and ``username``
     query parameters (redis-py reads them), masked."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed host ("[otel:4317"): nothing of it is shown
+        return "<a URL that does not parse>"
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     if "@" not in parts.netloc and not any(n.lower() in _SECRET_PARAMETERS for n, _ in pairs):
         return url

@@ -102,8 +102,9 @@ class BackendPool:
         self._turn = itertools.count(1)
         self._task: asyncio.Task | None = None
 
-    def resolve(self, chain: list[str]) -> Resolution:
-        """Walks the chain to the first model a healthy backend serves."""
+    def resolve(self, chain: list[str], *, pick: bool = False) -> Resolution:
+        """Walks the chain to the first model a healthy backend serves. With ``pick`` the first
+        candidate counts as picked now (a chat about to run; a query such as Route does not)."""
         skipped: list[str] = []
         down: list[str] = []
         for index, model in enumerate(chain):
@@ -111,9 +112,8 @@ class BackendPool:
             healthy = [s for s in configured if s.ready_for(model)]
             if healthy:
                 healthy.sort(key=lambda s: (s.outstanding, s.last_pick))
-                # Picked now: a burst of requests resolved before any of them starts (a stream's
-                # first read comes a loop turn later) still goes round the backends.
-                healthy[0].last_pick = next(self._turn)
+                if pick:  # a burst resolved before any of its streams starts goes round
+                    healthy[0].last_pick = next(self._turn)
                 return Resolution(model=model, candidates=healthy, skipped=skipped,
                                   rest=tuple(chain[index + 1:]))
             down += [f"{s.name} ({s.detail or s.missing(model)})" for s in configured]

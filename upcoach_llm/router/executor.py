@@ -176,6 +176,8 @@ class ChatExecutor:
                         if failure.code not in RETRYABLE or sent:
                             raise
                         attempts.failed(state, served_model, failure)
+                        if failure.code == UNSERVED:  # the backend may serve the next model
+                            tried.discard(id(state))
             after = self._next_model(job, tried)
             if after is None:
                 raise attempts.error()

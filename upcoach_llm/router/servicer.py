@@ -67,7 +67,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                               coaching_context=request.coaching_context, messages=messages)
         if request.coaching_context:
             messages = with_coaching_prompt(self._policy, request.coaching_context, messages)
-        resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model))
+        resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model),
+                                        pick=True)
         route = router_pb2.RouteDecision(
             requested_model=choice.model, model=resolution.model, reason=choice.reason,
             fallbacks_skipped=resolution.skipped)

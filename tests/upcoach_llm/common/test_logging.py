@@ -20,3 +20,7 @@ from upcoach_llm.common.logging import without_password
 def test_credentials_never_reach_the_logs(url: str, shown: str) -> None:
     assert without_password(url) == shown
     assert "hunter2" not in without_password(url)
+
+
+def test_a_url_that_does_not_parse_is_not_shown() -> None:
+    assert without_password("http://u:hunter2@[otel:4317") == "<a URL that does not parse>"

@@ -61,8 +61,10 @@ async def test_least_outstanding_then_in_turn() -> None:
         assert [s.name for s in busy] != [first.name] and busy[0] is not first
     # Equal load: the one picked less recently goes first, and a pick counts from its
     # resolution (a burst resolved before any request starts still goes round).
-    burst = [pool.resolve(["mistral"]).candidates[0].name for _ in range(4)]
+    burst = [pool.resolve(["mistral"], pick=True).candidates[0].name for _ in range(4)]
     assert burst[0] != burst[1] and burst[:2] == burst[2:]
+    queried = [pool.resolve(["mistral"]).candidates[0].name for _ in range(3)]
+    assert len(set(queried)) == 1, "a query (Route) is not a pick"
 
 
 async def test_mark_down_opens_the_circuit_until_a_good_probe() -> None:

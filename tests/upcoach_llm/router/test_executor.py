@@ -165,6 +165,22 @@ async def test_a_model_whose_backends_were_all_tried_is_passed_over_for_the_next
     assert (busy.asked, spare.asked) == ([MODEL], [third])
 
 
+async def test_a_model_gone_from_its_only_backend_falls_back_to_the_next_model() -> None:
+    class GoneModel(Engine):
+        async def stream(self, model, messages, sampling):
+            if model == MODEL:
+                self.asked.append(model)
+                raise FailedPrecondition(f"model {model!r} is not installed: ollama pull it")
+            async for item in super().stream(model, messages, sampling):
+                yield item
+
+    ollama = GoneModel()
+    served, texts = await chain_run({"chain-i": (ollama, (MODEL, FALLBACK))})
+    assert "".join(texts) == "Hello there"
+    assert (served.backend, served.model) == ("chain-i", FALLBACK)
+    assert ollama.asked == [MODEL, FALLBACK]
+
+
 async def test_when_the_whole_chain_fails_the_error_names_every_model() -> None:
     with pytest.raises(Unavailable) as caught:
         await chain_run({"chain-e": (Engine(Unavailable("refused")), (MODEL,)),

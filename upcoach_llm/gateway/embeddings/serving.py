@@ -45,8 +45,10 @@ async def charged_embed(deps: Dependencies, client: str, message: embedding_pb2.
     the model cut a text to its window)."""
     if not deps.tokens.enabled:
         return await call(), UNCOUNTED
-    return await deps.tokens.charge(client, sum(estimate_text(len(t)) for t in message.texts),
-                                    call, lambda reply: reply.prompt_tokens)
+    estimate = sum(estimate_text(len(t)) for t in message.texts)
+    # A backend that reports no count (0) keeps the estimate: never a free request.
+    return await deps.tokens.charge(client, estimate, call,
+                                    lambda reply: reply.prompt_tokens or estimate)
 
 
 async def rest_embed(deps: Dependencies, request: Request, model: str, texts: list[str],

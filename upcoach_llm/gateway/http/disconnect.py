@@ -9,7 +9,8 @@ client that has left, holding a generation slot all the while.
 This layer reads the request's body, hands it to the app as it came, and from then on is the only
 reader of the connection: an ``http.disconnect`` before ``http.response.start`` cancels the app
 (the gRPC call it awaits is cancelled with it, and the router and the engine stop), and the
-request is recorded with status 499 (``CLIENT_CLOSED``, nginx's "client closed request"). After
+request is recorded with status 499 (``CLIENT_CLOSED``, nginx's "client closed request"), as is
+one whose client left before its body arrived. After
 the response started, the app's own ``receive()`` calls get the disconnect as before.
 
 grpc-web and Connect paths (``exempt_prefix``) are left to connectrpc, which watches for the
@@ -46,8 +47,9 @@ class CancelOnDisconnect:
             body.append(message)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
-        if body[-1]["type"] != "http.request":
-            return  # gone before its body arrived: there is no one to answer
+        if body[-1]["type"] != "http.request":  # gone before its body arrived
+            scope.setdefault("state", {})[GONE_KEY] = True
+            return
         task = asyncio.current_task()
         assert task is not None
         started = False

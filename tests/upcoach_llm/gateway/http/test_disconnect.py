@@ -105,8 +105,10 @@ async def test_exempt_paths_and_a_client_gone_during_its_body() -> None:
 
     middleware = CancelOnDisconnect(app, "/rpc.")
     await middleware(scope("/rpc.Service/Method"), gone, Connection().send)
-    await middleware(scope(), gone, Connection().send)
+    left = scope()
+    await middleware(left, gone, Connection().send)
     assert calls == ["/rpc.Service/Method"]
+    assert left["state"][GONE_KEY] is True  # recorded as 499, not as the server's failure
 
 
 @pytest.mark.parametrize(("path", "body"), [
