@@ -18,6 +18,7 @@ MAX_STOP_LENGTH = 64
 
 # Sampling: OpenAI's ranges for the penalties and top_logprobs; a JSON schema's characters.
 MAX_PENALTY = 2.0
+MIN_TOP_P = 1e-6  # the services' top_p is in (0, 1]: OpenAI's top_p 0 travels as this
 MAX_TOP_LOGPROBS = 20
 MAX_SCHEMA_CHARS = 20_000
 # A JSON schema's repetition counts (maxLength, minItems, a pattern's {n}) and its nesting: the

@@ -56,6 +56,7 @@ class Calls:
     route: list[router_pb2.RouteRequest] = field(default_factory=list)
     decide: list[router_pb2.DecideInferenceRequest] = field(default_factory=list)
     admin: list[str] = field(default_factory=list)  # IndexContent, PullModel, ListBackends
+    time_left: list[float | None] = field(default_factory=list)  # each chat's deadline, seen
 
 
 @dataclass
@@ -185,6 +186,7 @@ class RouterDouble(router_pb2_grpc.RouterServiceServicer):
 
     async def Chat(self, request, context):
         self.calls.chat.append(request)
+        self.calls.time_left.append(context.time_remaining())
         self.calls.headers.append(dict(context.invocation_metadata()))
         route = await _route(request, context)
         text = request.messages[-1].content

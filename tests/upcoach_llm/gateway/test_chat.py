@@ -25,7 +25,8 @@ async def test_whole_reply_openai_shape(gateway, path: str) -> None:
     assert body["object"] == "chat.completion"
     assert body["id"].startswith("chatcmpl-")
     assert body["model"] == "smollm2-135m-instruct"
-    assert body["choices"][0]["message"] == {"role": "assistant", "content": "echo: hi there"}
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "echo: hi there",
+                                             "refusal": None}  # required by OpenAI's schema
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["usage"] == {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}
     assert reply.headers["x-cache"] == "MISS"

@@ -43,6 +43,7 @@ async def test_single_string_and_base64(gateway) -> None:
     ({"input": "x", "encoding_format": "int8"}, 400, "encoding_format"),
     ({"input": "x", "dimensions": 2}, 400, "dimensions"),
     ({"input": "x", "model": "gpt-embed"}, 404, "model"),
+    ({"input": "x", "dimension": 2}, 400, "dimension"),  # a typo is named, not ignored
 ])
 async def test_bad_embedding_requests(gateway, body: dict, status: int,
                                       param: str) -> None:

@@ -214,3 +214,13 @@ async def test_plain_grpc_is_refused_with_what_to_use(gateway, content_type: str
     assert "grpc-web" in refused.text and "Connect" in refused.text
     assert not gw.double.calls.chat
     assert still.status_code == 200
+
+
+async def test_the_callers_deadline_reaches_the_router(gateway) -> None:
+    gw: RunningGateway = await gateway()
+    client = router_connect.RouterServiceClient(gw.url, protocol=ProtocolType.CONNECT)
+    await client.chat(router_pb2.ChatRequest(messages=chat("hi").messages), timeout_ms=4000)
+    await client.chat(router_pb2.ChatRequest(messages=chat("hi").messages))
+    bounded, default = gw.double.calls.time_left
+    assert 3.0 < bounded <= 4.0
+    assert default > 4.0  # UPSTREAM_TIMEOUT_S

@@ -6,6 +6,7 @@ from typing import Any
 
 from upcoach_llm.api import common_pb2
 from upcoach_llm.api.names import RESPONSE_FORMAT_TYPE_VALUES, ROLE_VALUES
+from upcoach_llm.common.limits import MIN_TOP_P
 from upcoach_llm.gateway.chat.pipeline import ChatTurn
 from upcoach_llm.gateway.chat.protocol import ChatCompletionRequest, schema_text
 
@@ -34,6 +35,8 @@ def sampling(request: ChatCompletionRequest) -> common_pb2.SamplingParams:
         value = getattr(request, name)
         if value is not None:
             setattr(params, name, value)
+    if request.top_p == 0:  # OpenAI allows 0: only the likeliest token; the services take (0, 1]
+        params.top_p = MIN_TOP_P
     params.logprobs = bool(request.logprobs)
     if request.response_format is not None:
         params.response_format.CopyFrom(response_format(request))

@@ -254,7 +254,9 @@ class ChatPipeline:
             caller.client, estimate_prompt(m.content for m in turn.messages))
         headers.update(spend.headers())
         fields = turn.fields(caller.request_id)
-        timeout = deps.settings.upstream_timeout_s if caller.timeout_s is None else caller.timeout_s
+        # The caller's own deadline (grpc-web's grpc-timeout) less what the lookups took.
+        timeout = (deps.settings.upstream_timeout_s if caller.timeout_s is None
+                   else max(0.001, caller.timeout_s - (time.perf_counter() - started)))
         if stream:
             return await self._stream(caller, turn, fields, headers, cache_key, started, spend,
                                       pending, timeout)

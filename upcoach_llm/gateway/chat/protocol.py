@@ -73,7 +73,15 @@ class ChatMessageIn(BaseModel):
     role: RoleName
     content: Content | Parts = Field(
         description="the text, or text parts joined in order; not blank")
-    name: Name | None = None
+    name: Name | None = Field(default=None, description="not supported: null or absent")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise refuse("message names are not supported: the model would not be told who "
+                         "spoke")
+        return value
 
     @field_validator("content")
     @classmethod
@@ -214,7 +222,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(
         default=None, ge=1, le=INT32_MAX, description="takes precedence over max_tokens")
     temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_p: float | None = Field(default=None, ge=0, le=1,
+                                description="0: only the likeliest token")
     frequency_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)
     presence_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)
     stop: StopSequence | Annotated[
@@ -227,9 +236,10 @@ class ChatCompletionRequest(BaseModel):
     top_logprobs: int | None = Field(
         default=None, ge=0, le=MAX_TOP_LOGPROBS,
         description="with logprobs: true, the most likely alternatives at each position")
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: int = Field(default=1, ge=1, le=1, description="only 1 is supported")
+    stream: bool | None = Field(default=None, description="null: false")
+    stream_options: StreamOptions | None = Field(default=None,
+                                                 description="only with stream: true")
+    n: int | None = Field(default=None, ge=1, le=1, description="only 1 (null: 1)")
     feature: Name | None = Field(
         default=None, description="UpCoach feature (e.g. habit_tips) that picks the model "
                                   "when model is empty")
@@ -256,6 +266,14 @@ class ChatCompletionRequest(BaseModel):
     reasoning_effort: _refused(None) = Field(default=None, description="not supported")
     verbosity: _refused(None) = Field(default=None, description="not supported")
     web_search_options: _refused(None) = Field(default=None, description="not supported")
+
+    @field_validator("stream_options")
+    @classmethod
+    def _stream_options(cls, value: StreamOptions | None,
+                        info: ValidationInfo) -> StreamOptions | None:
+        if value is not None and info.data.get("stream") is not True:
+            raise refuse("only allowed with stream: true")
+        return value
 
     @field_validator("top_logprobs")
     @classmethod
@@ -294,6 +312,8 @@ class Usage(BaseModel):
 class ChatMessageOut(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
+    refusal: None = Field(default=None, description="always null: the models here never refuse "
+                                                    "in OpenAI's structured way")
 
 
 class TopLogprob(BaseModel):

@@ -57,7 +57,8 @@ def completion(cid: str, model: str, content: str, finish_reason: str | None,
                token_logprobs: dict[str, Any] | None = None) -> bytes:
     """A whole ``chat.completion``; token_logprobs is ``logprobs(...)`` when they were asked."""
     body = {"id": cid, "object": _COMPLETION, "created": now(), "model": model,
-            "choices": [{"index": 0, "message": {"role": _ROLE, "content": content},
+            "choices": [{"index": 0, "message": {"role": _ROLE, "content": content,
+                                                 "refusal": None},
                          "finish_reason": finish_reason, "logprobs": token_logprobs}],
             "usage": use}
     if extra:

@@ -33,7 +33,7 @@ class ChatServing:
                      coaching_context: str = "", extra: dict[str, str] | None = None) -> Response:
         cid = render.completion_id()
         answer = await self._pipeline.answer(request, convert.turn(body, coaching_context),
-                                             stream=body.stream)
+                                             stream=bool(body.stream))
         if isinstance(answer, WholeReply):
             return _whole(answer, cid, extra, logprobs=bool(body.logprobs))
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

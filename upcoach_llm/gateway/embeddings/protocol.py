@@ -22,7 +22,7 @@ QueryText = text(MAX_QUERY_CHARS, blank=False)
 class EmbeddingRequest(BaseModel):
     """POST /v1/embeddings (OpenAI): text input only, no token arrays."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"input": ["Drink water after waking up", "Walk for ten minutes"],
          "encoding_format": "base64"}]})
 
@@ -32,7 +32,7 @@ class EmbeddingRequest(BaseModel):
                                description="embedding model; empty means the default one")
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1, le=INT32_MAX)
-    user: Name | None = None
+    user: Name | None = Field(default=None, description="accepted; not used")
 
     @field_validator("input", mode="before")
     @classmethod

@@ -14,7 +14,8 @@ What these models cannot do is refused, never silently ignored:
   ``num_thread``, ``num_keep``, ``use_mmap``, ``use_mlock``, ``numa``, ``low_vram``, ``f16_kv``,
   ``vocab_only``, ``logits_all``, ``embedding_only``, ``draft_num_predict``,
   ``penalize_newline`` (Ollama itself no longer reads it), ``mirostat_tau``/``mirostat_eta``
-  (inert without mirostat), ``mirostat: 0``; ``keep_alive`` (the embedded models stay loaded),
+  (inert without mirostat), ``mirostat: 0``; ``keep_alive`` (a duration as Ollama reads it,
+  else a 400; the embedded models stay loaded),
   ``truncate`` and ``shift`` (nothing is truncated or shifted: a prompt over the context is a
   400, a reply stops at the context with done_reason "length"); ``think: false``; a message's
   ``thinking`` (an earlier reply's reasoning, not sent to the model).
@@ -32,6 +33,7 @@ that a bad value is reported at the field rather than at one member of the union
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -61,8 +63,37 @@ StopSequence = text(MAX_STOP_LENGTH, min_length=1)
 InputText = described(MAX_TEXT_CHARS, blank=False)
 ModelName = Annotated[Name, AfterValidator(lambda name: name.removesuffix(LATEST))]
 """A catalog model; Ollama's default tag is dropped (``mistral:latest`` is ``mistral``)."""
-KeepAlive = Annotated[str | int | float | None, Field(
-    description="accepted and ignored: the served models stay loaded")]
+_DURATION = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+")
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+            "h": 3600.0}
+
+
+def duration_seconds(value: str | int | float | None) -> float | None:
+    """``keep_alive`` in seconds, read as Ollama reads it: a number of seconds, or a Go duration
+    string ("5m", "1h30m", "0"); ValueError for anything else."""
+    if value is None or isinstance(value, int | float):
+        return None if value is None else float(value)
+    if value in ("0", "+0", "-0"):
+        return 0.0
+    if not _DURATION.fullmatch(value):
+        raise ValueError(value)
+    sign = -1.0 if value.startswith("-") else 1.0
+    return sign * sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(value))
+
+
+def _duration(value: str | int | float | None) -> str | int | float | None:
+    try:
+        duration_seconds(value)
+    except ValueError:
+        raise refuse('not a duration: a number of seconds or a Go duration such as "5m" or '
+                     '"0"') from None
+    return value
+
+
+KeepAlive = Annotated[str | int | float | None, AfterValidator(_duration), Field(
+    description="a duration (seconds, or \"5m\"); 0 unloads, anything else is accepted and "
+                "ignored: the served models stay loaded")]
 UNSUPPORTED = "{} is not supported by the models served here"
 
 

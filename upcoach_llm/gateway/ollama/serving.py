@@ -31,6 +31,7 @@ from upcoach_llm.gateway.ollama.protocol import (
     OllamaChatRequest,
     OllamaGenerateRequest,
     OllamaStreamed,
+    duration_seconds,
 )
 from upcoach_llm.gateway.relay import StreamFailed
 from upcoach_llm.gateway.upstream import call_unary
@@ -78,7 +79,7 @@ class OllamaChat:
             verb = "generate" if kind == render.GENERATE else "chat"
             raise APIError(400, f'"{body.model}" does not support {verb}', param="model",
                            code="invalid_value")
-        reason = "unload" if body.keep_alive in (0, "0", "0s", "0m") else "load"
+        reason = "unload" if duration_seconds(body.keep_alive) == 0 else "load"
         return Response(render.Writer(kind, body.model, started).loaded(reason),
                         media_type="application/json")
 

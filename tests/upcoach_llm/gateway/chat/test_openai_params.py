@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from tests.upcoach_llm.gateway.conftest import RunningGateway
 from tests.upcoach_llm.gateway.sse import content, parse
 from upcoach_llm.api import common_pb2
-from upcoach_llm.common.limits import MAX_SCHEMA_CHARS
+from upcoach_llm.common.limits import MAX_SCHEMA_CHARS, MIN_TOP_P
 from upcoach_llm.gateway.chat import convert
 from upcoach_llm.gateway.chat.protocol import REFUSED, ChatCompletionRequest
 from upcoach_llm.gateway.errors import from_validation
@@ -103,6 +103,10 @@ BAD_VALUES = [
     ({"presence_penalty": "0.5"}, "presence_penalty"),
     ({"stream_options": {"include_usage": True, "chunk_size": 2}}, "stream_options.chunk_size"),
     ({"metadata": {"k": 1}}, "metadata.k"),
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"stream": False, "stream_options": {"include_usage": True}}, "stream_options"),
+    ({"messages": [{"role": "user", "content": "hi", "name": "alice"}]}, "messages[0].name"),
+    ({"top_p": -0.1}, "top_p"),
 ]
 
 
@@ -125,6 +129,13 @@ def test_what_clients_routinely_send_is_accepted() -> None:
                    response_format={"type": "text"})
     assert body.stream_options is not None and body.stream_options.include_usage
     assert convert.canonical(body, "") == convert.canonical(request(), "")
+
+
+def test_nulls_openai_allows_and_top_p_0_are_accepted() -> None:
+    """openai-python sends an explicit None as null; OpenAI's top_p minimum is 0."""
+    body = request(n=None, stream=None, top_p=0)
+    assert convert.sampling(body).top_p == pytest.approx(MIN_TOP_P)
+    assert convert.sampling(request(top_p=0.5)).top_p == 0.5
 
 
 def test_the_new_fields_become_sampling_params() -> None:
@@ -247,7 +258,8 @@ async def test_usage_comes_once_on_a_last_chunk_without_choices(gateway, cached:
             "temperature": 0, "stream_options": {"include_usage": True}}
     async with gw.client() as client:
         if cached:
-            warm = await client.post(CHAT, json={**body, "stream": False})
+            warm = await client.post(CHAT, json={**body, "stream": False,
+                                                 "stream_options": None})
             assert warm.headers["x-cache"] == "MISS"
             await _until_cached(client, body)
         reply = await client.post(CHAT, json=body)
@@ -268,7 +280,7 @@ async def test_usage_comes_once_on_a_last_chunk_without_choices(gateway, cached:
 async def _until_cached(client, body: dict[str, Any]) -> None:
     """The store runs after the response went out: waits until a whole request hits."""
     for _ in range(100):
-        probe = await client.post(CHAT, json={**body, "stream": False})
+        probe = await client.post(CHAT, json={**body, "stream": False, "stream_options": None})
         if probe.headers["x-cache"] == "HIT":
             return
         await asyncio.sleep(0.02)

@@ -57,6 +57,25 @@ async def test_generate_is_a_chat_of_system_and_prompt(gw: RunningGateway) -> No
     assert parts[-1].done and parts[-1].response == ""
 
 
+@pytest.mark.parametrize(("keep_alive", "reason"), [
+    (0, "unload"), ("0", "unload"), ("0h", "unload"), ("0ms", "unload"), ("5m", "load"),
+    ("1h30m", "load"), (-1, "load"), (300, "load")])
+async def test_keep_alive_is_a_duration_as_ollama_reads_it(gw: RunningGateway, keep_alive,
+                                                           reason: str) -> None:
+    reply = await client(gw).generate(model="mistral", keep_alive=keep_alive)
+    assert reply.done_reason == reason
+
+
+@pytest.mark.parametrize("keep_alive", ["banana", "5", "", "-1"])
+async def test_a_keep_alive_that_is_no_duration_is_a_400(gw: RunningGateway,
+                                                        keep_alive: str) -> None:
+    async with gw.client(headers={"Authorization": f"Bearer {KEY}"}) as http:
+        reply = await http.post("/api/chat", json={"model": "mistral", "messages": [],
+                                                   "keep_alive": keep_alive})
+    assert reply.status_code == 400
+    assert set(reply.json()) == {"error"} and "keep_alive" in reply.json()["error"]
+
+
 async def test_a_request_without_prompt_loads_the_model(gw: RunningGateway) -> None:
     reply = await client(gw).generate(model="mistral")
     assert (reply.done, reply.done_reason, reply.response) == (True, "load", "")
