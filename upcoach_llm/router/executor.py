@@ -54,7 +54,8 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED, UN
 
 FAILOVERS = Counter("upcoach_router_failovers",
                     "Requests a backend could not take (the next candidate, if any, got them), by "
-                    "backend and code (RESOURCE_EXHAUSTED: busy; UNAVAILABLE: down or draining)",
+                    "backend and code (RESOURCE_EXHAUSTED: busy; UNAVAILABLE: down or draining; "
+                    "FAILED_PRECONDITION: the model is gone there or its API key was refused)",
                     ["backend", "code"])
 
 
