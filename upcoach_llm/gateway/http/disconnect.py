@@ -10,8 +10,8 @@ This layer reads the request's body, hands it to the app as it came, and from th
 reader of the connection: an ``http.disconnect`` before ``http.response.start`` cancels the app
 (the gRPC call it awaits is cancelled with it, and the router and the engine stop), and the
 request is recorded with status 499 (``CLIENT_CLOSED``, nginx's "client closed request"), as is
-one whose client left before its body arrived. After
-the response started, the app's own ``receive()`` calls get the disconnect as before.
+one whose client left before its body arrived. After the response started, the app's own
+``receive()`` calls get the disconnect as before.
 
 grpc-web and Connect paths (``exempt_prefix``) are left to connectrpc, which watches for the
 disconnect itself.
