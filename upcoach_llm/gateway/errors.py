@@ -29,9 +29,10 @@ from upcoach_llm.gateway.http.jsonbody import dumps
 from upcoach_llm.gateway.ollama.paths import speaks_ollama
 
 log = get_logger(__name__)
+CLIENT_CLOSED = 499  # nginx's "client closed request": a cancelled call, a client that left
 
 HTTP_OF_GRPC = {
-    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.CANCELLED: CLIENT_CLOSED,
     grpc.StatusCode.UNKNOWN: 500,
     grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
@@ -59,7 +60,7 @@ TYPE_OF_STATUS = {
     413: "invalid_request_error",
     415: "invalid_request_error",
     429: "rate_limit_error",
-    499: "cancelled_error",
+    CLIENT_CLOSED: "cancelled_error",
     501: "not_implemented_error",
     503: "service_unavailable_error",
     504: "timeout_error",

@@ -25,8 +25,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from upcoach_llm.common.logging import REQUEST_ID, get_logger
-from upcoach_llm.gateway.errors import APIError
-from upcoach_llm.gateway.http.disconnect import CLIENT_CLOSED, GONE_KEY
+from upcoach_llm.gateway.errors import CLIENT_CLOSED, APIError
+from upcoach_llm.gateway.http.disconnect import GONE_KEY
 from upcoach_llm.gateway.metrics.registry import GatewayMetrics
 from upcoach_llm.gateway.security.gate import Gate
 

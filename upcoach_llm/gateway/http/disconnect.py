@@ -9,8 +9,8 @@ client that has left, holding a generation slot all the while.
 This layer reads the request's body, hands it to the app as it came, and from then on is the only
 reader of the connection: an ``http.disconnect`` before ``http.response.start`` cancels the app
 (the gRPC call it awaits is cancelled with it, and the router and the engine stop), and the
-request is recorded with status 499 (``CLIENT_CLOSED``, nginx's "client closed request"), as is
-one whose client left before its body arrived. After the response started, the app's own
+request is recorded as 499 (``errors.CLIENT_CLOSED``), as is one whose client left before its
+body arrived. After the response started, the app's own
 ``receive()`` calls get the disconnect as before.
 
 grpc-web and Connect paths (``exempt_prefix``) are left to connectrpc, which watches for the
@@ -26,7 +26,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from upcoach_llm.common.logging import get_logger
 
 log = get_logger(__name__)
-CLIENT_CLOSED = 499
 GONE_KEY = "client_gone"  # scope["state"]: True once the app was cancelled for a disconnect
 
 
