@@ -69,6 +69,11 @@ class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Unreachable(Unavailable):
+    """Nothing reached the backend (connection refused, connect timeout): unlike an error it
+    answered with, this says the backend itself is down."""
+
+
 class DeadlineExceeded(ServiceError):
     """The caller's deadline passed."""
 

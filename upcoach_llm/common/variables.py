@@ -193,6 +193,9 @@ DECLARED: list[Variable] = [
        Alias("ROUTER_HEALTH_INTERVAL")),
     _s("ROUTER_PROBE_TIMEOUT_S", 2.0, "one backend probe", ROUTER, 0.05,
        Alias("ROUTER_PROBE_TIMEOUT")),
+    Variable("ROUTER_CIRCUIT_FAILURES", "int", 3, "failed requests in a row that a remote "
+             "backend answered (HTTP 5xx, a reply cut, a timeout) before its circuit opens until "
+             "a good probe; one it did not answer at all opens it at once", ROUTER, minimum=1),
     _s("ROUTER_STARTUP_WAIT_S", 30.0, "start-up wait for a first healthy backend", ROUTER, 0.0,
        Alias("ROUTER_STARTUP_WAIT")),
     Variable("SAFETY_CHECK", "bool", True, "the crisis check (config/safety.yaml) before every "

@@ -1,7 +1,7 @@
 """HTTP plumbing the remote engines share: one HTTP client per backend (engines/http_client.py:
 kept-alive connections, no httpx on the hot path), and errors that name the backend and its URL.
 
-Transport failures become service errors: no connection or a timeout is Unavailable, a
+Transport failures become service errors: no connection is Unreachable, a timeout Unavailable, a
 connection cut mid-reply or a body that is not the documented shape is UpstreamError. HTTP error
 statuses go through the engine's own ``on_status`` (Ollama's "model not found" means something
 else than vLLM's); 5xx is Unavailable for both. Streams are async context managers, so leaving
@@ -35,6 +35,7 @@ from upcoach_llm.common.errors import (
     ResourceExhausted,
     ServiceError,
     Unavailable,
+    Unreachable,
     UpstreamError,
 )
 from upcoach_llm.engines.http_client import (
@@ -113,7 +114,7 @@ class RemoteHttp:
         """A failure below HTTP: unreachable and timeouts are Unavailable, cuts UpstreamError."""
         detail = str(exc) or type(exc).__name__
         if isinstance(exc, ConnectError | ConnectTimeout):
-            return Unavailable(f"{self.where} is unreachable: {detail}")
+            return Unreachable(f"{self.where} is unreachable: {detail}")
         if isinstance(exc, TimeoutException):
             return Unavailable(f"{self.where} did not answer within "
                                f"{self.settings.read_timeout:g}s ({type(exc).__name__})")

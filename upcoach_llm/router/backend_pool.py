@@ -2,8 +2,10 @@
 
 A request goes only to healthy backends that serve the model (among those their last probe
 reported), least outstanding requests first (ties in turn). A background task probes every
-backend each ``interval`` seconds and marks it up or down; a request that fails to reach a
-backend marks it down at once (the circuit opens) until a probe that started after it succeeds.
+backend each ``interval`` seconds and marks it up or down. A request that cannot reach a backend
+marks it down at once (the circuit opens) until a probe that started after it succeeds; failures
+the backend answered with (HTTP 5xx, a reply cut short, a timeout) open it only after
+``circuit_failures`` in a row, so one request's own failure does not take it from every caller.
 Each backend's state and load are gauges read when /metrics is scraped.
 """
 
@@ -47,6 +49,7 @@ class BackendState:
     last_pick: int = 0
     probed: bool = field(default=False, repr=False)
     down_at: float = field(default=0.0, repr=False)  # when a request last marked it down
+    failures: int = field(default=0, repr=False)  # requests failed in a row since one served
 
     @property
     def name(self) -> str:
@@ -93,12 +96,14 @@ def _watch(state: BackendState) -> None:
 class BackendPool:
     """Tracks backend health and load; picks backends for a fallback chain."""
 
-    def __init__(self, backends: list[BackendConfig], prober: Prober, interval: float) -> None:
+    def __init__(self, backends: list[BackendConfig], prober: Prober, interval: float, *,
+                 circuit_failures: int = 3) -> None:
         self.states = [BackendState(config=b) for b in backends]
         for state in self.states:
             _watch(state)
         self._prober = prober
         self._interval = interval
+        self._circuit_failures = circuit_failures
         self._turn = itertools.count(1)
         self._task: asyncio.Task | None = None
 
@@ -134,6 +139,17 @@ class BackendPool:
             yield
         finally:
             state.outstanding -= 1
+
+    def request_failed(self, state: BackendState, detail: str, *, reached: bool) -> None:
+        """A request failed on the backend: the circuit opens at once when it was not reached,
+        else after ``circuit_failures`` failures in a row."""
+        state.failures += 1
+        if not reached or state.failures >= self._circuit_failures:
+            self.mark_down(state, detail)
+
+    def request_served(self, state: BackendState) -> None:
+        """The backend answered a request: its count of failures in a row starts again."""
+        state.failures = 0
 
     def mark_down(self, state: BackendState, detail: str) -> None:
         """Opens the circuit after a failed request; the next good probe closes it."""
@@ -175,6 +191,8 @@ class BackendPool:
                                                               "reason": result.detail}})
         state.healthy = result.healthy
         state.detail = "" if result.healthy else result.detail
+        if result.healthy:
+            state.failures = 0
         state.installed = frozenset(result.models)
         state.probed = True
 

@@ -14,8 +14,10 @@ API key refused) also sends the request on, and the model is forgotten there unt
 Busy is not down: RESOURCE_EXHAUSTED (every context busy, queue full) or an UNAVAILABLE that
 carries a retry delay (a server that is draining) sends the request to the next candidate but
 leaves the backend's health alone. When every candidate was busy the caller gets
-RESOURCE_EXHAUSTED with the shortest retry delay; only failures to reach a backend (and the
-probes) mark it down.
+RESOURCE_EXHAUSTED with the shortest retry delay. A backend that could not be reached (or the
+generation service failing) is marked down at once; one that answered with a failure (HTTP 5xx,
+a reply cut short, a timeout) only after several in a row (backend_pool.py), and the probes
+decide the rest.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from prometheus_client import Counter
 from upcoach_llm.api import generation_pb2_grpc
 from upcoach_llm.api.status_details import retry_delay_of
 from upcoach_llm.common import tracing
-from upcoach_llm.common.errors import ResourceExhausted, ServiceError, Unavailable
+from upcoach_llm.common.errors import ResourceExhausted, ServiceError, Unavailable, Unreachable
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.router.backend_pool import BackendPool, BackendState, Resolution
 from upcoach_llm.router.targets import (
@@ -87,12 +89,16 @@ class Failure:
     code: grpc.StatusCode
     message: str
     retry_after_s: float | None
+    reached: bool  # the backend answered (a remote engine's HTTP error), or was not reached
 
     @classmethod
     def of(cls, exc: grpc.aio.AioRpcError | ServiceError) -> Failure:
-        if isinstance(exc, ServiceError):
-            return cls(exc.code, exc.message, exc.retry_after_s)
-        return cls(exc.code(), exc.details() or exc.code().name, retry_delay_of(exc))
+        if isinstance(exc, ServiceError):  # a remote engine, called in this process
+            return cls(exc.code, exc.message, exc.retry_after_s,
+                       reached=not isinstance(exc, Unreachable))
+        # The generation service is this stack's own: an UNAVAILABLE from it means it is down.
+        return cls(exc.code(), exc.details() or exc.code().name, retry_delay_of(exc),
+                   reached=False)
 
 
 class _Attempts:
@@ -106,7 +112,7 @@ class _Attempts:
         self.models = [job.resolution.model]
 
     def failed(self, state: BackendState, model: str, failure: Failure) -> None:
-        """Records a retryable failure; marks the backend down only when it was not reached."""
+        """Records a retryable failure; a busy or draining backend keeps its health."""
         delay = failure.retry_after_s
         busy = failure.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         if busy or delay is not None:
@@ -114,7 +120,7 @@ class _Attempts:
         if failure.code == UNSERVED:
             self._pool.forget(state, model, failure.message)
         elif not busy and delay is None:
-            self._pool.mark_down(state, failure.message)
+            self._pool.request_failed(state, failure.message, reached=failure.reached)
         self._failures.append(f"{state.name}: {failure.message}")
         FAILOVERS.labels(state.name, failure.code.name).inc()
         log.warning("failing over", extra={"fields": {
@@ -169,7 +175,9 @@ class ChatExecutor:
                 with self._pool.track(state):
                     try:
                         async for piece in self._pieces(state, job, left):
-                            sent = True
+                            if not sent:
+                                sent = True
+                                self._pool.request_served(state)
                             yield served, piece
                         return
                     except (grpc.aio.AioRpcError, ServiceError) as exc:

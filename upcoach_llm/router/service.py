@@ -36,8 +36,9 @@ GENERATION_SERVICE = generation_pb2.DESCRIPTOR.services_by_name["GenerationServi
 @dataclass(frozen=True)
 class RouterSettings:
     """GENERATION_ADDR, ROUTER_HEALTH_INTERVAL_S, ROUTER_PROBE_TIMEOUT_S, ROUTER_STARTUP_WAIT_S,
-    STREAM_FLUSH_MS, the sampling defaults (GENERATION_DEFAULT_*: the router runs remote engines
-    itself), the internal credentials it calls generation with, SAFETY_CHECK and SAFETY_THREADS."""
+    ROUTER_CIRCUIT_FAILURES, STREAM_FLUSH_MS, the sampling defaults (GENERATION_DEFAULT_*: the
+    router runs remote engines itself), the internal credentials it calls generation with,
+    SAFETY_CHECK and SAFETY_THREADS."""
 
     generation_addr: str
     health_interval: float
@@ -45,6 +46,7 @@ class RouterSettings:
     startup_wait: float
     auth: InternalAuth
     flush_s: float = 0.005
+    circuit_failures: int = 3
     sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
     safety_check: bool = True
     safety_threads: int = 1
@@ -59,6 +61,7 @@ class RouterSettings:
             startup_wait=VARIABLES.float("ROUTER_STARTUP_WAIT_S"),
             auth=InternalAuth.from_env(),
             flush_s=VARIABLES.float("STREAM_FLUSH_MS") / 1000,
+            circuit_failures=VARIABLES.int("ROUTER_CIRCUIT_FAILURES"),
             sampling=SamplingDefaults.from_env(),
             safety_check=VARIABLES.bool("SAFETY_CHECK"),
             safety_threads=VARIABLES.int("SAFETY_THREADS"),
@@ -96,7 +99,8 @@ class RouterService(GrpcService):
         auth = self._settings.auth
         self._channel = aio_channel(self._settings.generation_addr, auth)
         self._pool = BackendPool(self._backends, self._prober(self._channel),
-                                 self._settings.health_interval)
+                                 self._settings.health_interval,
+                                 circuit_failures=self._settings.circuit_failures)
         stub = authed(generation_pb2_grpc.GenerationServiceStub(self._channel), auth)
         executor = ChatExecutor(stub, self._pool, self._remote)
         router_pb2_grpc.add_RouterServiceServicer_to_server(

@@ -14,7 +14,12 @@ from prometheus_client import REGISTRY
 from upcoach_llm.api import common_pb2
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.chat import Message, Sampling
-from upcoach_llm.common.errors import FailedPrecondition, ResourceExhausted, Unavailable
+from upcoach_llm.common.errors import (
+    FailedPrecondition,
+    ResourceExhausted,
+    Unavailable,
+    Unreachable,
+)
 from upcoach_llm.engines.base import ChatEngine, EngineHealth, Finished, TextChunk
 from upcoach_llm.router.backend_pool import BackendPool
 from upcoach_llm.router.executor import ChatExecutor, Job, Served
@@ -79,7 +84,7 @@ async def test_failovers_are_counted_and_the_reply_in_the_engine_metrics() -> No
     busy = sample("upcoach_router_failovers_total", backend="exec-a", code="RESOURCE_EXHAUSTED")
     down = sample("upcoach_router_failovers_total", backend="exec-b", code="UNAVAILABLE")
     pool, texts = await run({"exec-a": Engine(ResourceExhausted("busy", retry_after_s=1)),
-                             "exec-b": Engine(Unavailable("refused")), "exec-c": Engine()})
+                             "exec-b": Engine(Unreachable("refused")), "exec-c": Engine()})
     assert "".join(texts) == "Hello there"
     assert sample("upcoach_router_failovers_total", backend="exec-a",
                   code="RESOURCE_EXHAUSTED") == busy + 1
@@ -90,6 +95,49 @@ async def test_failovers_are_counted_and_the_reply_in_the_engine_metrics() -> No
     assert sample("upcoach_router_backend_up", backend="exec-a", backend_type="ollama") == 1
     assert sample("upcoach_router_backend_up", backend="exec-b", backend_type="ollama") == 0
     assert not pool.states[1].healthy
+
+
+async def test_a_backend_that_answers_with_failures_is_down_only_after_several_in_a_row() -> None:
+    async def prober(config: BackendConfig) -> EngineHealth:
+        return EngineHealth(True, (MODEL,))
+
+    flaky, spare = Engine(Unavailable("HTTP 500: this prompt broke it")), Engine()
+    pool = BackendPool([backend("exec-flaky"), backend("exec-spare")], prober, interval=60,
+                       circuit_failures=3)
+    await pool.probe_all()
+    executor = ChatExecutor(None, pool,  # type: ignore[arg-type]
+                            Remote({"exec-flaky": flaky, "exec-spare": spare}))
+    state = pool.states[0]
+
+    async def chat_on_flaky() -> str:
+        state.last_pick = -1  # the flaky backend goes first
+        chat = Chat("r-4", MODEL, [Message("user", "hi")], Sampling(8, 0.0, 1.0), [],
+                    common_pb2.SamplingParams())
+        job = Job(pool.resolve([MODEL]), chat)
+        assert job.resolution.candidates[0] is state
+        return "".join([p.text async for _, p in executor.stream(job, timeout=None)])
+
+    for _ in range(2):
+        assert await chat_on_flaky() == "Hello there"  # failed over to the spare
+    assert state.healthy, "two failures the backend answered with do not open its circuit"
+    flaky.error = None
+    assert await chat_on_flaky() == "Hello there"
+    assert len(flaky.asked) == 3, "the flaky backend answered this one itself"
+    flaky.error = Unavailable("HTTP 500: again")
+    for _ in range(2):
+        await chat_on_flaky()
+    assert state.healthy, "the count starts again after a request it served"
+    await chat_on_flaky()
+    assert not state.healthy and "again" in state.detail, "the third in a row opens it"
+    await pool.probe_all()
+    assert state.healthy and state.failures == 0, "a good probe closes it and clears the count"
+
+
+async def test_a_backend_that_cannot_be_reached_is_down_at_once() -> None:
+    pool, texts = await run({"exec-gone": Engine(Unreachable("connection refused")),
+                             "exec-there": Engine()})
+    assert "".join(texts) == "Hello there"
+    assert not pool.states[0].healthy and pool.states[0].detail == "connection refused"
 
 
 async def test_a_model_gone_from_a_backend_fails_over_and_is_forgotten_there() -> None:
