@@ -59,7 +59,8 @@ async def test_stream_sse_chunks_usage_and_done(gateway) -> None:
     assert len(texts) == 3
     finish = payloads[-2]
     assert finish["choices"][0]["finish_reason"] == "stop"
-    assert "usage" not in finish  # only on the last chunk, or LangChain counts it twice
+    # null on every chunk but the last, as OpenAI sends it, or LangChain counts it twice
+    assert all(p["usage"] is None for p in payloads[:-1])
     assert payloads[-1]["choices"] == [] and payloads[-1]["usage"]["total_tokens"] == 5
     assert comments(reply.text) == ["server-timing engine;dur=2.00, ttft;dur=1.00"]
 

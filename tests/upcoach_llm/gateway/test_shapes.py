@@ -65,11 +65,15 @@ def test_every_stream_chunk() -> None:
 
 
 def test_usage_only_on_the_chunk_without_choices() -> None:
-    writer = render.ChunkWriter("chatcmpl-1", "m")
+    writer = render.ChunkWriter("chatcmpl-1", "m", include_usage=True)
     chunks = [event(c) for c in (writer.role(), writer.text("hi"), writer.finish("length"),
                                  writer.usage_only(USE))]
-    assert [("usage" in c, bool(c["choices"])) for c in chunks] == [
+    for chunk in chunks:
+        exactly(ChatCompletionChunk, chunk)
+    assert [(c["usage"] is not None, bool(c["choices"])) for c in chunks] == [
         (False, True), (False, True), (False, True), (True, False)]
+    plain = render.ChunkWriter("chatcmpl-1", "m")
+    assert ["usage" in event(c) for c in (plain.role(), plain.finish("stop"))] == [False, False]
 
 
 @pytest.mark.parametrize("error", [

@@ -377,5 +377,5 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChunkChoice]
     usage: Usage | None = Field(default=None, description=(
-        "only with stream_options.include_usage, and only on the last chunk, whose choices "
-        "are empty"))
+        "only with stream_options.include_usage: null on every chunk but the last, whose "
+        "choices are empty"))

@@ -69,18 +69,21 @@ def completion(cid: str, model: str, content: str, finish_reason: str | None,
 class ChunkWriter:
     """Formats the chunks of one stream (same id, created and model on each).
 
-    As OpenAI does, usage is never on a chunk with choices: with ``stream_options.include_usage``
-    it comes once, on ``usage_only``, the last chunk (a client that adds up the usage of every
-    chunk, as LangChain does, then counts it once).
+    As OpenAI does, usage is never counted on a chunk with choices: with
+    ``stream_options.include_usage`` every chunk has ``"usage": null`` and the usage comes once,
+    on ``usage_only``, the last chunk (a client that adds up the usage of every chunk, as
+    LangChain does, then counts it once).
     """
 
-    def __init__(self, cid: str, model: str) -> None:
+    def __init__(self, cid: str, model: str, *, include_usage: bool = False) -> None:
         # Every event starts with the same bytes: the head, serialised once per stream
         # (b'data: {"id":...,"model":"..."' + b',"choices":['); a text delta is then its text's
         # JSON string between constant parts. The bytes are those of ``event`` of the whole dict.
         head = dumps({"id": cid, "object": _CHUNK, "created": now(), "model": model})
         self._open = b"data: " + head[:-1] + b',"choices":['
         self._text_open = self._open + b'{"index":0,"delta":{"content":'
+        self._close = b'],"usage":null}\n\n' if include_usage else b"]}\n\n"
+        self._text_close = b'},"logprobs":null,"finish_reason":null}' + self._close
 
     def role(self) -> bytes:
         return self._event({"index": 0, "delta": {"role": _ROLE, "content": ""},
@@ -89,7 +92,7 @@ class ChunkWriter:
     def text(self, text: str, token_logprobs: dict[str, Any] | None = None) -> bytes:
         """A text delta; token_logprobs is ``logprobs(...)`` of its tokens when asked."""
         if token_logprobs is None:
-            return self._text_open + dumps(text) + _TEXT_CLOSE
+            return self._text_open + dumps(text) + self._text_close
         return self._event({"index": 0, "delta": {"content": text},
                             "logprobs": token_logprobs, "finish_reason": None})
 
@@ -102,10 +105,7 @@ class ChunkWriter:
         return self._open + b'],"usage":' + dumps(use) + b"}\n\n"
 
     def _event(self, choice: dict[str, Any]) -> bytes:
-        return self._open + dumps(choice) + b"]}\n\n"
-
-
-_TEXT_CLOSE = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+        return self._open + dumps(choice) + self._close
 
 
 def event(payload: dict[str, Any]) -> bytes:

@@ -60,7 +60,7 @@ async def _events(live: LiveStream, cid: str, include_usage: bool, *,
                   logprobs: bool) -> AsyncIterator[bytes]:
     """The stream's messages as SSE chunks; a failure is one error event before [DONE]. The
     usage, when asked, is only on the last chunk (one without choices), as OpenAI sends it."""
-    writer = render.ChunkWriter(cid, live.model)
+    writer = render.ChunkWriter(cid, live.model, include_usage=include_usage)
     first = True
     try:
         async with contextlib.aclosing(live.messages()) as messages:
