@@ -1,8 +1,9 @@
 """The crisis response's language and the multi-turn hybrid decision, end to end: the real
 model-registry, router (with its detector on the real MiniLM) and gateway processes, called as
-clients call them. ``Accept-Language: es`` gets config/safety.yaml's Spanish response on every
-REST chat (OpenAI, coaching, Ollama) and grpc-web's ``locale`` field gets it too; ``en-GB`` falls
-back to English; a malformed tag is a 400 / INVALID_ARGUMENT naming it. A flagged chat never
+clients call them. ``Accept-Language: es`` (or ``ca-ES, es;q=0.8``: the first language
+configured) gets config/safety.yaml's Spanish response on every REST chat (OpenAI, coaching,
+Ollama) and grpc-web's ``locale`` and ``more_locales`` fields get it too; ``en-GB`` falls back
+to English; a malformed tag is a 400 / INVALID_ARGUMENT naming it. A flagged chat never
 reaches a model, so no generation process is needed. The decision over a conversation is
 flagged by an earlier turn that its last message alone would not show."""
 
@@ -56,6 +57,7 @@ def test_spanish_is_configured_for_every_category_with_real_resources() -> None:
 
 @pytest.mark.parametrize(("language", "expected"), [
     ("es", ES), ("es-MX", ES), ("es-419;q=0.9, en;q=0.8", ES), ("fr;q=0.2, es", ES),
+    ("ca-ES, es;q=0.8", ES), ("ca, fr;q=0.9, es-MX;q=0.5, en;q=0.1", ES),
     ("en-GB", EN), ("en-GB, es;q=0.5", EN), ("de", EN), ("*", EN), (None, EN)])
 def test_openai_chat_answers_in_the_preferred_language(url, language, expected) -> None:
     reply = _openai(url, language)
@@ -143,6 +145,9 @@ def test_grpc_web_sets_the_locale_field(url) -> None:
         assert replies[-1].safety_category == SELF_HARM
         whole = await client.chat(router_pb2.ChatRequest(messages=crisis, locale="en-GB"))
         assert (whole.text, whole.safety_category) == (EN, SELF_HARM)
+        more = await client.chat(router_pb2.ChatRequest(messages=crisis, locale="ca",
+                                                        more_locales=["fr", "es"]))
+        assert more.text == ES
         decided = await client.decide_inference(router_pb2.DecideInferenceRequest(
             mode=router_pb2.INFERENCE_MODE_ON_DEVICE_ONLY, on_device_available=True,
             locale="es-MX", messages=[

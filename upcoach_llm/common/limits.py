@@ -48,6 +48,8 @@ MAX_NAME_CHARS = 200
 
 # A language tag (BCP 47): RFC 5646 asks implementations to take tags of at least 35 characters.
 MAX_LOCALE_CHARS = 35
+# Languages after the first a request may name (more_locales: Accept-Language's other ranges).
+MAX_MORE_LOCALES = 8
 
 # Device RAM an edge-model query may state, in GB.
 MAX_RAM_GB = 1024

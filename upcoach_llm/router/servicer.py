@@ -1,7 +1,8 @@
 """RouterService handlers: route a chat, stream it from its backend, answer hybrid decisions.
 
 The crisis check (router/safety/) comes first: a flagged chat is answered with the crisis
-response in the request's ``locale``. DecideInference takes the conversation (``messages``) or,
+response in the request's ``locale`` (or the first of its ``more_locales`` it is written in).
+DecideInference takes the conversation (``messages``) or,
 from old clients, one ``prompt``; both at once is INVALID_ARGUMENT naming ``prompt``, so a
 client never wonders which one was read. With messages, the crisis check reads every user
 message and the decision rule the last one.
@@ -31,7 +32,7 @@ from upcoach_llm.common.coalesce import coalesced
 from upcoach_llm.common.errors import InvalidArgument, ServiceError
 from upcoach_llm.common.fields import check_name, check_text, request_id_of
 from upcoach_llm.common.limits import MAX_PROMPT_CHARS
-from upcoach_llm.common.locales import check_locale
+from upcoach_llm.common.locales import check_locales
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.router.backend_pool import BackendPool
 from upcoach_llm.router.executor import ChatExecutor, Job, Served
@@ -85,12 +86,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def _crisis(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
                       rpc: str) -> Flag | None:
         """The crisis check's flag on the conversation (validated first), or None."""
-        check_locale("locale", request.locale)
+        locales = check_locales(request.locale, request.more_locales)
         if not self._safety.enabled:
             return None
         messages_from_proto(request.messages)
         return await self._safety.conversation(request_id_of(request.request_id),
-                                               request.messages, rpc, locale=request.locale)
+                                               request.messages, rpc, locales=locales)
 
     def _traced_plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
                      ) -> tuple[Job, router_pb2.RouteDecision]:
@@ -178,7 +179,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         mode = INFERENCE_MODE_NAMES.get(request.mode or router_pb2.INFERENCE_MODE_AUTO)
         if mode is None:
             raise InvalidArgument(f"unknown inference mode {request.mode}", field="mode")
-        check_locale("locale", request.locale)
+        locales = check_locales(request.locale, request.more_locales)
         prompt = _decided_prompt(request)
         limit = None
         if request.HasField("on_device_max_prompt_length"):
@@ -192,10 +193,10 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                   else router_pb2.INFERENCE_TARGET_SERVER)
         if request.messages:
             flag = await self._safety.conversation(request_id_of(""), request.messages,
-                                                   "DecideInference", locale=request.locale)
+                                                   "DecideInference", locales=locales)
         else:
             flag = await self._safety.prompt(request_id_of(""), prompt, "DecideInference",
-                                             locale=request.locale)
+                                             locales=locales)
         if flag is not None:  # a crisis is never left to the device alone
             return router_pb2.DecideInferenceResponse(
                 target=router_pb2.INFERENCE_TARGET_SERVER, reason=f"safety {flag.category}: "

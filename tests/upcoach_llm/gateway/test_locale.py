@@ -1,4 +1,5 @@
-"""The caller's language reaches the router as ``locale``: from Accept-Language on every REST
+"""The caller's languages reach the router as ``locale`` and ``more_locales``: from
+Accept-Language on every REST
 chat (OpenAI, coaching, Ollama; whole and streamed) and on the hybrid decision, from the field
 itself over grpc-web; a malformed header is a 400 (Ollama's error shape on its paths), and a
 malformed field INVALID_ARGUMENT naming it, before the router or the cache is asked. The
@@ -29,12 +30,13 @@ async def test_every_rest_chat_sends_the_preferred_language(gateway, path, body)
     gw: RunningGateway = await gateway()
     sent = gw.double.calls.chat
     async with gw.client() as client:
-        for header, locale in (("es-MX, en;q=0.5", "es-MX"), ("en;q=0.4, es", "es"), (None, "")):
+        for header, locales in (("es-MX, en;q=0.5", ["es-MX", "en"]),
+                                ("en;q=0.4, es", ["es", "en"]), (None, [""])):
             headers = {"Accept-Language": header} if header else {}
             reply = await client.post(path, json=body, headers={
                 **headers, "Cache-Control": "no-cache"})
             assert reply.status_code == 200, reply.text
-            assert sent[-1].locale == locale
+            assert [sent[-1].locale, *sent[-1].more_locales] == locales
 
 
 @pytest.mark.parametrize(("path", "body"), CHATS)
@@ -55,8 +57,10 @@ async def test_grpc_web_passes_the_locale_field(gateway) -> None:
     gw: RunningGateway = await gateway()
     client = router_connect.RouterServiceClient(gw.url, protocol=ProtocolType.GRPC_WEB)
     messages = [common_pb2.ChatMessage(role=common_pb2.ROLE_USER, content="hi there")]
-    await client.chat(router_pb2.ChatRequest(messages=messages, locale="es"))
-    assert gw.double.calls.chat[-1].locale == "es"
+    await client.chat(router_pb2.ChatRequest(messages=messages, locale="ca",
+                                             more_locales=["es", "en"]))
+    assert gw.double.calls.chat[-1].locale == "ca"
+    assert gw.double.calls.chat[-1].more_locales == ["es", "en"]
     [_ async for _ in client.chat_stream(router_pb2.ChatStreamRequest(messages=messages,
                                                                       locale="en-GB"))]
     assert gw.double.calls.chat[-1].locale == "en-GB"
@@ -84,6 +88,11 @@ async def test_a_malformed_locale_over_grpc_web_is_refused_even_when_cached(
         [_ async for _ in client.chat_stream(router_pb2.ChatStreamRequest(
             messages=messages, sampling=sampling, locale="x" * 100))]
     assert streamed.value.code == Code.INVALID_ARGUMENT
+    with pytest.raises(ConnectError) as more:
+        await client.chat(router_pb2.ChatRequest(messages=messages, sampling=sampling,
+                                                 locale="es", more_locales=["en", "e s"]))
+    assert more.value.code == Code.INVALID_ARGUMENT
+    assert more.value.message.startswith("more_locales[1]: ")
     assert len(gw.double.calls.chat) == calls
 
 
@@ -94,11 +103,11 @@ async def test_decide_sends_messages_and_the_language(gateway) -> None:
                                                  {"type": "text", "text": " tip"}]}]
     async with gw.client() as client:
         reply = await client.post("/api/inference/decide", json={"messages": conversation},
-                                  headers={"Accept-Language": "es"})
+                                  headers={"Accept-Language": "ca, es;q=0.5"})
         assert reply.status_code == 200, reply.text
         assert reply.json()["crisis_response"] is None
         sent = gw.double.calls.decide[-1]
-        assert (sent.prompt, sent.locale) == ("", "es")
+        assert (sent.prompt, sent.locale, sent.more_locales) == ("", "ca", ["es"])
         assert [(m.role, m.content) for m in sent.messages] == [
             (common_pb2.ROLE_SYSTEM, "Be brief."), (common_pb2.ROLE_USER, "one tip")]
         reply = await client.post("/api/inference/decide", json={"prompt": "hi"})

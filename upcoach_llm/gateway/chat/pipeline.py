@@ -20,10 +20,11 @@ cancelled. What happens after a reply (the cache store) runs once the response h
 where the response has none), ``LiveStream.done()`` schedules it when the renderer's stream ends,
 however it ends.
 
-``ChatTurn.locale`` is the router's ``locale``, the language of a crisis response: a grpc-web
-request's own field, or a REST request's ``Accept-Language`` (http/language.py, checked before
-anything else). It is not part of the cache key: a cached reply is a model's, never a crisis
-response (those finish with content_filter, which is never stored).
+``ChatTurn.locales`` are the router's ``locale`` and ``more_locales``, the languages a crisis
+response may be in: a grpc-web request's own fields, or a REST request's ``Accept-Language``
+(http/language.py, checked before anything else). They are not part of the cache key: a cached
+reply is a model's, never a crisis response (those finish with content_filter, which is never
+stored).
 
 The caller's token budget (RATE_LIMIT_TPM, security/token_budget.py) is charged only when the
 router is called (a cache hit spends nothing): the prompt's estimate before the call, a stream's
@@ -51,13 +52,14 @@ from upcoach_llm.api.names import (
     SAFETY_CATEGORY_NAMES,
 )
 from upcoach_llm.common import tracing
+from upcoach_llm.common.locales import locale_fields
 from upcoach_llm.common.logging import get_logger
 from upcoach_llm.gateway.chat.render import replay_pieces
 from upcoach_llm.gateway.chat.semantic import Pending, Probe
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.http.access import CLIENT_KEY, MODEL_KEY, REQUEST_ID_KEY, TENANT_KEY
 from upcoach_llm.gateway.http.language import HEADER as ACCEPT_LANGUAGE
-from upcoach_llm.gateway.http.language import preferred_locale
+from upcoach_llm.gateway.http.language import preferred_locales
 from upcoach_llm.gateway.relay import ChatRelay, StreamFailed
 from upcoach_llm.gateway.security.token_budget import UNCOUNTED, TokenSpend, estimate_prompt
 from upcoach_llm.gateway.store.cache import CachedReply
@@ -85,12 +87,12 @@ class ChatTurn:
     temperature: float | None = None
     seed: int | None = None
     max_tokens: int | None = None
-    locale: str = ""
+    locales: tuple[str, ...] = ()
 
     def fields(self, request_id: str) -> dict[str, Any]:
         return {"request_id": request_id, "model": self.model, "feature": self.feature,
                 "coaching_context": self.coaching_context, "messages": self.messages,
-                "sampling": self.sampling, "locale": self.locale}
+                "sampling": self.sampling, **locale_fields(self.locales)}
 
 
 def no_cache(headers: Mapping[str, str]) -> bool:
@@ -206,9 +208,9 @@ class ChatPipeline:
     async def answer(self, request: Request, turn: ChatTurn, *,
                      stream: bool) -> WholeReply | LiveStream:
         """For a REST renderer: a failure before the reply is the REST error (APIError)."""
-        locale = preferred_locale(request.headers.get(ACCEPT_LANGUAGE))
-        if locale != turn.locale:
-            turn = replace(turn, locale=locale)
+        locales = preferred_locales(request.headers.get(ACCEPT_LANGUAGE))
+        if locales != turn.locales:
+            turn = replace(turn, locales=locales)
         try:
             return await self.reply(Caller.of(request), turn, stream=stream)
         except StreamFailed as failure:

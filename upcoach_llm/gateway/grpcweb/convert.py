@@ -28,7 +28,8 @@ def turn(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest) -> Chat
                     coaching_context=request.coaching_context, messages=list(request.messages),
                     sampling=sampling, canonical=canonical(request),
                     temperature=_float(sampling, "temperature"), seed=_set(sampling, "seed"),
-                    max_tokens=_set(sampling, "max_tokens"), locale=request.locale)
+                    max_tokens=_set(sampling, "max_tokens"),
+                    locales=tuple(t for t in (request.locale, *request.more_locales) if t))
 
 
 def canonical(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest) -> dict[str, Any]:

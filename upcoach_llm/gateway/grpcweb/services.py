@@ -35,7 +35,7 @@ from upcoach_llm.api import (
     router_pb2,
 )
 from upcoach_llm.common.errors import ServiceError
-from upcoach_llm.common.locales import check_locale
+from upcoach_llm.common.locales import check_locales
 from upcoach_llm.gateway.chat.pipeline import (
     Caller,
     ChatPipeline,
@@ -116,7 +116,7 @@ class RouterProxy(_Proxy, router_connect.RouterService):
         is RESOURCE_EXHAUSTED (or UNAVAILABLE) with its headers. The locale is checked first,
         as the router checks it: a cached reply must not answer a request the router refuses."""
         try:
-            check_locale("locale", request.locale)
+            check_locales(request.locale, request.more_locales)
         except ServiceError as error:
             raise from_service_error(error) from None
         try:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.http.language import HEADER as ACCEPT_LANGUAGE
-from upcoach_llm.gateway.http.language import preferred_locale
+from upcoach_llm.gateway.http.language import preferred_locales
 from upcoach_llm.gateway.ondevice import serving
 from upcoach_llm.gateway.ondevice.protocol import (
     DecideRequest,
@@ -33,7 +33,7 @@ def build_router(deps: Dependencies) -> APIRouter:
                  responses=errors(400, 503, 504),
                  summary="On device or server? The hybrid decision for a mode and prompt")
     async def decide(request: Request, body: DecideRequest) -> DecideResponse:
-        locale = preferred_locale(request.headers.get(ACCEPT_LANGUAGE))
-        return await serving.decide(deps, body, locale)
+        locales = preferred_locales(request.headers.get(ACCEPT_LANGUAGE))
+        return await serving.decide(deps, body, locales)
 
     return router

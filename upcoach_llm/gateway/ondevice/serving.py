@@ -10,6 +10,7 @@ from upcoach_llm.api.names import (
     ROLE_VALUES,
     SAFETY_CATEGORY_NAMES,
 )
+from upcoach_llm.common.locales import locale_fields
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.errors import APIError
 from upcoach_llm.gateway.ondevice.protocol import (
@@ -40,7 +41,8 @@ async def edge_models(deps: Dependencies, query: EdgeQuery) -> EdgeModelsRespons
                      for f in m.formats]) for m in reply.models])
 
 
-async def decide(deps: Dependencies, body: DecideRequest, locale: str) -> DecideResponse:
+async def decide(deps: Dependencies, body: DecideRequest,
+                 locales: tuple[str, ...]) -> DecideResponse:
     """The router's decision on the prompt, or on the conversation: exactly one is sent."""
     sent = body.model_fields_set & {"prompt", "messages"}
     if len(sent) != 1:
@@ -54,7 +56,7 @@ async def decide(deps: Dependencies, body: DecideRequest, locale: str) -> Decide
         mode=INFERENCE_MODE_VALUES[body.mode], prompt=body.prompt or "",
         server_available=body.server_available, on_device_available=body.on_device_available,
         messages=[common_pb2.ChatMessage(role=ROLE_VALUES[m.role_name()], content=m.text())
-                  for m in body.messages or ()], locale=locale)
+                  for m in body.messages or ()], **locale_fields(locales))
     if body.on_device_max_prompt_length is not None:
         request.on_device_max_prompt_length = body.on_device_max_prompt_length
     reply = await call_unary(deps.upstream.router.DecideInference(

@@ -1,12 +1,13 @@
 """The crisis check as the router's handlers use it: on or off (SAFETY_CHECK), counted in
 ``upcoach_router_safety_flags_total{category}`` and logged with the request id, category, score
 and rule, never the message text (a warning; Route's answer, which answers nothing, is neither
-counted nor more than info). The crisis response is in the request's locale (a BCP 47 tag the
-handlers checked; SafetyFile.response falls back to shorter tags, then the default locale)."""
+counted nor more than info). The crisis response is in the request's languages (BCP 47 tags the
+handlers checked, most preferred first; SafetyFile.response tries each and its shorter tags,
+then the default locale)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter
@@ -64,23 +65,24 @@ class SafetyCheck:
             await self._detector.close()
 
     async def conversation(self, request_id: str, messages: Iterable[common_pb2.ChatMessage],
-                           rpc: str, *, count: bool = True, locale: str = "") -> Flag | None:
+                           rpc: str, *, count: bool = True,
+                           locales: Sequence[str] = ()) -> Flag | None:
         """The flag of a conversation's user messages, or None."""
         if self._detector is None:
             return None
         texts = [m.content for m in messages
                  if m.role == common_pb2.ROLE_USER and m.content.strip()]
-        return await self._check(request_id, texts, rpc, count, locale)
+        return await self._check(request_id, texts, rpc, count, locales)
 
     async def prompt(self, request_id: str, text: str, rpc: str, *,
-                     locale: str = "") -> Flag | None:
+                     locales: Sequence[str] = ()) -> Flag | None:
         """The flag of one prompt (an old client's hybrid decision), or None."""
         if self._detector is None or not text.strip():
             return None
-        return await self._check(request_id, [text], rpc, True, locale)
+        return await self._check(request_id, [text], rpc, True, locales)
 
     async def _check(self, request_id: str, texts: list[str], rpc: str,
-                     count: bool, locale: str) -> Flag | None:
+                     count: bool, locales: Sequence[str]) -> Flag | None:
         if not texts:
             return None
         verdict = await self._detector.check(texts)  # type: ignore[union-attr]
@@ -90,9 +92,9 @@ class SafetyCheck:
             FLAGS.labels(verdict.category).inc()
         fields = {"request_id": request_id, "rpc": rpc, "category": verdict.category,
                   "score": round(verdict.score, 3), "rule": verdict.rule,
-                  "user_message": verdict.message, "locale": locale}
+                  "user_message": verdict.message, "locales": list(locales)}
         (log.warning if count else log.info)("crisis check flagged a conversation",
                                              extra={"fields": fields})
         config = self._detector.config  # type: ignore[union-attr]
         return Flag(verdict.category, SAFETY_CATEGORY_VALUES[verdict.category],
-                    config.response(verdict.category, locale), verdict)
+                    config.response(verdict.category, *locales), verdict)

@@ -86,14 +86,16 @@ class SafetyFile(_Strict):
                     raise ValueError(f"categories.{name}.response.{locale}: empty")
         return self
 
-    def response(self, category: str, locale: str = "") -> str:
-        """The category's crisis response in locale, else in its closest shorter tag (``es-MX``
-        → ``es``; RFC 4647 lookup, ignoring case), else in the default locale."""
+    def response(self, category: str, *locales: str) -> str:
+        """The category's crisis response in the first of the locales (most preferred first)
+        that has one, each also through its shorter tags (``es-MX`` → ``es``; RFC 4647 lookup,
+        ignoring case), else in the default locale."""
         texts = self.categories[category].response  # type: ignore[index]
         by_tag = {tag.lower(): text for tag, text in texts.items()}
-        for candidate in lookup_order(locale):
-            if candidate in by_tag:
-                return by_tag[candidate]
+        for locale in locales:
+            for candidate in lookup_order(locale):
+                if candidate in by_tag:
+                    return by_tag[candidate]
         return texts[self.default_locale]
 
 

@@ -38,6 +38,14 @@ def test_an_unknown_locale_falls_back_to_its_language_then_the_default() -> None
     assert config.response("self_harm", "xx") == config.response("self_harm", "en")
 
 
+def test_the_first_language_with_a_text_answers() -> None:
+    config = load_safety()
+    spanish = config.response("self_harm", "es")
+    assert config.response("self_harm", "ca-ES", "es-MX", "en") == spanish
+    assert config.response("self_harm", "en-GB", "es") == config.response("self_harm", "en")
+    assert config.response("self_harm", "ca", "fr") == config.response("self_harm")
+
+
 def test_every_category_answers_in_spanish_with_resources_that_speak_it() -> None:
     config = load_safety()
     for category in config.categories:

@@ -127,19 +127,21 @@ def bilingual() -> SafetyCheck:
                                       FakeEngine({SECRET: unit(0.9, 0.1, 0, 0)})))
 
 
-@pytest.mark.parametrize(("locale", "text"), [("es", SPANISH), ("es-MX", SPANISH),
-                                               ("en-GB", RESPONSE), ("", RESPONSE)])
-async def test_the_crisis_response_is_in_the_requests_locale(policy, bilingual, locale,
-                                                             text) -> None:
+@pytest.mark.parametrize(("locale", "more", "text"), [
+    ("es", [], SPANISH), ("es-MX", [], SPANISH), ("en-GB", [], RESPONSE), ("", [], RESPONSE),
+    ("ca-ES", ["es"], SPANISH), ("ca", ["fr", "es-419", "en"], SPANISH),
+    ("en-US", ["es"], RESPONSE), ("ca", ["fr"], RESPONSE)])
+async def test_the_crisis_response_is_in_the_first_of_the_requests_languages_it_has(
+        policy, bilingual, locale, more, text) -> None:
     servicer = await _servicer(policy, bilingual)
     stream = [r async for r in servicer.ChatStream(router_pb2.ChatStreamRequest(
-        messages=_messages(SECRET), locale=locale), None)]
+        messages=_messages(SECRET), locale=locale, more_locales=more), None)]
     assert "".join(r.text for r in stream) == text
     whole = await servicer.Chat(router_pb2.ChatRequest(messages=_messages(SECRET),
-                                                       locale=locale), None)
+                                                       locale=locale, more_locales=more), None)
     assert whole.text == text
     decided = await servicer.DecideInference(router_pb2.DecideInferenceRequest(
-        prompt=SECRET, locale=locale), None)
+        prompt=SECRET, locale=locale, more_locales=more), None)
     assert (decided.safety_category, decided.crisis_response) == (SELF_HARM, text)
 
 
@@ -157,6 +159,15 @@ async def test_a_malformed_locale_is_refused_naming_it(policy, bilingual, check_
         [r async for r in servicer.ChatStream(router_pb2.ChatStreamRequest(
             messages=_messages("hi"), locale="es-"), None)]
     assert caught.value.field == "locale"
+    more = [(servicer.Chat, router_pb2.ChatRequest(
+                messages=_messages("hi"), locale="es", more_locales=["en", "es_ES"]),
+             "more_locales[1]"),
+            (servicer.DecideInference, router_pb2.DecideInferenceRequest(
+                prompt="hi", more_locales=["en"] * 9), "more_locales")]
+    for handler, request, field in more:
+        with pytest.raises(InvalidArgument) as caught:
+            await handler(request, None)
+        assert caught.value.field == field
 
 
 async def test_decide_reads_every_user_message_and_decides_on_the_last(policy, check) -> None:
