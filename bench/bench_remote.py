@@ -8,10 +8,11 @@ generation, router and gateway as real processes with that server as their only 
 greedy streamed chat, in turn:
 
 - directly to llama_cpp.server's ``/v1/chat/completions`` (SSE) — the baseline;
-- through the gateway (``/v1/chat/completions`` SSE → router → generation → llama_cpp.server);
-- through the router over gRPC (ChatStream → generation → llama_cpp.server);
-- to the generation service alone over gRPC (GenerateStream on backend vllm), which splits the
-  chain's added time between the engine service and the router/gateway hops.
+- through the gateway (``/v1/chat/completions`` SSE → router → llama_cpp.server: the router
+  calls remote engines itself);
+- through the router over gRPC (ChatStream → llama_cpp.server);
+- to the generation service alone over gRPC (GenerateStream on backend vllm), the path direct
+  internal callers take to a remote engine.
 
 Both HTTP paths use the same httpx client. Latency is measured by the caller: time to the first
 content and to the end of the stream. "Added" is the per-round difference to the direct call
@@ -181,8 +182,8 @@ def rows_for(samples: dict[str, list[Sample]], max_tokens: int) -> list[Row]:
     direct_rate = statistics.median(s.tokens_per_s for s in direct)
     for name in [n for n in ("gateway", "router", "generation") if n in samples]:
         chain = samples[name]
-        label = {"gateway": "gateway SSE -> router -> generation",
-                 "router": "router gRPC -> generation",
+        label = {"gateway": "gateway SSE -> router",
+                 "router": "router gRPC",
                  "generation": "generation gRPC alone"}[name]
         added_ttft = [(c.ttft_s - d.ttft_s) * 1000 for c, d in zip(chain, direct, strict=True)]
         added_total = [(c.total_s - d.total_s) * 1000 for c, d in zip(chain, direct, strict=True)]

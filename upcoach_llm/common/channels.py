@@ -15,10 +15,12 @@ from typing import TypeVar
 import grpc
 
 from upcoach_llm.api.channel_config import channel_options
+from upcoach_llm.api.topology import Service
 from upcoach_llm.common import tracing
 from upcoach_llm.common.errors import ConfigError
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.common.server import MAX_MESSAGE_BYTES
+from upcoach_llm.common.variables import VARIABLES
 
 S = TypeVar("S")
 
@@ -39,6 +41,15 @@ def grpc_target(variable: str, value: str) -> str:
         raise ConfigError(f"{variable}: {value!r} is not host:port or a gRPC target such as "
                           "dns:///router:50054 or ipv4:10.0.0.1:50054,10.0.0.2:50054")
     return value
+
+
+def service_address(service: Service) -> str:
+    """Where a caller finds the service: <NAME>_ADDR, else 127.0.0.1 on <NAME>_PORT (default:
+    the topology's port), as the variable registry documents."""
+    value = VARIABLES.str(service.addr_env)
+    if value:
+        return grpc_target(service.addr_env, value)
+    return f"127.0.0.1:{VARIABLES.int(service.port_env)}"
 
 
 def aio_channel(target: str, auth: InternalAuth) -> grpc.aio.Channel:

@@ -11,7 +11,7 @@ part of .env.example and README.md's settings table (``--check`` reports whether
 
 from __future__ import annotations
 
-from upcoach_llm.api.topology import GATEWAY, GENERATION, GRPC_SERVICES, SERVICES, Service
+from upcoach_llm.api.topology import GENERATION, GRPC_SERVICES, SERVICES, Service
 from upcoach_llm.common.variable_registry import Alias, Registry, Variable
 
 ALL = ("all",)
@@ -28,18 +28,18 @@ CLIENT_CALLEES = ("router", "embedding", "model-registry")
 
 def _process_variables(service: Service) -> list[Variable]:
     """<NAME>_PORT, <NAME>_ADDR and <NAME>_METRICS_PORT of one process (topology.py)."""
-    port = Variable(service.port_env, "int", service.port, f"port {service.name} listens on",
-                    (service.name, "compose") if service is GATEWAY else (service.name, "gateway"),
-                    minimum=1 if service is GATEWAY else 0, maximum=65535)
     if not service.grpc:
-        return [port]
+        return [Variable(service.port_env, "int", service.port, f"port {service.name} listens on",
+                         (service.name, "compose"), minimum=1, maximum=65535)]
     callers = ["gateway"]
     if service is GENERATION:
         callers.append("router")
     if service.name in CLIENT_CALLEES:
         callers.append("client")
     return [
-        port,
+        Variable(service.port_env, "int", service.port, f"port {service.name} listens on (its "
+                 f"callers find it there on 127.0.0.1 without {service.addr_env})",
+                 (service.name, *callers), minimum=0, maximum=65535),
         Variable(service.addr_env, "str", None, f"host:port where callers find {service.name}",
                  tuple(callers), default_doc=f"127.0.0.1:<{service.port_env}>"),
         Variable(service.metrics_port_env, "int", 0,

@@ -4,9 +4,10 @@
 
 Each service runs as its own process on its port (``<NAME>_PORT``, else the topology's); the
 launcher waits until each answers its health probe, prints where it listens, and on Ctrl-C or
-SIGTERM stops them all with their graceful drain. The gRPC services listen on 127.0.0.1 only and
-require the internal token: the launcher generates INTERNAL_TOKEN and INTERNAL_ADMIN_TOKEN unless
-the environment sets them, hands them to every process, and writes them to
+SIGTERM stops them all with their graceful drain. The gRPC services listen on 127.0.0.1 (unless
+GRPC_HOST says otherwise) and require the internal token: the launcher generates
+INTERNAL_TOKEN and INTERNAL_ADMIN_TOKEN unless the environment sets them, hands them to every
+process, and writes them to
 build/run/internal-tokens.env (mode 0600, under the working directory) for grpcurl and
 upcoach_client; where it cannot (a read-only working directory, as in the image), it says so and
 starts the stack all the same. If one service exits, the launcher stops the rest and exits 1.

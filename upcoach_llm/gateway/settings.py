@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from upcoach_llm.api.topology import EMBEDDING, GATEWAY, GENERATION, MODEL_REGISTRY, ROUTER, Service
-from upcoach_llm.common.channels import grpc_target
+from upcoach_llm.api.topology import EMBEDDING, GATEWAY, GENERATION, MODEL_REGISTRY, ROUTER
+from upcoach_llm.common.channels import service_address
 from upcoach_llm.common.errors import ConfigError
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.common.limits import MIN_SECRET_CHARS
@@ -127,10 +127,10 @@ class GatewaySettings:
             grace_seconds=V.float("GATEWAY_GRACE_S"),
             internal_auth=InternalAuth.from_env(),
             upstreams=Upstreams(
-                router=_address(ROUTER),
-                embedding=_address(EMBEDDING),
-                registry=_address(MODEL_REGISTRY),
-                generation=_address(GENERATION),
+                router=service_address(ROUTER),
+                embedding=service_address(EMBEDDING),
+                registry=service_address(MODEL_REGISTRY),
+                generation=service_address(GENERATION),
             ),
             upstream_timeout_s=V.float("UPSTREAM_TIMEOUT_S"),
             health_timeout_s=V.float("HEALTH_TIMEOUT_S"),
@@ -207,10 +207,3 @@ def _admin_key(environment: str, api_keys: tuple[str, ...]) -> str | None:
     return key
 
 
-def _address(service: Service) -> str:
-    """<NAME>_ADDR, else 127.0.0.1 on <NAME>_PORT (default: the topology's port)."""
-    addr_var = service.addr_env
-    value = V.str(addr_var)
-    if value:
-        return grpc_target(addr_var, value)
-    return f"127.0.0.1:{V.int(service.port_env)}"

@@ -13,7 +13,7 @@ from upcoach_llm.api import generation_pb2, generation_pb2_grpc, router_pb2, rou
 from upcoach_llm.api.topology import GENERATION
 from upcoach_llm.common.backends import BackendConfig, load_backends
 from upcoach_llm.common.catalog import load_edge_models, load_models
-from upcoach_llm.common.channels import aio_channel, authed, grpc_target
+from upcoach_llm.common.channels import aio_channel, authed, service_address
 from upcoach_llm.common.chat import SamplingDefaults
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.common.logging import get_logger
@@ -54,8 +54,7 @@ class RouterSettings:
     @classmethod
     def from_env(cls) -> RouterSettings:
         return cls(
-            generation_addr=grpc_target(GENERATION.addr_env, VARIABLES.str(
-                GENERATION.addr_env, GENERATION.local_address)),
+            generation_addr=service_address(GENERATION),
             health_interval=VARIABLES.float("ROUTER_HEALTH_INTERVAL_S"),
             probe_timeout=VARIABLES.float("ROUTER_PROBE_TIMEOUT_S"),
             startup_wait=VARIABLES.float("ROUTER_STARTUP_WAIT_S"),

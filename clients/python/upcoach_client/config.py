@@ -11,9 +11,10 @@ import os
 from dataclasses import dataclass
 from typing import TypeVar
 
-from upcoach_client.api.topology import EMBEDDING, MODEL_REGISTRY, ROUTER
+from upcoach_client.api.topology import EMBEDDING, MODEL_REGISTRY, ROUTER, Service
 
 DEFAULT_TIMEOUT_S = 120.0
+MIN_TIMEOUT_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -33,22 +34,35 @@ class ServerAddresses:
 
     @classmethod
     def from_env(cls) -> ServerAddresses:
-        """ROUTER_ADDR, EMBEDDING_ADDR, MODEL_REGISTRY_ADDR, UPCOACH_CLIENT_TIMEOUT_S,
+        """ROUTER_ADDR, EMBEDDING_ADDR, MODEL_REGISTRY_ADDR (each else 127.0.0.1 on the
+        service's ROUTER_PORT, EMBEDDING_PORT, MODEL_REGISTRY_PORT), UPCOACH_CLIENT_TIMEOUT_S,
         INTERNAL_TOKEN, INTERNAL_ADMIN_TOKEN."""
-        env = os.environ
         raw_timeout = os.environ.get("UPCOACH_CLIENT_TIMEOUT_S", "").strip()
         try:
             timeout = float(raw_timeout) if raw_timeout else DEFAULT_TIMEOUT_S
         except ValueError:
             raise ValueError(f"UPCOACH_CLIENT_TIMEOUT_S: {raw_timeout!r} is not a number") from None
-        if timeout <= 0:
-            raise ValueError(f"UPCOACH_CLIENT_TIMEOUT_S: {raw_timeout!r} must be above 0")
-        return cls(router=env.get(ROUTER.addr_env) or cls.router,
-                   embedding=env.get(EMBEDDING.addr_env) or cls.embedding,
-                   registry=env.get(MODEL_REGISTRY.addr_env) or cls.registry,
+        if not timeout >= MIN_TIMEOUT_S:
+            raise ValueError(f"UPCOACH_CLIENT_TIMEOUT_S: {raw_timeout!r} must be at least "
+                             f"{MIN_TIMEOUT_S:g}")
+        return cls(router=_address(ROUTER), embedding=_address(EMBEDDING),
+                   registry=_address(MODEL_REGISTRY),
                    timeout=timeout,
                    token=os.environ.get("INTERNAL_TOKEN") or None,
                    admin_token=os.environ.get("INTERNAL_ADMIN_TOKEN") or None)
+
+
+def _address(service: Service) -> str:
+    """<NAME>_ADDR, else 127.0.0.1 on <NAME>_PORT, else the service's default port."""
+    address = os.environ.get(service.addr_env, "").strip()
+    if address:
+        return address
+    port = os.environ.get(service.port_env, "").strip()
+    if not port:
+        return service.local_address
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{service.port_env}: {port!r} is not a port number")
+    return f"127.0.0.1:{int(port)}"
 
 
 S = TypeVar("S")

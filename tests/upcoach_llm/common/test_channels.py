@@ -1,10 +1,12 @@
-"""The <NAME>_ADDR values gRPC can dial: host:port, or a resolver URI naming several replicas."""
+"""The <NAME>_ADDR values gRPC can dial: host:port, or a resolver URI naming several replicas;
+without one, a service is found on 127.0.0.1 at its <NAME>_PORT."""
 
 from __future__ import annotations
 
 import pytest
 
-from upcoach_llm.common.channels import grpc_target
+from upcoach_llm.api.topology import GENERATION, ROUTER, Service
+from upcoach_llm.common.channels import grpc_target, service_address
 from upcoach_llm.common.errors import ConfigError
 
 
@@ -20,3 +22,16 @@ def test_accepted_targets(value: str) -> None:
 def test_refused_targets_name_the_variable(value: str) -> None:
     with pytest.raises(ConfigError, match="ROUTER_ADDR"):
         grpc_target("ROUTER_ADDR", value)
+
+
+@pytest.mark.parametrize("service", [GENERATION, ROUTER])
+def test_a_service_is_found_on_its_port_unless_its_address_is_given(monkeypatch,
+                                                                    service: Service) -> None:
+    monkeypatch.delenv(service.addr_env, raising=False)
+    monkeypatch.delenv(service.port_env, raising=False)
+    assert service_address(service) == service.local_address
+    monkeypatch.setenv(service.port_env, "56001")
+    assert service_address(service) == "127.0.0.1:56001"
+    monkeypatch.setenv(service.addr_env, "dns:///elsewhere:7000")
+    assert service_address(service) == "dns:///elsewhere:7000"
+
