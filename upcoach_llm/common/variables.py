@@ -213,8 +213,13 @@ DECLARED: list[Variable] = [
     Variable("LLM_ADMIN_KEY", "str", None,
              "operator key (16+ characters in production): only it sees /health's details",
              (*GW, "compose")),
-    Variable("RATE_LIMIT_RPM", "int", 120, "requests per minute per API key (0: no limit)",
-             (*GW, "compose"), minimum=0),
+    Variable("RATE_LIMIT_RPM", "int", 120, "requests per minute per API key and client IP, or "
+             "per key alone with RATE_LIMIT_SCOPE=key (0: no limit)", (*GW, "compose"),
+             minimum=0),
+    Variable("RATE_LIMIT_SCOPE", "str", "key-ip", "what RATE_LIMIT_RPM counts: key-ip (each "
+             "client IP of a key, the guide's per user/IP: one app-wide key does not put every "
+             "user in one bucket) | key (the key's callers together)", GW,
+             choices=("key-ip", "key")),
     Variable("RATE_LIMIT_TPM", "int", 0,
              "chat and embedding tokens (prompt + completion) per minute per API key, or per "
              "IP without keys (0: no limit)", GW, unit="tokens", minimum=0),

@@ -42,7 +42,8 @@ class Dependencies:
         redis = RedisLink(settings.redis_url, settings.redis_timeout_s)
         limiter = RateLimiter(redis, settings.rate_limit_rpm, settings.redis_prefix)
         gate = Gate(ApiKeyAuth(settings.api_keys), limiter, metrics,
-                    fail_open=settings.rate_limit_fail_open)
+                    fail_open=settings.rate_limit_fail_open,
+                    per_ip=settings.rate_limit_per_ip)
         return cls(
             settings=settings,
             upstream=Upstream.connect(settings.upstreams, settings.internal_auth),

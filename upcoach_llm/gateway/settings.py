@@ -51,6 +51,7 @@ class GatewaySettings:
     rate_limit_rpm: int
     rate_limit_tpm: int
     rate_limit_fail_open: bool
+    rate_limit_per_ip: bool
     cache_ttl: int
     cache_mode: CacheMode
     redis_url: str
@@ -104,6 +105,7 @@ class GatewaySettings:
             rate_limit_rpm=V.int("RATE_LIMIT_RPM"),
             rate_limit_tpm=V.int("RATE_LIMIT_TPM"),
             rate_limit_fail_open=V.bool("RATE_LIMIT_FAIL_OPEN"),
+            rate_limit_per_ip=V.str("RATE_LIMIT_SCOPE") == "key-ip",
             cache_ttl=V.int("CACHE_TTL"),
             cache_mode=CacheMode(V.str("CACHE_MODE")),
             redis_url=_redis_url(),

@@ -1,5 +1,10 @@
 """The front door shared by REST and grpc-web: authenticate, then spend one unit of budget.
 
+The request budget (RATE_LIMIT_RPM) is counted per key and client IP (RATE_LIMIT_SCOPE=key-ip,
+the guide's "per user/IP": a mobile app ships one key, and its users must not share one bucket),
+or per key alone (key); without keys, per IP. The client IP is the peer's, or the forwarded one
+from TRUSTED_PROXIES.
+
 Refusals are APIError (401, 429 with Retry-After and X-RateLimit-*, 503 when the limiter is down
 and RATE_LIMIT_FAIL_OPEN is false); the REST middleware renders them as JSON and the grpc-web
 interceptor as the matching status code.
@@ -26,7 +31,7 @@ _WARN_EVERY_S = 30.0
 class Admission:
     """An admitted request: who it is, and its budget (None when limiting is off or failed open).
 
-    ``client`` names the rate-limit bucket (the key identity, or the IP when auth is off);
+    ``client`` names the caller's token budget (the key identity, or the IP when auth is off);
     ``tenant`` is the key identity alone, None when auth is off.
     """
 
@@ -42,11 +47,12 @@ class Gate:
     """Auth, then the rate limit."""
 
     def __init__(self, auth: ApiKeyAuth, limiter: RateLimiter, metrics: GatewayMetrics, *,
-                 fail_open: bool) -> None:
+                 fail_open: bool, per_ip: bool = True) -> None:
         self._auth = auth
         self._limiter = limiter
         self._metrics = metrics
         self._fail_open = fail_open
+        self._per_ip = per_ip
         self._warned_at = 0.0
 
     async def admit(self, headers: Mapping[str, str], client_ip: str | None) -> Admission:
@@ -55,11 +61,13 @@ class Gate:
         except AuthError as exc:
             raise APIError(401, str(exc), code="invalid_api_key",
                            headers={"WWW-Authenticate": "Bearer"}) from None
-        client = identity or f"ip:{client_ip or 'unknown'}"
+        ip = f"ip:{client_ip or 'unknown'}"
+        client = identity or ip
         if not self._limiter.enabled:
             return Admission(client, identity, None)
+        bucket = f"{identity}|{ip}" if identity and self._per_ip else client
         try:
-            decision = await self._limiter.hit(client)
+            decision = await self._limiter.hit(bucket)
         except RedisDown as exc:
             return self._limiter_down(client, identity, exc)
         if not decision.allowed:
