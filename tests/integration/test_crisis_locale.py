@@ -134,6 +134,17 @@ def test_rest_decide_reads_the_whole_conversation(url) -> None:
     assert blank.status_code == 400 and blank.json()["error"]["param"].startswith("messages[0]")
 
 
+def test_rest_decide_keeps_server_only_features_on_the_server(url) -> None:
+    body = {"mode": "auto", "on_device_available": True, "prompt": "Quick tip?"}
+    mood = _post(url, "/api/inference/decide", {**body, "feature": "mood_analysis"}, None)
+    assert mood.status_code == 200, mood.text
+    assert (mood.json()["target"], mood.json()["edge_model"]) == ("server", None)
+    tips = _post(url, "/api/inference/decide", {**body, "feature": "habit_tips"}, None)
+    assert (tips.json()["target"], tips.json()["edge_model"]) == ("on_device", "smollm-360m")
+    unknown = _post(url, "/api/inference/decide", {**body, "feature": "astrology"}, None)
+    assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "feature"
+
+
 def test_grpc_web_sets_the_locale_field(url) -> None:
     client = router_connect.RouterServiceClient(url, protocol=ProtocolType.GRPC_WEB)
     crisis = [common_pb2.ChatMessage(role=USER, content=CRISIS)]

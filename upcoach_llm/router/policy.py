@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from upcoach_llm.common.catalog import EdgeModelsFile, ModelsFile
 from upcoach_llm.common.config import config_dir, load_config_file
-from upcoach_llm.common.errors import ConfigError
+from upcoach_llm.common.errors import ConfigError, InvalidArgument
 
 
 class _Strict(BaseModel):
@@ -31,6 +31,14 @@ class FeaturesFile(_Strict):
     """config/features.yaml."""
 
     features: dict[str, Feature]
+
+    def row(self, name: str) -> Feature:
+        """The feature's row; InvalidArgument naming ``feature`` when there is none."""
+        row = self.features.get(name)
+        if row is None:
+            raise InvalidArgument(f"{name!r} is not one of {', '.join(self.features)}",
+                                  field="feature")
+        return row
 
 
 class CoachingContext(_Strict):

@@ -39,10 +39,7 @@ def choose_model(policy: RouterPolicy, *, model: str, feature: str, coaching_con
         return ModelChoice(model, "requested")
     feature = feature or implied
     if feature:
-        row = policy.features.features.get(feature)
-        if row is None:
-            raise InvalidArgument(f"{feature!r} is not one of "
-                                  f"{', '.join(policy.features.features)}", field="feature")
+        row = policy.features.row(feature)
         entry = catalog.get(row.server_model)
         if entry is None or entry.kind != "chat":
             raise InvalidArgument(f"{feature} is served by the embedding model "

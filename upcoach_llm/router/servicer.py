@@ -2,10 +2,11 @@
 
 The crisis check (router/safety/) comes first: a flagged chat is answered with the crisis
 response in the request's ``locale`` (or the first of its ``more_locales`` it is written in).
-DecideInference takes the conversation (``messages``) or,
-from old clients, one ``prompt``; both at once is INVALID_ARGUMENT naming ``prompt``, so a
-client never wonders which one was read. With messages, the crisis check reads every user
-message and the decision rule the last one.
+DecideInference takes the conversation (``messages``) or, from old clients, one ``prompt``; both
+at once is INVALID_ARGUMENT naming ``prompt``, so a client never wonders which one was read. With
+messages, the crisis check reads every user message and the decision rule the last one. With a
+``feature``, a server-only one (no edge model in features.yaml) is always the server's, and
+otherwise the reply names the feature's edge model.
 
 A streamed reply is coalesced (common/coalesce.py): the first piece at once, later text in as
 few messages as the caller's pace and STREAM_FLUSH_MS allow. With tracing on, the plan is a
@@ -180,6 +181,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if mode is None:
             raise InvalidArgument(f"unknown inference mode {request.mode}", field="mode")
         locales = check_locales(request.locale, request.more_locales)
+        feature = (self._policy.features.row(check_name("feature", request.feature))
+                   if request.feature else None)
         prompt = _decided_prompt(request)
         limit = None
         if request.HasField("on_device_max_prompt_length"):
@@ -202,8 +205,15 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 target=router_pb2.INFERENCE_TARGET_SERVER, reason=f"safety {flag.category}: "
                 "the server answers with the crisis response", simple_query=decision.simple_query,
                 safety_category=flag.value, crisis_response=flag.response)
-        return router_pb2.DecideInferenceResponse(target=target, reason=decision.reason,
-                                                  simple_query=decision.simple_query)
+        if feature is not None and feature.edge_model is None:  # the guide's "Server only"
+            return router_pb2.DecideInferenceResponse(
+                target=router_pb2.INFERENCE_TARGET_SERVER,
+                reason=f"feature {request.feature}: server only "
+                       f"({feature.notes or 'no edge model'})",
+                simple_query=decision.simple_query)
+        return router_pb2.DecideInferenceResponse(
+            target=target, reason=decision.reason, simple_query=decision.simple_query,
+            edge_model=feature.edge_model if feature is not None else "")
 
     async def ListBackends(self, request: router_pb2.ListBackendsRequest,
                            context: grpc.aio.ServicerContext) -> router_pb2.ListBackendsResponse:

@@ -12,7 +12,7 @@ from upcoach_llm.api.names import (
 )
 from upcoach_llm.common.limits import INT32_MAX, MAX_MESSAGES, MAX_PROMPT_CHARS, MAX_RAM_GB
 from upcoach_llm.gateway.chat.protocol import ChatMessageIn
-from upcoach_llm.gateway.http.text import text
+from upcoach_llm.gateway.http.text import Name, text
 
 Prompt = text(MAX_PROMPT_CHARS, blank=False)
 
@@ -88,6 +88,10 @@ class DecideRequest(BaseModel):
         default=None, ge=1, le=INT32_MAX,
         description="auto mode's longest on-device prompt, in characters; unset takes the "
                     "server's configured value")
+    feature: Name | None = Field(
+        default=None, description="the app feature the prompt is for (e.g. habit_tips): a "
+                                  "server-only one (mood_analysis, voice_coaching, ...) is always "
+                                  "the server's; unknown: 400")
 
 
 class DecideResponse(BaseModel):
@@ -103,3 +107,6 @@ class DecideResponse(BaseModel):
     crisis_response: str | None = Field(
         default=None, description="with safety_category: that crisis response, in the "
                                   "Accept-Language of the request (else the server's default)")
+    edge_model: str | None = Field(
+        default=None, description="with a feature that runs on the device: its edge model "
+                                  "(an id of /api/models/edge)")

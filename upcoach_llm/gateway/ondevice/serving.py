@@ -56,7 +56,8 @@ async def decide(deps: Dependencies, body: DecideRequest,
         mode=INFERENCE_MODE_VALUES[body.mode], prompt=body.prompt or "",
         server_available=body.server_available, on_device_available=body.on_device_available,
         messages=[common_pb2.ChatMessage(role=ROLE_VALUES[m.role_name()], content=m.text())
-                  for m in body.messages or ()], **locale_fields(locales))
+                  for m in body.messages or ()], feature=body.feature or "",
+        **locale_fields(locales))
     if body.on_device_max_prompt_length is not None:
         request.on_device_max_prompt_length = body.on_device_max_prompt_length
     reply = await call_unary(deps.upstream.router.DecideInference(
@@ -65,4 +66,5 @@ async def decide(deps: Dependencies, body: DecideRequest,
     return DecideResponse(target=target, use_on_device=target == "on_device",
                           reason=reply.reason, simple_query=reply.simple_query,
                           safety_category=SAFETY_CATEGORY_NAMES.get(reply.safety_category),
-                          crisis_response=reply.crisis_response or None)
+                          crisis_response=reply.crisis_response or None,
+                          edge_model=reply.edge_model or None)
