@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -46,6 +47,21 @@ def test_ollama_as_in_the_guide() -> None:
     assert ollama["environment"] == {"OLLAMA_HOST": "0.0.0.0", "OLLAMA_ORIGINS": "*",
                                      "OLLAMA_NUM_PARALLEL": "4", "OLLAMA_MAX_LOADED_MODELS": "2"}
     assert published(ollama) == [("127.0.0.1", 11434, "11434")]
+
+
+def test_the_guides_ollama_tuning_reaches_ollama_and_the_stack() -> None:
+    """OLLAMA_NUM_PARALLEL and OLLAMA_MAX_LOADED_MODELS tune the Ollama server; OLLAMA_KEEP_ALIVE
+    goes with every request the router and generation send it."""
+    tuning = {"OLLAMA_NUM_PARALLEL": "8", "OLLAMA_MAX_LOADED_MODELS": "3",
+              "OLLAMA_KEEP_ALIVE": "60m"}
+    result = run_compose("config", "--format", "json", env_file=".env.development",
+                         env={**SECRETS, **tuning})
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    ollama = services["ollama"]["environment"]
+    assert (ollama["OLLAMA_NUM_PARALLEL"], ollama["OLLAMA_MAX_LOADED_MODELS"]) == ("8", "3")
+    for name in ("router", "generation"):
+        assert services[name]["environment"]["OLLAMA_KEEP_ALIVE"] == "60m"
 
 
 def test_vllm_as_in_the_guide_with_a_gpu_reservation() -> None:
