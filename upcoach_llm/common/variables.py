@@ -227,7 +227,10 @@ DECLARED: list[Variable] = [
              GW),
     Variable("CACHE_TTL", "int", 300, "how long a cached reply is kept", (*GW, "compose"),
              unit="s", minimum=0),
-    Variable("CACHE_MODE", "str", "reproducible", "reproducible | all | off", GW,
+    Variable("CACHE_MODE", "str", "reproducible", "reproducible (replies the request pins "
+             "down: temperature 0 or a seed; a sampled reply is one draw, and caching it would "
+             "hand every caller the same one; the semantic cache covers impersonal features) | "
+             "all | off", GW,
              choices=("reproducible", "all", "off")),
     Variable("CACHE_SHARED_FEATURES", "list", None,
              "features whose cached replies every API key shares", (*GW, "compose")),
