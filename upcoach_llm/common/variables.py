@@ -125,7 +125,8 @@ DECLARED: list[Variable] = [
     Variable("OLLAMA_NUM_CTX", "int", 0, "context window asked of Ollama (0: the model's own)",
              BACKENDS, unit="tokens", minimum=0, maximum=1 << 20, example="4096"),
     Variable("OLLAMA_KEEP_ALIVE", "str", None,
-             "how long Ollama keeps a model loaded (5m, 60m, 1h, -1, or seconds)", BACKENDS,
+             "how long Ollama keeps a model loaded (5m, 60m, 1h, -1, or seconds)",
+             (*BACKENDS, "compose"),
              example="60m"),
     Variable("VLLM_URL", "list", None, "OpenAI-compatible (vLLM) servers, comma-separated",
              (*BACKENDS, "compose"), example="http://vllm:8000/v1"),
@@ -279,6 +280,10 @@ DECLARED: list[Variable] = [
              ("compose",), minimum=0.0, maximum=1.0),
     Variable("TENSOR_PARALLEL_SIZE", "int", 1, "GPUs vLLM shards the model over", ("compose",),
              minimum=1),
+    Variable("OLLAMA_NUM_PARALLEL", "int", 4, "requests Ollama's container runs at once per model",
+             ("compose",), minimum=1),
+    Variable("OLLAMA_MAX_LOADED_MODELS", "int", 2, "models Ollama's container keeps loaded at once",
+             ("compose",), minimum=1),
     Variable("HF_TOKEN", "str", None, "for gated models on vLLM", ("compose",)),
 ]
 
