@@ -208,8 +208,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if feature is not None and feature.edge_model is None:  # the guide's "Server only"
             return router_pb2.DecideInferenceResponse(
                 target=router_pb2.INFERENCE_TARGET_SERVER,
-                reason=f"feature {request.feature}: server only "
-                       f"({feature.notes or 'no edge model'})",
+                reason=f"feature {request.feature}: server only (no edge model)",
                 simple_query=decision.simple_query)
         return router_pb2.DecideInferenceResponse(
             target=target, reason=decision.reason, simple_query=decision.simple_query,
