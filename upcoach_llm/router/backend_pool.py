@@ -6,6 +6,8 @@ backend each ``interval`` seconds and marks it up or down. A request that cannot
 marks it down at once (the circuit opens) until a probe that started after it succeeds; failures
 the backend answered with (HTTP 5xx, a reply cut short, a timeout) open it only after
 ``circuit_failures`` in a row, so one request's own failure does not take it from every caller.
+A request that finds no healthy backend for its chain probes that chain's backends once more
+before it fails (``reprobe``), so a backend that came up since the last round serves it.
 Each backend's state and load are gauges read when /metrics is scraped.
 """
 
@@ -29,6 +31,10 @@ from upcoach_llm.engines.types import type_of
 log = get_logger(__name__)
 
 Prober = Callable[[BackendConfig], Awaitable[EngineHealth]]
+
+# A burst of requests for a model whose backends are all down costs one on-demand probe
+# round per this many seconds; the rest fail at once with the last round's findings.
+REPROBE_GAP_S = 0.1
 
 BACKEND_UP = Gauge("upcoach_router_backend_up",
                    "1 while the backend takes requests (circuit closed), 0 while it is down",
@@ -76,6 +82,14 @@ class BackendState:
                 f"({', '.join(sorted(self.installed)) or 'none'})")
 
 
+class NoHealthyBackend(Unavailable):
+    """Backends are configured for the chain, but none is ready for any of its models now."""
+
+    def __init__(self, message: str, chain: list[str]) -> None:
+        super().__init__(message)
+        self.chain = chain
+
+
 @dataclass(frozen=True)
 class Resolution:
     """The model actually served, the backends to try in order, the models skipped, and the
@@ -106,6 +120,8 @@ class BackendPool:
         self._circuit_failures = circuit_failures
         self._turn = itertools.count(1)
         self._task: asyncio.Task | None = None
+        self._reprobe: asyncio.Future | None = None
+        self._reprobed_at = -REPROBE_GAP_S
 
     def resolve(self, chain: list[str], *, pick: bool = False) -> Resolution:
         """Walks the chain to the first model a healthy backend serves. With ``pick`` the first
@@ -124,11 +140,27 @@ class BackendPool:
             down += [f"{s.name} ({s.detail or s.missing(model)})" for s in configured]
             skipped.append(model)
         if down:
-            raise Unavailable(f"no healthy backend serves {' or '.join(chain)}: "
-                              f"{'; '.join(down)}")
+            raise NoHealthyBackend(f"no healthy backend serves {' or '.join(chain)}: "
+                                   f"{'; '.join(down)}", chain)
         raise Unavailable(f"none of {', '.join(chain)} is served in this environment; "
                           "configure a backend for one of them (config/backends.yaml, "
                           "OLLAMA_URL or VLLM_URL)")
+
+    async def reprobe(self, chain: list[str]) -> bool:
+        """Probes now the backends configured for ``chain`` that are not ready for it, for a
+        request that ``resolve`` refused; True when a round ran (resolve again), False when one
+        started less than ``REPROBE_GAP_S`` ago or there is nothing to probe. Concurrent
+        callers share the round in flight."""
+        if self._reprobe is None or self._reprobe.done():
+            now = time.monotonic()
+            states = [s for s in self.states
+                      if any(s.serves(m) and not s.ready_for(m) for m in chain)]
+            if not states or now - self._reprobed_at < REPROBE_GAP_S:
+                return False
+            self._reprobed_at = now
+            self._reprobe = asyncio.ensure_future(self._probe(states))
+        await asyncio.shield(self._reprobe)
+        return True
 
     @contextmanager
     def track(self, state: BackendState) -> Iterator[None]:
@@ -173,9 +205,12 @@ class BackendPool:
         """Probes every backend once, concurrently, and records the results; a good result from
         a probe that started before a request marked the backend down leaves it down (the next
         probe decides)."""
+        await self._probe(self.states)
+
+    async def _probe(self, states: list[BackendState]) -> None:
         started = time.monotonic()
-        results = await asyncio.gather(*(self._prober(s.config) for s in self.states))
-        for state, result in zip(self.states, results, strict=True):
+        results = await asyncio.gather(*(self._prober(s.config) for s in states))
+        for state, result in zip(states, results, strict=True):
             if result.healthy and state.down_at > started:
                 continue
             self._record(state, result)

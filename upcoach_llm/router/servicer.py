@@ -35,7 +35,7 @@ from upcoach_llm.common.fields import check_name, check_text, request_id_of
 from upcoach_llm.common.limits import MAX_PROMPT_CHARS
 from upcoach_llm.common.locales import check_locales
 from upcoach_llm.common.logging import get_logger
-from upcoach_llm.router.backend_pool import BackendPool
+from upcoach_llm.router.backend_pool import BackendPool, NoHealthyBackend
 from upcoach_llm.router.executor import ChatExecutor, Job, Served
 from upcoach_llm.router.hybrid import decide
 from upcoach_llm.router.policy import RouterPolicy
@@ -112,6 +112,17 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             tracing.GEN_AI_RESPONSE_MODEL: route.model}, call)
         return job, route
 
+    async def _planned(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
+                       ) -> tuple[Job, router_pb2.RouteDecision]:
+        """The plan; when no backend is healthy for its model, once more after probing them."""
+        plan = self._traced_plan if tracing.ENABLED else self._plan
+        try:
+            return plan(request)
+        except NoHealthyBackend as exc:
+            if not await self._pool.reprobe(exc.chain):
+                raise
+            return plan(request)
+
     async def ChatStream(self, request: router_pb2.ChatStreamRequest,
                          context: grpc.aio.ServicerContext,
                          ) -> AsyncIterator[router_pb2.ChatStreamResponse]:
@@ -120,7 +131,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             for reply in crisis.stream(flag, request.model):
                 yield reply
             return
-        job, route = self._traced_plan(request) if tracing.ENABLED else self._plan(request)
+        job, route = await self._planned(request)
         served: list[Served] = []
 
         async def pieces() -> AsyncIterator[Piece]:
@@ -146,7 +157,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         flag = await self._crisis(request, "Chat")
         if flag is not None:
             return crisis.whole(flag, request.model)
-        job, route = self._traced_plan(request) if tracing.ENABLED else self._plan(request)
+        job, route = await self._planned(request)
         answered, reply, last = await self._executor.generate(job, context.time_remaining())
         _answered_by(route, answered)
         return router_pb2.ChatResponse(route=route, text=reply.text,

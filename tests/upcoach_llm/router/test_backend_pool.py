@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.errors import Unavailable
 from upcoach_llm.engines.base import EngineHealth
-from upcoach_llm.router.backend_pool import BackendPool
+from upcoach_llm.router.backend_pool import REPROBE_GAP_S, BackendPool, NoHealthyBackend
 
 CHAIN = ["mistral", "llama3.2:3b", "smollm2-135m-instruct"]
 
@@ -155,3 +155,38 @@ async def test_health_and_load_are_gauges_read_when_scraped() -> None:
     assert gauge("upcoach_router_backend_outstanding_requests", backend="gauge-a") == 0
     pool.mark_down(pool.states[0], "reset by peer")
     assert gauge("upcoach_router_backend_up", backend="gauge-a", backend_type="openai") == 0
+
+
+async def test_a_refused_request_probes_its_chain_once_more_and_bursts_share_one_round() -> None:
+    health = {"embedded": EngineHealth(False, detail="not serving yet"),
+              "vllm": EngineHealth(True, ("mistral",))}
+    probed: list[str] = []
+
+    async def prober(config: BackendConfig) -> EngineHealth:
+        probed.append(config.name)
+        await asyncio.sleep(0.01)
+        return health[config.name]
+
+    pool = BackendPool([backend("embedded", "smollm2-135m-instruct", kind="embedded"),
+                        backend("vllm", "mistral")], prober, interval=60)
+    await pool.probe_all()
+    probed.clear()
+    with pytest.raises(NoHealthyBackend) as refused:
+        pool.resolve(["smollm2-135m-instruct"])
+    assert refused.value.chain == ["smollm2-135m-instruct"]
+    health["embedded"] = EngineHealth(True, ("smollm2-135m-instruct",))
+    rounds = await asyncio.gather(*(pool.reprobe(refused.value.chain) for _ in range(5)))
+    assert rounds == [True] * 5
+    assert probed == ["embedded"]  # one round, only the chain's backend that was not ready
+    assert pool.resolve(["smollm2-135m-instruct"]).model == "smollm2-135m-instruct"
+
+
+async def test_reprobes_are_spaced_and_skip_chains_with_nothing_to_probe() -> None:
+    health = {"embedded": EngineHealth(False, detail="not serving yet")}
+    pool = pool_with(health, backend("embedded", "smollm2-135m-instruct", kind="embedded"))
+    assert await pool.reprobe(["smollm2-135m-instruct"])
+    assert not await pool.reprobe(["smollm2-135m-instruct"])  # within REPROBE_GAP_S
+    pool._reprobed_at -= REPROBE_GAP_S
+    assert await pool.reprobe(["smollm2-135m-instruct"])
+    pool._reprobed_at -= REPROBE_GAP_S
+    assert not await pool.reprobe(["mistral"])  # no backend is configured for it
