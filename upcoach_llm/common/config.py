@@ -7,6 +7,7 @@ them with the ``parse_*`` functions here.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +21,8 @@ N = TypeVar("N", int, float)
 
 # The catalogs and policies the package ships (upcoach_llm/config/*.yaml).
 PACKAGED_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+# The crisis check's file: read by the router, fingerprinted by the gateway's response cache.
+SAFETY_FILE = "safety.yaml"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -96,6 +99,16 @@ def validate(model: type[M], data: Any, source: str) -> M:
             key = ".".join(str(part) for part in error["loc"]) or "(top level)"
             problems.append(f"{key}: {error['msg']}")
         raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+
+
+def config_fingerprint(name: str) -> str:
+    """12 hex digits of the sha256 of config/<name>'s bytes (``none`` when there is no such
+    file): what changes when an operator edits it."""
+    try:
+        data = (config_dir() / name).read_bytes()
+    except FileNotFoundError:
+        return "none"
+    return hashlib.sha256(data).hexdigest()[:12]
 
 
 def load_config_file(model: type[M], name: str) -> M:

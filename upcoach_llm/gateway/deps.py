@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from upcoach_llm.common.config import SAFETY_FILE, config_fingerprint
 from upcoach_llm.gateway.chat.semantic import SemanticCache, semantic_cache
 from upcoach_llm.gateway.http.shutdown import StreamRegistry
 from upcoach_llm.gateway.metrics.registry import GatewayMetrics
@@ -50,7 +51,8 @@ class Dependencies:
             redis=redis,
             cache=ResponseCache(redis, settings.cache_ttl, settings.cache_mode,
                                 settings.redis_prefix,
-                                shared_features=settings.cache_shared_features),
+                                shared_features=settings.cache_shared_features,
+                                safety=config_fingerprint(SAFETY_FILE)),
             gate=gate,
             tokens=TokenBudget(redis, settings.rate_limit_tpm, settings.redis_prefix, metrics,
                                fail_open=settings.rate_limit_fail_open),

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from upcoach_llm.common.config import load_yaml, parse_bool, parse_float, parse_int, parse_list
+from upcoach_llm.common.config import (
+    config_fingerprint,
+    load_yaml,
+    parse_bool,
+    parse_float,
+    parse_int,
+    parse_list,
+)
 from upcoach_llm.common.errors import ConfigError
 
 
@@ -32,3 +39,13 @@ def test_yaml_errors_name_the_file(tmp_path) -> None:
         load_yaml(broken)
     with pytest.raises(ConfigError, match="missing.yaml: file not found"):
         load_yaml(tmp_path / "missing.yaml")
+
+
+def test_a_config_fingerprint_follows_the_file_bytes(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("UPCOACH_CONFIG_DIR", str(tmp_path))
+    assert config_fingerprint("safety.yaml") == "none"
+    (tmp_path / "safety.yaml").write_text("a: 1\n")
+    first = config_fingerprint("safety.yaml")
+    assert len(first) == 12 and first == config_fingerprint("safety.yaml")
+    (tmp_path / "safety.yaml").write_text("a: 2\n")
+    assert config_fingerprint("safety.yaml") != first

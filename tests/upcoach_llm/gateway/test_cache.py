@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from tests.upcoach_llm.gateway.conftest import RunningGateway
 from tests.upcoach_llm.gateway.sse import content, parse
+from upcoach_llm.common.config import PACKAGED_CONFIG_DIR, SAFETY_FILE
 from upcoach_llm.gateway.store.cache import canonical_hash
 
 GREEDY = {"model": "mistral", "messages": [{"role": "user", "content": "a tip please"}],
@@ -36,6 +38,24 @@ async def test_reproducible_request_is_cached(gateway) -> None:
     assert second.json()["usage"] == first.json()["usage"]
     assert second.json()["id"] != first.json()["id"]
     assert (metrics["cache_hits"], metrics["cache_misses"]) == (1, 1)
+
+
+async def test_an_edit_to_the_crisis_check_retires_every_cached_reply(gateway, tmp_path) -> None:
+    """The exact cache answers before the router's crisis check: a reply stored under an older
+    safety.yaml must not answer a conversation the edited check has not seen."""
+    config = tmp_path / "config"
+    shutil.copytree(PACKAGED_CONFIG_DIR, config)
+    env = {"UPCOACH_CONFIG_DIR": str(config)}
+    before = await gateway(env)
+    async with before.client() as client:
+        assert (await client.post("/v1/chat/completions", json=GREEDY)).headers["x-cache"] == "MISS"
+        assert (await client.post("/v1/chat/completions", json=GREEDY)).headers["x-cache"] == "HIT"
+    with (config / SAFETY_FILE).open("a") as safety:
+        safety.write("# an operator's edit\n")
+    after = await gateway(env)  # the same Redis prefix: the same cache space but for the file
+    async with after.client() as client:
+        assert (await client.post("/v1/chat/completions", json=GREEDY)).headers["x-cache"] == "MISS"
+        assert (await client.post("/v1/chat/completions", json=GREEDY)).headers["x-cache"] == "HIT"
 
 
 async def test_stream_is_answered_from_the_cache_as_sse(gateway) -> None:

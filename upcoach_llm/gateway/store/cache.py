@@ -7,6 +7,13 @@ only reproducible requests (temperature 0 or a seed) are stored (CACHE_MODE).
 Entries belong to the caller's key identity (``key:<hash>``): a reply is never served to another
 API key. Requests whose ``feature`` is in CACHE_SHARED_FEATURES, whose answers are not personal,
 and every request while auth is off, use the one shared space.
+
+The router's crisis check runs before a model is called, the exact cache before the router: a hit
+is a reply a model gave to this same conversation, which the check therefore let through. Keys
+also carry ``safety``, the fingerprint of config/safety.yaml (gateway and router read the same
+config folder: the image's, or the one ConfigMap in Kubernetes), so after an edit to the check's
+patterns or exemplars no reply stored under the old file answers: each conversation goes through
+the new check first.
 """
 
 from __future__ import annotations
@@ -48,9 +55,9 @@ class ResponseCache:
     """get/put of CachedReply in Redis with a TTL; RedisDown propagates to the caller."""
 
     def __init__(self, link: RedisLink, ttl_s: int, mode: CacheMode, prefix: str, *,
-                 shared_features: frozenset[str]) -> None:
+                 shared_features: frozenset[str], safety: str) -> None:
         self._link = link
-        self._prefix = prefix + "cache:v2:"
+        self._prefix = f"{prefix}cache:v2:{safety}:"
         self.ttl_s = ttl_s
         self.mode = mode
         self.shared_features = shared_features

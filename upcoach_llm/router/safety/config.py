@@ -13,10 +13,8 @@ import re
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from upcoach_llm.api.names import SafetyCategoryName
-from upcoach_llm.common.config import load_config_file
+from upcoach_llm.common.config import SAFETY_FILE, load_config_file
 from upcoach_llm.common.locales import is_locale, lookup_order
-
-FILE = "safety.yaml"
 
 
 class _Strict(BaseModel):
@@ -101,4 +99,4 @@ class SafetyFile(_Strict):
 
 def load_safety() -> SafetyFile:
     """Reads and validates config/safety.yaml (or UPCOACH_CONFIG_DIR's)."""
-    return load_config_file(SafetyFile, FILE)
+    return load_config_file(SafetyFile, SAFETY_FILE)
