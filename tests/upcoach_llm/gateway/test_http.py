@@ -36,6 +36,8 @@ async def test_prometheus_and_guide_metrics(gateway) -> None:
         await client.post("/v1/chat/completions", json=greedy)
         await client.post("/v1/chat/completions", json={**HELLO, "stream": True})
         await client.post("/v1/chat/completions", json={**HELLO, "model": "gpt-9"})
+        for probe in ("/livez", "/readyz", "/metrics"):  # not traffic: not in the summary
+            await client.get(probe)
         summary = (await client.get("/api/metrics")).json()
         text = (await client.get("/metrics")).text
     assert summary == {"requests_total": 4, "cache_hits": 1, "cache_misses": 1,
@@ -51,6 +53,7 @@ async def test_prometheus_and_guide_metrics(gateway) -> None:
     assert 'gateway_cache_requests_total{result="miss"} 1.0' in text
     assert "gateway_rate_limited_total 0.0" in text
     assert "gateway_active_connections 1.0" in text
+    assert 'method="GET",model="",route="/livez",status="200"} 1.0' in text
 
 
 async def test_cors_when_configured(gateway) -> None:

@@ -1,7 +1,10 @@
 """The gateway's counters, histograms and gauges, in a registry of their own.
 
 Prometheus series carry route, status and model labels; the guide's five JSON numbers are kept as
-plain integers beside them so /api/metrics needs no registry walk.
+plain integers beside them so /api/metrics needs no registry walk. Probes and scrapes
+(``PROBE_ROUTES``: an orchestrator's /livez and /readyz, Prometheus's /metrics) count only in
+their own ``gateway_requests_total`` series: a readiness probe every few seconds is not traffic,
+and a 503 from /readyz while a pod starts is not an error.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ disable_created_metrics()
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                     2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+PROBE_ROUTES = frozenset({"/livez", "/readyz", "/metrics"})
 _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -71,7 +75,6 @@ class GatewayMetrics:
                  seconds: float) -> None:
         self.active_connections -= 1
         self._active.dec()
-        self.requests_total += 1
         key = (route, method, status, model)
         children = self._children.get(key)
         if children is None:
@@ -80,6 +83,9 @@ class GatewayMetrics:
                 self._latency.labels(route))
         children[0].inc()
         children[1].observe(seconds)
+        if route in PROBE_ROUTES:
+            return
+        self.requests_total += 1
         if status >= 400:
             self.error()
 
