@@ -6,8 +6,10 @@ backend each ``interval`` seconds and marks it up or down. A request that cannot
 marks it down at once (the circuit opens) until a probe that started after it succeeds; failures
 the backend answered with (HTTP 5xx, a reply cut short, a timeout) open it only after
 ``circuit_failures`` in a row, so one request's own failure does not take it from every caller.
-A request that finds no healthy backend for its chain probes that chain's backends once more
-before it fails (``reprobe``), so a backend that came up since the last round serves it.
+A request that finds no backend ready for its chain probes that chain's backends once more
+before it fails (``resolve_fresh``), so a backend that came up since the last round (a
+generation service that finished loading, an Ollama model just pulled) serves it; a circuit a
+request opened stays open until the background round.
 Each backend's state and load are gauges read when /metrics is scraped.
 """
 
@@ -32,9 +34,11 @@ log = get_logger(__name__)
 
 Prober = Callable[[BackendConfig], Awaitable[EngineHealth]]
 
-# A burst of requests for a model whose backends are all down costs one on-demand probe
-# round per this many seconds; the rest fail at once with the last round's findings.
-REPROBE_GAP_S = 0.1
+# On-demand probes (``reprobe``): one per backend per REPROBE_GAP_S whatever the burst of
+# requests refused meanwhile (they fail at once with the last findings), and a request waits for
+# one at most REPROBE_WAIT_S (a backend that does not answer sooner is down for it).
+REPROBE_GAP_S = 0.5
+REPROBE_WAIT_S = 0.5
 
 BACKEND_UP = Gauge("upcoach_router_backend_up",
                    "1 while the backend takes requests (circuit closed), 0 while it is down",
@@ -56,6 +60,9 @@ class BackendState:
     probed: bool = field(default=False, repr=False)
     down_at: float = field(default=0.0, repr=False)  # when a request last marked it down
     failures: int = field(default=0, repr=False)  # requests failed in a row since one served
+    recorded_at: float = field(default=0.0, repr=False)  # when a probe's result was last taken
+    reprobe: asyncio.Future | None = field(default=None, repr=False)  # on-demand probe
+    reprobed_at: float = field(default=float("-inf"), repr=False)
 
     @property
     def name(self) -> str:
@@ -120,8 +127,6 @@ class BackendPool:
         self._circuit_failures = circuit_failures
         self._turn = itertools.count(1)
         self._task: asyncio.Task | None = None
-        self._reprobe: asyncio.Future | None = None
-        self._reprobed_at = -REPROBE_GAP_S
 
     def resolve(self, chain: list[str], *, pick: bool = False) -> Resolution:
         """Walks the chain to the first model a healthy backend serves. With ``pick`` the first
@@ -146,21 +151,40 @@ class BackendPool:
                           "configure a backend for one of them (config/backends.yaml, "
                           "OLLAMA_URL or VLLM_URL)")
 
+    async def resolve_fresh(self, chain: list[str], *, pick: bool = False) -> Resolution:
+        """``resolve``; when no backend is ready for the chain, once more after ``reprobe``."""
+        try:
+            return self.resolve(chain, pick=pick)
+        except NoHealthyBackend as refused:
+            if not await self.reprobe(chain):
+                raise
+            try:
+                return self.resolve(chain, pick=pick)
+            except NoHealthyBackend:
+                raise refused from None
+
     async def reprobe(self, chain: list[str]) -> bool:
         """Probes now the backends configured for ``chain`` that are not ready for it, for a
-        request that ``resolve`` refused; True when a round ran (resolve again), False when one
-        started less than ``REPROBE_GAP_S`` ago or there is nothing to probe. Concurrent
-        callers share the round in flight."""
-        if self._reprobe is None or self._reprobe.done():
-            now = time.monotonic()
-            states = [s for s in self.states
-                      if any(s.serves(m) and not s.ready_for(m) for m in chain)]
-            if not states or now - self._reprobed_at < REPROBE_GAP_S:
-                return False
-            self._reprobed_at = now
-            self._reprobe = asyncio.ensure_future(self._probe(states))
-        await asyncio.shield(self._reprobe)
-        return True
+        request that ``resolve`` refused, and waits for them up to ``REPROBE_WAIT_S``; True when
+        one answered (resolve again). A backend whose circuit a request opened is left to the
+        background round (its cool-down), one probed on demand less than ``REPROBE_GAP_S`` ago
+        is not probed again, and callers share a probe in flight."""
+        now = time.monotonic()
+        probes: list[asyncio.Future] = []
+        for state in self.states:
+            if (not any(state.serves(m) and not state.ready_for(m) for m in chain)
+                    or state.down_at > state.recorded_at):
+                continue
+            if state.reprobe is None or state.reprobe.done():
+                if now - state.reprobed_at < REPROBE_GAP_S:
+                    continue
+                state.reprobed_at = now
+                state.reprobe = asyncio.ensure_future(self._probe([state]))
+            probes.append(state.reprobe)
+        if not probes:
+            return False
+        done, _ = await asyncio.wait(probes, timeout=REPROBE_WAIT_S)  # never cancels them
+        return bool(done)
 
     @contextmanager
     def track(self, state: BackendState) -> Iterator[None]:
@@ -209,8 +233,13 @@ class BackendPool:
 
     async def _probe(self, states: list[BackendState]) -> None:
         started = time.monotonic()
-        results = await asyncio.gather(*(self._prober(s.config) for s in states))
+        results = await asyncio.gather(*(self._prober(s.config) for s in states),
+                                       return_exceptions=True)
         for state, result in zip(states, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("backend probe failed", exc_info=result,
+                          extra={"fields": {"backend": state.name}})
+                result = EngineHealth(False, detail=f"probe failed: {type(result).__name__}")
             if result.healthy and state.down_at > started:
                 continue
             self._record(state, result)
@@ -230,6 +259,7 @@ class BackendPool:
             state.failures = 0
         state.installed = frozenset(result.models)
         state.probed = True
+        state.recorded_at = time.monotonic()
 
     async def _run(self) -> None:
         while True:
@@ -244,6 +274,7 @@ class BackendPool:
         self._task = asyncio.create_task(self._run(), name="backend-health")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, *(s.reprobe for s in self.states)) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -35,7 +35,7 @@ from upcoach_llm.common.fields import check_name, check_text, request_id_of
 from upcoach_llm.common.limits import MAX_PROMPT_CHARS
 from upcoach_llm.common.locales import check_locales
 from upcoach_llm.common.logging import get_logger
-from upcoach_llm.router.backend_pool import BackendPool, NoHealthyBackend
+from upcoach_llm.router.backend_pool import BackendPool
 from upcoach_llm.router.executor import ChatExecutor, Job, Served
 from upcoach_llm.router.hybrid import decide
 from upcoach_llm.router.policy import RouterPolicy
@@ -60,8 +60,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         self._defaults = defaults
         self._flush_s = flush_s
 
-    def _plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
-              ) -> tuple[Job, router_pb2.RouteDecision]:
+    async def _plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
+                    ) -> tuple[Job, router_pb2.RouteDecision]:
         request_id = request_id_of(request.request_id)
         _check_names(request)
         messages = messages_from_proto(request.messages)
@@ -69,8 +69,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                               coaching_context=request.coaching_context, messages=messages)
         if request.coaching_context:
             messages = with_coaching_prompt(self._policy, request.coaching_context, messages)
-        resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model),
-                                        pick=True)
+        resolution = await self._pool.resolve_fresh(
+            self._policy.catalog.fallback_chain(choice.model), pick=True)
         route = router_pb2.RouteDecision(
             requested_model=choice.model, model=resolution.model, reason=choice.reason,
             fallbacks_skipped=resolution.skipped)
@@ -94,12 +94,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         return await self._safety.conversation(request_id_of(request.request_id),
                                                request.messages, rpc, locales=locales)
 
-    def _traced_plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
-                     ) -> tuple[Job, router_pb2.RouteDecision]:
+    async def _traced_plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
+                           ) -> tuple[Job, router_pb2.RouteDecision]:
         """``_plan`` in a ``router.decide`` span; the chat's GenAI attributes on the call's."""
         call = tracing.current_span()
         with tracing.internal_span("router.decide") as span:
-            job, route = self._plan(request)
+            job, route = await self._plan(request)
             span.set_attributes({
                 "upcoach.route.requested_model": route.requested_model,
                 "upcoach.route.model": route.model, "upcoach.route.reason": route.reason,
@@ -112,17 +112,6 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             tracing.GEN_AI_RESPONSE_MODEL: route.model}, call)
         return job, route
 
-    async def _planned(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
-                       ) -> tuple[Job, router_pb2.RouteDecision]:
-        """The plan; when no backend is healthy for its model, once more after probing them."""
-        plan = self._traced_plan if tracing.ENABLED else self._plan
-        try:
-            return plan(request)
-        except NoHealthyBackend as exc:
-            if not await self._pool.reprobe(exc.chain):
-                raise
-            return plan(request)
-
     async def ChatStream(self, request: router_pb2.ChatStreamRequest,
                          context: grpc.aio.ServicerContext,
                          ) -> AsyncIterator[router_pb2.ChatStreamResponse]:
@@ -131,7 +120,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             for reply in crisis.stream(flag, request.model):
                 yield reply
             return
-        job, route = await self._planned(request)
+        job, route = await (self._traced_plan(request) if tracing.ENABLED
+                            else self._plan(request))
         served: list[Served] = []
 
         async def pieces() -> AsyncIterator[Piece]:
@@ -157,7 +147,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         flag = await self._crisis(request, "Chat")
         if flag is not None:
             return crisis.whole(flag, request.model)
-        job, route = await self._planned(request)
+        job, route = await (self._traced_plan(request) if tracing.ENABLED
+                            else self._plan(request))
         answered, reply, last = await self._executor.generate(job, context.time_remaining())
         _answered_by(route, answered)
         return router_pb2.ChatResponse(route=route, text=reply.text,
@@ -175,7 +166,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         try:
             choice = choose_model(self._policy, model=request.model, feature=request.feature,
                                   coaching_context=request.coaching_context, messages=messages)
-            resolution = self._pool.resolve(self._policy.catalog.fallback_chain(choice.model))
+            resolution = await self._pool.resolve_fresh(
+                self._policy.catalog.fallback_chain(choice.model))
         except ServiceError:
             if flag is None:
                 raise

@@ -10,7 +10,12 @@ from prometheus_client import REGISTRY
 from upcoach_llm.common.backends import BackendConfig
 from upcoach_llm.common.errors import Unavailable
 from upcoach_llm.engines.base import EngineHealth
-from upcoach_llm.router.backend_pool import REPROBE_GAP_S, BackendPool, NoHealthyBackend
+from upcoach_llm.router.backend_pool import (
+    REPROBE_GAP_S,
+    REPROBE_WAIT_S,
+    BackendPool,
+    NoHealthyBackend,
+)
 
 CHAIN = ["mistral", "llama3.2:3b", "smollm2-135m-instruct"]
 
@@ -157,9 +162,9 @@ async def test_health_and_load_are_gauges_read_when_scraped() -> None:
     assert gauge("upcoach_router_backend_up", backend="gauge-a", backend_type="openai") == 0
 
 
-async def test_a_refused_request_probes_its_chain_once_more_and_bursts_share_one_round() -> None:
+async def test_a_refused_request_probes_its_chain_once_more_and_bursts_share_the_probe() -> None:
     health = {"embedded": EngineHealth(False, detail="not serving yet"),
-              "vllm": EngineHealth(True, ("mistral",))}
+              "vllm": EngineHealth(False, detail="connection refused")}
     probed: list[str] = []
 
     async def prober(config: BackendConfig) -> EngineHealth:
@@ -175,18 +180,69 @@ async def test_a_refused_request_probes_its_chain_once_more_and_bursts_share_one
         pool.resolve(["smollm2-135m-instruct"])
     assert refused.value.chain == ["smollm2-135m-instruct"]
     health["embedded"] = EngineHealth(True, ("smollm2-135m-instruct",))
-    rounds = await asyncio.gather(*(pool.reprobe(refused.value.chain) for _ in range(5)))
-    assert rounds == [True] * 5
-    assert probed == ["embedded"]  # one round, only the chain's backend that was not ready
-    assert pool.resolve(["smollm2-135m-instruct"]).model == "smollm2-135m-instruct"
+    resolved = await asyncio.gather(*(pool.resolve_fresh(["smollm2-135m-instruct"])
+                                      for _ in range(5)))
+    assert {r.model for r in resolved} == {"smollm2-135m-instruct"}
+    assert probed == ["embedded"]  # one probe, of the chain's backend only
 
 
-async def test_reprobes_are_spaced_and_skip_chains_with_nothing_to_probe() -> None:
+async def test_another_chain_does_not_ride_on_a_probe_of_other_backends() -> None:
+    health = {"a": EngineHealth(False, detail="down"), "b": EngineHealth(False, detail="down")}
+    probed: list[str] = []
+
+    async def prober(config: BackendConfig) -> EngineHealth:
+        probed.append(config.name)
+        await asyncio.sleep(0.01)
+        return health[config.name]
+
+    pool = BackendPool([backend("a", "ma"), backend("b", "mb")], prober, interval=60)
+    await pool.probe_all()
+    probed.clear()
+    health["b"] = EngineHealth(True, ("mb",))
+    first, second = await asyncio.gather(pool.resolve_fresh(["ma"]), pool.resolve_fresh(["mb"]),
+                                         return_exceptions=True)
+    assert isinstance(first, NoHealthyBackend)
+    assert second.model == "mb"
+    assert sorted(probed) == ["a", "b"]
+
+
+async def test_reprobes_are_spaced_and_leave_a_circuit_a_request_opened_to_the_round() -> None:
     health = {"embedded": EngineHealth(False, detail="not serving yet")}
     pool = pool_with(health, backend("embedded", "smollm2-135m-instruct", kind="embedded"))
+    await pool.probe_all()
     assert await pool.reprobe(["smollm2-135m-instruct"])
     assert not await pool.reprobe(["smollm2-135m-instruct"])  # within REPROBE_GAP_S
-    pool._reprobed_at -= REPROBE_GAP_S
+    state = pool.states[0]
+    state.reprobed_at -= REPROBE_GAP_S
     assert await pool.reprobe(["smollm2-135m-instruct"])
-    pool._reprobed_at -= REPROBE_GAP_S
+    state.reprobed_at -= REPROBE_GAP_S
     assert not await pool.reprobe(["mistral"])  # no backend is configured for it
+    health["embedded"] = EngineHealth(True, ("smollm2-135m-instruct",))
+    await pool.probe_all()
+    pool.mark_down(state, "UNAVAILABLE from a chat")
+    assert not await pool.reprobe(["smollm2-135m-instruct"])  # its cool-down: the round decides
+    with pytest.raises(NoHealthyBackend):
+        await pool.resolve_fresh(["smollm2-135m-instruct"])
+
+
+async def test_a_probe_that_raises_or_hangs_leaves_the_request_refused_as_unavailable() -> None:
+    async def raising(config: BackendConfig) -> EngineHealth:
+        raise RuntimeError("prober bug")
+
+    pool = BackendPool([backend("vllm", "mistral")], raising, interval=60)
+    await pool.probe_all()
+    assert pool.states[0].detail == "probe failed: RuntimeError"
+    with pytest.raises(NoHealthyBackend):
+        await pool.resolve_fresh(["mistral"])
+
+    async def hanging(config: BackendConfig) -> EngineHealth:
+        await asyncio.sleep(30)
+        return EngineHealth(True, ("mistral",))
+
+    pool = BackendPool([backend("vllm", "mistral")], hanging, interval=60)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(NoHealthyBackend):
+        await pool.resolve_fresh(["mistral"])
+    assert asyncio.get_running_loop().time() - started < REPROBE_WAIT_S + 0.5
+    await pool.stop()  # cancels the probe still in flight
+    assert pool.states[0].reprobe.cancelled()
