@@ -87,12 +87,18 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     async def _crisis(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
                       rpc: str) -> Flag | None:
         """The crisis check's flag on the conversation (validated first), or None."""
+        _check_names(request)
         locales = check_locales(request.locale, request.more_locales)
         if not self._safety.enabled:
             return None
         messages_from_proto(request.messages)
         return await self._safety.conversation(request_id_of(request.request_id),
                                                request.messages, rpc, locales=locales)
+
+    def _catalog_name(self, model: str) -> str:
+        """The model asked for when the catalog has it, else "": a crisis response skips routing,
+        and the name it carries must still be one the stack knows (it labels metrics)."""
+        return model if self._policy.catalog.get(model) is not None else ""
 
     async def _traced_plan(self, request: router_pb2.ChatStreamRequest | router_pb2.ChatRequest,
                            ) -> tuple[Job, router_pb2.RouteDecision]:
@@ -117,7 +123,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                          ) -> AsyncIterator[router_pb2.ChatStreamResponse]:
         flag = await self._crisis(request, "ChatStream")
         if flag is not None:
-            for reply in crisis.stream(flag, request.model):
+            for reply in crisis.stream(flag, self._catalog_name(request.model)):
                 yield reply
             return
         job, route = await (self._traced_plan(request) if tracing.ENABLED
@@ -146,7 +152,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                    context: grpc.aio.ServicerContext) -> router_pb2.ChatResponse:
         flag = await self._crisis(request, "Chat")
         if flag is not None:
-            return crisis.whole(flag, request.model)
+            return crisis.whole(flag, self._catalog_name(request.model))
         job, route = await (self._traced_plan(request) if tracing.ENABLED
                             else self._plan(request))
         answered, reply, last = await self._executor.generate(job, context.time_remaining())

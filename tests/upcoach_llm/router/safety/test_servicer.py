@@ -83,6 +83,21 @@ async def test_a_flagged_unary_chat_is_the_crisis_response(policy, check) -> Non
     assert (reply.route.model, reply.route.backend) == ("", "safety")
 
 
+async def test_a_flagged_chat_carries_only_a_catalog_name_and_bad_names_are_refused(
+        policy, check) -> None:
+    """The crisis path skips routing, not the request's checks: the name a caller made up never
+    comes back as the served model (the gateway labels metrics with it)."""
+    servicer = await _servicer(policy, check)
+    made_up = await servicer.Chat(router_pb2.ChatRequest(model="LEAK-secret-note",
+                                                         messages=_messages(SECRET)), None)
+    assert made_up.safety_category == SELF_HARM
+    assert (made_up.route.model, made_up.route.requested_model) == ("", "")
+    with pytest.raises(InvalidArgument) as refused:
+        [r async for r in servicer.ChatStream(router_pb2.ChatStreamRequest(
+            model="x" * 3000, messages=_messages(SECRET)), None)]
+    assert refused.value.field == "model"
+
+
 async def test_route_reports_a_flagged_conversation_even_when_it_cannot_be_routed(
         policy, check) -> None:
     servicer = await _servicer(policy, check)
