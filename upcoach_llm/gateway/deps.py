@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from upcoach_llm.common.catalog import load_models
 from upcoach_llm.common.config import SAFETY_FILE, config_fingerprint
 from upcoach_llm.gateway.chat.semantic import SemanticCache, semantic_cache
 from upcoach_llm.gateway.http.shutdown import StreamRegistry
@@ -39,7 +40,7 @@ class Dependencies:
 
     @classmethod
     def build(cls, settings: GatewaySettings) -> Dependencies:
-        metrics = GatewayMetrics()
+        metrics = GatewayMetrics(m.name for m in load_models().models)
         redis = RedisLink(settings.redis_url, settings.redis_timeout_s)
         limiter = RateLimiter(redis, settings.rate_limit_rpm, settings.redis_prefix)
         gate = Gate(ApiKeyAuth(settings.api_keys), limiter, metrics,

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 
 from tests.upcoach_llm.gateway.conftest import RunningGateway
+from upcoach_llm.gateway.metrics.registry import GatewayMetrics
 
 HELLO = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -118,3 +120,18 @@ async def test_openapi_describes_every_endpoint(gateway) -> None:
         assert path in paths, path
     schema = reply.json()["components"]["schemas"]["CoachingChatRequest"]
     assert "context_type" in schema["required"]
+
+
+def test_a_model_label_is_a_catalog_name_or_other() -> None:
+    metrics = GatewayMetrics(["mistral"])
+    metrics.started()
+    metrics.finished("/v1/chat/completions", "POST", 200, "LEAK-secret-note", 0.01)
+    metrics.started()
+    metrics.finished("/v1/chat/completions", "POST", 200, "mistral", 0.01)
+    metrics.tokens("x" * 3000, 5)
+    metrics.first_token("x" * 3000, 0.1)
+    text = generate_latest(metrics.registry).decode()
+    assert "LEAK" not in text and "xxx" not in text
+    assert 'model="other",route="/v1/chat/completions",status="200"} 1.0' in text
+    assert 'model="mistral",route="/v1/chat/completions",status="200"} 1.0' in text
+    assert 'gateway_tokens_generated_total{model="other"} 5.0' in text

@@ -9,6 +9,8 @@ and a 503 from /readyz while a pod starts is not an error.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 disable_created_metrics()
@@ -20,9 +22,12 @@ _TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 
 
 class GatewayMetrics:
-    """Everything the gateway counts, per process."""
+    """Everything the gateway counts, per process. A ``model`` label is a name of the catalog
+    (``models``), ``""`` or ``other``: never a caller's own text, which /metrics would show to
+    anyone and whose every new value would be a new series kept forever."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: Iterable[str] = ()) -> None:
+        self._models = frozenset(models)
         self.registry = CollectorRegistry(auto_describe=True)
         self._requests = Counter(
             "gateway_requests_total", "Requests answered, by route, method, status and model.",
@@ -51,7 +56,8 @@ class GatewayMetrics:
             registry=self.registry)
         self._errors = Counter(
             "gateway_errors_total",
-            "Responses with status 400 or above, and errors sent inside a started stream.",
+            "Responses with status 400 or above, and errors sent inside a started stream "
+            "(probes and scrapes left out).",
             registry=self.registry)
         self._active = Gauge(
             "gateway_active_connections", "Requests in progress (open streams included).",
@@ -75,11 +81,11 @@ class GatewayMetrics:
                  seconds: float) -> None:
         self.active_connections -= 1
         self._active.dec()
-        key = (route, method, status, model)
+        key = (route, method, status, self._label(model))
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (
-                self._requests.labels(route, method, str(status), model),
+                self._requests.labels(route, method, str(status), key[3]),
                 self._latency.labels(route))
         children[0].inc()
         children[1].observe(seconds)
@@ -115,11 +121,15 @@ class GatewayMetrics:
             self._of_model(model)[1].inc(count)
 
     def _of_model(self, model: str) -> tuple[Histogram, Counter]:
-        children = self._model_children.get(model)
+        label = self._label(model)
+        children = self._model_children.get(label)
         if children is None:
-            children = self._model_children[model] = (self._ttft.labels(model),
-                                                      self._tokens.labels(model))
+            children = self._model_children[label] = (self._ttft.labels(label),
+                                                      self._tokens.labels(label))
         return children
+
+    def _label(self, model: str) -> str:
+        return model if not model or model in self._models else "other"
 
     def summary(self) -> dict[str, int]:
         """The guide's /api/metrics JSON."""
