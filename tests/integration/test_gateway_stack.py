@@ -126,7 +126,10 @@ def test_guide_quick_start_curl_commands_as_written(stack) -> None:
                                               "model-registry", "redis", "embedded"}
     assert out["chat"]["model"] == "smollm2-135m-instruct"
     assert out["chat"]["choices"][0]["message"]["content"]
-    assert {"id": "mistral", "name": "mistral", "size": 4100000000} in out["models"]["models"]
+    listed = {m["id"]: m for m in out["models"]["models"]}
+    assert listed["mistral"] == {"id": "mistral", "name": "mistral", "size": 4100000000,
+                                 "available": False}  # no Ollama here
+    assert listed["smollm2-135m-instruct"]["available"]
     assert out["coaching"]["context_type"] == "habits"
     assert out["coaching"]["choices"][0]["message"]["content"]
     assert set(out["metrics"]) == {"requests_total", "cache_hits", "cache_misses",

@@ -262,7 +262,7 @@ class RegistryDouble(model_registry_pb2_grpc.ModelRegistryServiceServicer):
                                          detail="backend down: backend ollama (ollama at "
                                                 "http://10.0.0.9:11434) is unreachable")]),
             model_registry_pb2.Model(name="nomic-embed-text", size_bytes=274000000,
-                                     kind=model_registry_pb2.MODEL_KIND_EMBEDDING),
+                                     kind=model_registry_pb2.MODEL_KIND_EMBEDDING, served=True),
         ])
 
     async def GetModel(self, request, context):

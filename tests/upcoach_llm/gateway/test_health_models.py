@@ -50,8 +50,9 @@ async def test_api_models_guide_shape(gateway) -> None:
     assert reply.status_code == 200
     body = reply.json()
     assert body["models"] == [
-        {"id": "mistral", "name": "mistral", "size": 4100000000},
-        {"id": "nomic-embed-text", "name": "nomic-embed-text", "size": 274000000}]
+        {"id": "mistral", "name": "mistral", "size": 4100000000, "available": False},
+        {"id": "nomic-embed-text", "name": "nomic-embed-text", "size": 274000000,
+         "available": True}]
     assert body["object"] == "list"
     assert [m["id"] for m in body["data"]] == ["mistral", "nomic-embed-text"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class CatalogModel(BaseModel):
@@ -13,6 +13,9 @@ class CatalogModel(BaseModel):
     id: str
     name: str
     size: int
+    available: bool = Field(description="a configured backend has it (pulled on Ollama, listed "
+                                        "by vLLM, its files packaged for the embedded engine); "
+                                        "/health says whether each service is up")
 
 
 class OpenAIModel(BaseModel):

@@ -18,7 +18,8 @@ async def catalog(deps: Dependencies) -> CatalogResponse:
     reply = await call_unary(deps.upstream.registry.ListModels(
         model_registry_pb2.ListModelsRequest(), timeout=deps.settings.health_timeout_s * 5))
     return CatalogResponse(
-        models=[CatalogModel(id=m.name, name=m.name, size=m.size_bytes) for m in reply.models],
+        models=[CatalogModel(id=m.name, name=m.name, size=m.size_bytes, available=m.served)
+                for m in reply.models],
         data=[OpenAIModel(id=m.name) for m in reply.models])
 
 
