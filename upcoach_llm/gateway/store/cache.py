@@ -13,7 +13,9 @@ is a reply a model gave to this same conversation, which the check therefore let
 also carry ``safety``, the fingerprint of config/safety.yaml (gateway and router read the same
 config folder: the image's, or the one ConfigMap in Kubernetes), so after an edit to the check's
 patterns or exemplars no reply stored under the old file answers: each conversation goes through
-the new check first.
+the new check first. The fingerprint is the gateway's copy: while a rollout of the edit is under
+way a router still on the old file may store under the new one, and SAFETY_CHECK (the router's)
+is not in it; both answer for at most CACHE_TTL.
 """
 
 from __future__ import annotations
