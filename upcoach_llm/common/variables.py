@@ -234,7 +234,7 @@ DECLARED: list[Variable] = [
              "all | off", GW,
              choices=("reproducible", "all", "off")),
     Variable("CACHE_SHARED_FEATURES", "list", None,
-             "features whose cached replies every API key shares", (*GW, "compose")),
+             "features whose cached single-turn replies every API key shares", (*GW, "compose")),
     Variable("SEMANTIC_CACHE_ENABLED", "bool", True, "answer the features of "
              "config/semantic_cache.yaml from replies to close paraphrases", GW),
     Variable("SEMANTIC_CACHE_MAX_ENTRIES", "int", 128, "semantic cache entries kept per API key, "

@@ -9,6 +9,11 @@ GREEDY = {"model": "mistral", "messages": [{"role": "user", "content": "my priva
 KEYS = {"LLM_API_KEY": "tenant-a,tenant-b", "RATE_LIMIT_RPM": "0"}
 A = {"Authorization": "Bearer tenant-a"}
 B = {"X-API-Key": "tenant-b"}
+# A shared feature claimed for a conversation with earlier turns: the conversation is personal.
+STORY = {**GREEDY, "feature": "daily_affirmations", "messages": [
+    {"role": "user", "content": "my divorce came through today"},
+    {"role": "assistant", "content": "That is a lot to carry."},
+    {"role": "user", "content": "give me an affirmation"}]}
 
 
 async def test_two_keys_never_share_an_entry(gateway) -> None:
@@ -37,10 +42,13 @@ async def test_shared_features_are_shared_and_others_are_not(gateway) -> None:
         personal_b = await client.post("/v1/chat/completions", json=personal, headers=B)
         plain_a = await client.post("/v1/chat/completions", json=GREEDY, headers=A)
         plain_b = await client.post("/v1/chat/completions", json=GREEDY, headers=B)
+        story_a = await client.post("/v1/chat/completions", json=STORY, headers=A)
+        story_b = await client.post("/v1/chat/completions", json=STORY, headers=B)
     assert [r.headers["x-cache"] for r in (shared_a, shared_b)] == ["MISS", "HIT"]
     assert [r.headers["x-cache"] for r in (personal_a, personal_b)] == ["MISS", "MISS"]
     assert [r.headers["x-cache"] for r in (plain_a, plain_b)] == ["MISS", "MISS"]
-    assert len(gw.double.calls.chat) == 5
+    assert [r.headers["x-cache"] for r in (story_a, story_b)] == ["MISS", "MISS"]
+    assert len(gw.double.calls.chat) == 7
 
 
 async def test_without_auth_there_is_one_shared_space(gateway) -> None:

@@ -5,8 +5,11 @@ serialised with sorted keys, so neither JSON key order nor whitespace changes th
 only reproducible requests (temperature 0 or a seed) are stored (CACHE_MODE).
 
 Entries belong to the caller's key identity (``key:<hash>``): a reply is never served to another
-API key. Requests whose ``feature`` is in CACHE_SHARED_FEATURES, whose answers are not personal,
-and every request while auth is off, use the one shared space.
+API key. A single-turn request (system messages, then one user message) whose ``feature`` is in
+CACHE_SHARED_FEATURES, whose answers are not personal, and every request while auth is off, use
+the one shared space. A conversation with earlier turns stays its key's whatever the feature it
+claims: the feature is the caller's word, and another key could otherwise learn from an
+``X-Cache: HIT`` that someone had that exact conversation.
 
 The router's crisis check runs before a model is called, the exact cache before the router: a hit
 is a reply a model gave to this same conversation, which the check therefore let through. Keys
@@ -22,11 +25,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from upcoach_llm.api import common_pb2
+from upcoach_llm.api.names import ROLE_VALUES
 from upcoach_llm.gateway.settings import CacheMode
 from upcoach_llm.gateway.store.link import RedisLink
+
+_USER = ROLE_VALUES["user"]
+_SYSTEM = ROLE_VALUES["system"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,12 @@ def canonical_hash(request: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def single_turn(messages: Sequence[common_pb2.ChatMessage]) -> bool:
+    """System messages, then one user message: no earlier turn carries the user's story."""
+    return (bool(messages) and messages[-1].role == _USER
+            and all(m.role == _SYSTEM for m in messages[:-1]))
+
+
 class ResponseCache:
     """get/put of CachedReply in Redis with a TTL; RedisDown propagates to the caller."""
 
@@ -72,9 +87,11 @@ class ResponseCache:
             return True
         return temperature == 0 or seed is not None
 
-    def key(self, request: dict[str, Any], *, tenant: str | None, feature: str | None) -> str:
+    def key(self, request: dict[str, Any], *, tenant: str | None, feature: str | None,
+            single_turn: bool) -> str:
         """The Redis key of a canonical request asked by ``tenant`` (None: auth is off)."""
-        owner = "shared" if tenant is None or feature in self.shared_features else tenant
+        shared = single_turn and feature in self.shared_features
+        owner = "shared" if tenant is None or shared else tenant
         return f"{self._prefix}{owner}:{canonical_hash(request)}"
 
     async def get(self, key: str) -> CachedReply | None:

@@ -16,6 +16,7 @@ from upcoach_llm.api import common_pb2
 from upcoach_llm.api.names import ROLE_VALUES
 from upcoach_llm.common.config import config_dir, load_config_file
 from upcoach_llm.common.errors import ConfigError
+from upcoach_llm.gateway.store.cache import single_turn
 from upcoach_llm.router.policy import CoachingFile, FeaturesFile
 
 FILE = "semantic_cache.yaml"
@@ -72,9 +73,7 @@ class SemanticPolicy:
         characters. Earlier turns, assistant or tool messages, or a long message carry the
         user's own story, and their reply is theirs.
         """
-        if not messages or messages[-1].role != _USER:
-            return None
-        if any(m.role != _SYSTEM for m in messages[:-1]):
+        if not single_turn(messages):
             return None
         text = messages[-1].content.strip()
         if (not text or len(text) > self.file.max_words * CHARS_PER_WORD

@@ -35,7 +35,8 @@ def router(gw: RunningGateway, protocol: ProtocolType = ProtocolType.GRPC_WEB
 async def stored(gw: RunningGateway, key: str | None) -> None:
     """The store runs after the reply went out: wait for it."""
     cache_key = gw.deps.cache.key(convert.canonical(GREEDY),
-                                  tenant=key_identity(key) if key else None, feature="")
+                                  tenant=key_identity(key) if key else None, feature="",
+                                  single_turn=True)
     for _ in range(100):
         if await gw.deps.cache.get(cache_key) is not None:
             return
