@@ -22,6 +22,17 @@ def test_decide_request_carries_the_conversation_and_the_locale() -> None:
     assert (old.prompt, len(old.messages), old.locale) == ("quick tip?", 0, "")
 
 
+def test_requests_carry_more_locales_and_the_decision_its_feature() -> None:
+    decide = convert.decide_request("auto", "quick tip?", True, True, None, None, "ca",
+                                    ["es", "en"], "habit_tips")
+    assert (list(decide.more_locales), decide.feature) == (["es", "en"], "habit_tips")
+    chat = convert.chat_request(TURNS, locale="ca", more_locales=("es",), max_tokens=4)
+    assert list(chat.more_locales) == ["es"]
+    edge = convert.decision(router_pb2.DecideInferenceResponse(
+        target=router_pb2.INFERENCE_TARGET_ON_DEVICE, edge_model="smollm-360m"))
+    assert edge.edge_model == "smollm-360m"
+
+
 def test_prompt_and_messages_together_are_refused_before_sending() -> None:
     with pytest.raises(ValueError, match="prompt or messages"):
         convert.decide_request("auto", "hi", True, True, None, TURNS)

@@ -135,6 +135,19 @@ async def test_the_async_hybrid_client(online) -> None:
     assert "long prompt" in far.decision
 
 
+def test_a_server_only_feature_stays_on_the_server_and_a_device_one_names_its_model(
+        online) -> None:
+    """The guide's table: mood analysis has no edge model; habit tips run on smollm-360m."""
+    with HybridClient(online, "auto") as client:
+        mood = client.decide(SHORT, feature="mood_analysis")
+        tip = client.decide(SHORT, feature="habit_tips")
+        chunks = list(client.chat_stream([("user", SHORT)], feature="mood_analysis",
+                                         max_tokens=4, temperature=0))
+    assert (mood.target, mood.edge_model) == ("server", None)
+    assert (tip.target, tip.edge_model) == ("on_device", "smollm-360m")
+    assert chunks[0].source == "server"
+
+
 def test_an_unknown_mode_is_refused(online) -> None:
     with pytest.raises(ValueError, match="sometimes"):
         HybridClient(online, "sometimes")

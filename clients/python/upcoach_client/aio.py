@@ -10,7 +10,7 @@ failure is an UpcoachError carrying the gRPC status code.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -89,14 +89,16 @@ class AsyncUpcoachClient:
 
     async def chat_stream(self, messages: Iterable[MessageLike], *, model: str = "",
                           feature: str = "", coaching_context: str = "", locale: str = "",
-                          timeout: float | None = None, **sampling: Any,
+                          more_locales: Sequence[str] = (), timeout: float | None = None,
+                          **sampling: Any,
                           ) -> AsyncIterator[ChatChunk]:
         """Streams a routed reply; the first chunk carries the route, the last the usage.
-        ``locale`` (a BCP 47 tag, e.g. "es") is the language of a crisis response.
+        ``locale`` (a BCP 47 tag, e.g. "es") is the language of a crisis response, then
+        ``more_locales`` (at most 8, most preferred first).
         Sampling: max_tokens, temperature, top_p, stop, seed."""
         request = convert.chat_request(convert.as_messages(messages), model=model,
                                        feature=feature, coaching_context=coaching_context,
-                                       locale=locale, **sampling)
+                                       locale=locale, more_locales=more_locales, **sampling)
         call = self._router.ChatStream(request, timeout=self._timeout(timeout))
         async for chunk in self._streamed(call, convert.chunk):
             yield chunk
@@ -117,12 +119,15 @@ class AsyncUpcoachClient:
                                messages: Iterable[MessageLike] | None = None,
                                server_available: bool = True, on_device_available: bool = True,
                                max_prompt_length: int | None = None, locale: str = "",
+                               more_locales: Sequence[str] = (), feature: str = "",
                                timeout: float | None = None) -> Decision:
         """Where to run the prompt, or the last user message of ``messages`` (the crisis check
-        then reads the whole conversation); not both."""
+        then reads the whole conversation); not both. With ``feature`` a server-only one is
+        always the server's, and the decision names the feature's edge model."""
         request = convert.decide_request(
             mode, prompt, server_available, on_device_available, max_prompt_length,
-            convert.as_messages(messages) if messages is not None else None, locale)
+            convert.as_messages(messages) if messages is not None else None, locale,
+            more_locales, feature)
         return convert.decision(await self._unary(
             self._router.DecideInference(request, timeout=self._timeout(timeout))))
 

@@ -6,7 +6,7 @@ only in how they call.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from upcoach_client.api import (
@@ -80,10 +80,12 @@ def sampling_proto(max_tokens: int | None = None, temperature: float | None = No
 
 def chat_request(messages: list[Message], *, model: str = "", feature: str = "",
                  coaching_context: str = "", request_id: str = "", locale: str = "",
-                 **sampling: Any) -> router_pb2.ChatStreamRequest:
+                 more_locales: Sequence[str] = (), **sampling: Any,
+                 ) -> router_pb2.ChatStreamRequest:
     return router_pb2.ChatStreamRequest(
         request_id=request_id, model=model, feature=feature, coaching_context=coaching_context,
-        messages=messages_proto(messages), sampling=sampling_proto(**sampling), locale=locale)
+        messages=messages_proto(messages), sampling=sampling_proto(**sampling), locale=locale,
+        more_locales=list(more_locales))
 
 
 def usage(proto: common_pb2.Usage) -> Usage:
@@ -106,7 +108,8 @@ def chunk(proto: router_pb2.ChatStreamResponse) -> ChatChunk:
 
 def decide_request(mode: str, prompt: str, server_available: bool, on_device_available: bool,
                    max_prompt_length: int | None, messages: list[Message] | None = None,
-                   locale: str = "") -> router_pb2.DecideInferenceRequest:
+                   locale: str = "", more_locales: Sequence[str] = (),
+                   feature: str = "") -> router_pb2.DecideInferenceRequest:
     """With messages (the conversation, read whole by the crisis check), prompt stays empty."""
     if mode not in INFERENCE_MODE_VALUES:
         raise ValueError(f"mode: {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
@@ -115,7 +118,7 @@ def decide_request(mode: str, prompt: str, server_available: bool, on_device_ava
     request = router_pb2.DecideInferenceRequest(
         mode=INFERENCE_MODE_VALUES[mode], prompt=prompt, server_available=server_available,
         on_device_available=on_device_available, messages=messages_proto(messages or []),
-        locale=locale)
+        locale=locale, more_locales=list(more_locales), feature=feature)
     if max_prompt_length is not None:
         request.on_device_max_prompt_length = max_prompt_length
     return request
@@ -125,7 +128,8 @@ def decision(proto: router_pb2.DecideInferenceResponse) -> Decision:
     target = INFERENCE_TARGET_NAMES.get(proto.target, "server")
     return Decision(target=target, reason=proto.reason, simple_query=proto.simple_query,
                     safety_category=SAFETY_CATEGORY_NAMES.get(proto.safety_category),
-                    crisis_response=proto.crisis_response or None)
+                    crisis_response=proto.crisis_response or None,
+                    edge_model=proto.edge_model or None)
 
 
 def backend(proto: router_pb2.Backend) -> BackendInfo:

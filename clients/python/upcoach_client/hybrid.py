@@ -17,7 +17,7 @@ runs its one model on the messages as given.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from upcoach_client import convert
@@ -70,13 +70,16 @@ class AsyncHybridClient:
         self._offline_until = time.monotonic() + self.offline_recheck_s
 
     async def decide(self, prompt: str = "", *, messages: Iterable[MessageLike] | None = None,
-                     locale: str = "") -> Decision:
+                     locale: str = "", more_locales: Sequence[str] = (),
+                     feature: str = "") -> Decision:
         """Where a prompt (or a conversation's last user message) runs now: the server's
-        decision, or the offline rule without it."""
+        decision (a server-only ``feature`` is always the server's), or the offline rule
+        without it."""
         if self.server_available:
             try:
                 return await self.server.decide_inference(
                     self.mode, prompt, messages=messages, locale=locale,
+                    more_locales=more_locales, feature=feature,
                     on_device_available=self.on_device.available,
                     max_prompt_length=self.max_prompt_length, timeout=self.decide_timeout_s)
             except UpcoachError as exc:
@@ -87,18 +90,20 @@ class AsyncHybridClient:
 
     async def chat_stream(self, messages: Iterable[MessageLike], *, model: str = "",
                           feature: str = "", coaching_context: str = "", locale: str = "",
-                          timeout: float | None = None, **sampling: Any,
-                          ) -> AsyncIterator[ChatChunk]:
+                          more_locales: Sequence[str] = (), timeout: float | None = None,
+                          **sampling: Any) -> AsyncIterator[ChatChunk]:
         """Streams the reply from where the mode sends it; the first chunk names the decision.
-        ``locale`` is the language of a crisis response (the server's)."""
+        ``locale``, then ``more_locales``, are the languages of a crisis response (the
+        server's); ``feature`` goes to the decision too (a server-only one stays there)."""
         turns = convert.as_messages(messages)
-        choice = await self.decide(messages=turns, locale=locale)
+        choice = await self.decide(messages=turns, locale=locale, more_locales=more_locales,
+                                   feature=feature)
         if not choice.on_device:
             sent = False
             try:
                 async for chunk in self.server.chat_stream(
                         turns, model=model, feature=feature, coaching_context=coaching_context,
-                        locale=locale, timeout=timeout, **sampling):
+                        locale=locale, more_locales=more_locales, timeout=timeout, **sampling):
                     if not sent:
                         chunk = ChatChunk(text=chunk.text, route=chunk.route,
                                           decision=choice.reason,

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from upcoach_client.aio import AsyncUpcoachClient
@@ -43,10 +43,12 @@ class HybridClient:
         return self._client.mode
 
     def decide(self, prompt: str = "", *, messages: Iterable[MessageLike] | None = None,
-               locale: str = "") -> Decision:
+               locale: str = "", more_locales: Sequence[str] = (),
+               feature: str = "") -> Decision:
         """Where a prompt (or a conversation's last user message) runs now (asks the server
         while it is reachable)."""
-        return self._thread.run(self._client.decide(prompt, messages=messages, locale=locale))
+        return self._thread.run(self._client.decide(prompt, messages=messages, locale=locale,
+                                                    more_locales=more_locales, feature=feature))
 
     def chat_stream(self, messages: Iterable[MessageLike], **options: Any) -> Iterator[ChatChunk]:
         return self._thread.iterate(self._client.chat_stream(messages, **options))

@@ -83,6 +83,8 @@ class Decision:
     """Set when the crisis check flagged the prompt; the target is then the server."""
     crisis_response: str | None = None
     """With safety_category: the crisis response, in the locale asked for."""
+    edge_model: str | None = None
+    """With a feature that runs on the device: its edge model (an id of the edge catalog)."""
 
     @property
     def on_device(self) -> bool:
