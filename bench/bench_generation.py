@@ -61,10 +61,10 @@ from upcoach_llm.api import (
 )
 from upcoach_llm.common.channels import authed
 from upcoach_llm.common.config import load_config_file
+from upcoach_llm.common.features import CoachingFile
 from upcoach_llm.common.internal_auth import InternalAuth
 from upcoach_llm.engines.llama_cpp_settings import LlamaSettings
 from upcoach_llm.engines.llama_loader import open_llama
-from upcoach_llm.router.policy import CoachingFile
 
 MODEL = "smollm2-135m-instruct"
 PROMPT = ("Write a long, detailed story about a habit coach who helps a runner train for her "

@@ -13,8 +13,8 @@ import pytest
 from tests.doubles.ollama_double import DEFAULT_LIBRARY, OllamaDouble
 from tests.support.paths import REPO_ROOT
 from upcoach_llm.common.config import load_config_file
+from upcoach_llm.common.features import CoachingFile
 from upcoach_llm.dev.ports import free_port
-from upcoach_llm.router.policy import CoachingFile
 
 
 def setup_models(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

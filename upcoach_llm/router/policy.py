@@ -1,4 +1,5 @@
-"""The router's policy files: features.yaml, coaching.yaml and hybrid.yaml, typed and cross-checked.
+"""The router's policy files: features.yaml, coaching.yaml (typed in common/features.py, which the
+gateway's semantic cache reads too) and hybrid.yaml, typed and cross-checked.
 
 Every model, edge model and feature a file names must exist, so a typo stops start-up with the
 file and key named.
@@ -12,51 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from upcoach_llm.common.catalog import EdgeModelsFile, ModelsFile
 from upcoach_llm.common.config import config_dir, load_config_file
-from upcoach_llm.common.errors import ConfigError, InvalidArgument
+from upcoach_llm.common.errors import ConfigError
+from upcoach_llm.common.features import CoachingFile, FeaturesFile
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Feature(_Strict):
-    """A row of the guide's feature-to-model table."""
-
-    server_model: str
-    edge_model: str | None = None
-    notes: str = ""
-
-
-class FeaturesFile(_Strict):
-    """config/features.yaml."""
-
-    features: dict[str, Feature]
-
-    def row(self, name: str) -> Feature:
-        """The feature's row; InvalidArgument naming ``feature`` when there is none."""
-        row = self.features.get(name)
-        if row is None:
-            raise InvalidArgument(f"{name!r} is not one of {', '.join(self.features)}",
-                                  field="feature")
-        return row
-
-
-class CoachingContext(_Strict):
-    """A coaching context: the feature it implies and its part of the system prompt."""
-
-    feature: str
-    prompt: str = Field(min_length=1)
-
-
-class CoachingFile(_Strict):
-    """config/coaching.yaml."""
-
-    default_context: str
-    base_prompt: str = Field(min_length=1)
-    contexts: dict[str, CoachingContext]
-
-    def system_prompt(self, context: str) -> str:
-        return f"{self.base_prompt} {self.contexts[context].prompt}"
 
 
 class SimpleQuery(_Strict):

@@ -16,8 +16,8 @@ from upcoach_llm.api import common_pb2
 from upcoach_llm.api.names import ROLE_VALUES
 from upcoach_llm.common.config import config_dir, load_config_file
 from upcoach_llm.common.errors import ConfigError
+from upcoach_llm.common.features import CoachingFile, FeaturesFile
 from upcoach_llm.gateway.store.cache import single_turn
-from upcoach_llm.router.policy import CoachingFile, FeaturesFile
 
 FILE = "semantic_cache.yaml"
 # An impersonal message's characters per word at most: words are counted at blanks, and one
