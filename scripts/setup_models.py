@@ -30,7 +30,7 @@ from upcoach_llm.common.backends import load_backends
 from upcoach_llm.common.catalog import ModelsFile, load_models
 from upcoach_llm.common.config import load_config_file
 from upcoach_llm.common.errors import ConfigError
-from upcoach_llm.router.policy import CoachingFile
+from upcoach_llm.common.features import CoachingFile
 
 ASSISTANT = "upcoach-assistant"
 # Sampling baked into upcoach-assistant; a caller's own options still win per request.

@@ -53,3 +53,28 @@ async def test_a_flagged_conversation_gets_the_crisis_response_not_the_device() 
         assert device.asked == 0, mode
         assert [(c.text, c.finish_reason, c.safety_category) for c in chunks] == [
             (CRISIS, "content_filter", "self_harm")], mode
+
+
+class ServerOnlyDecider(FlaggingServer):
+    """Decides "server" for a feature with no edge model (edge_model None), or for a long prompt
+    of a feature that has one, then is unreachable for the chat."""
+
+    async def decide_inference(self, *args: Any, feature: str = "", **kwargs: Any) -> Decision:
+        edge = None if feature == "mood_analysis" else "smollm-360m"
+        return Decision("server", "auto: long prompt", False, edge_model=edge)
+
+
+async def test_a_feature_the_server_decided_server_only_never_falls_back_to_the_device() -> None:
+    device = ReadyDevice()
+    client = AsyncHybridClient(ServerOnlyDecider(), "serverPreferred",  # type: ignore[arg-type]
+                               on_device=device)
+    try:
+        [c async for c in client.chat_stream([("user", "how is my mood?")],
+                                             feature="mood_analysis")]
+    except UpcoachError as exc:
+        assert exc.unreachable
+    else:
+        raise AssertionError("a server-only feature was answered elsewhere")
+    assert device.asked == 0
+    tip = [c async for c in client.chat_stream([("user", "a tip")], feature="habit_tips")]
+    assert device.asked == 1 and tip[0].text == "on-device reply"

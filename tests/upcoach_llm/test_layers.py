@@ -20,10 +20,19 @@ def _imported(path: Path) -> set[str]:
     """The upcoach_llm packages a module imports (``upcoach_llm.router.x`` -> ``router``)."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                   else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-        names |= {m.split(".")[1] for m in modules
-                  if m.startswith("upcoach_llm.") and m.count(".") >= 1}
+        if isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module or ""]
+            if node.level:  # relative: from the module's own package up
+                package = path.relative_to(ROOT.parent).parent.parts
+                base = ".".join(package[:len(package) - node.level + 1])
+                modules = [f"{base}.{node.module}" if node.module else base]
+            if node.module == "upcoach_llm":  # from upcoach_llm import router
+                modules = [f"upcoach_llm.{a.name}" for a in node.names]
+        else:
+            continue
+        names |= {m.split(".")[1] for m in modules if m.startswith("upcoach_llm.")}
     return names
 
 

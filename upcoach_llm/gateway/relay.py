@@ -133,7 +133,7 @@ class ChatRelay:
 
     def _seen(self, message: router_pb2.ChatStreamResponse) -> None:
         """Metrics for one message: the model it names, time to first token, tokens."""
-        if message.HasField("route") and message.route.model:
+        if message.HasField("route"):  # "" for a crisis reply to a model not in the catalog
             self.model = message.route.model
         if message.text and not self._text_seen:
             self._text_seen = True

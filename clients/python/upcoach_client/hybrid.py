@@ -120,6 +120,8 @@ class AsyncHybridClient:
                                     finish_reason="content_filter",
                                     safety_category=choice.safety_category)
                     return
+                if feature and choice.edge_model is None:
+                    raise  # the server decided the feature is server only
                 choice = offline_decision(self.mode, self.on_device.available)
                 if not choice.on_device:
                     raise

@@ -84,7 +84,7 @@ class Decision:
     crisis_response: str | None = None
     """With safety_category: the crisis response, in the locale asked for."""
     edge_model: str | None = None
-    """With a feature that runs on the device: its edge model (an id of the edge catalog)."""
+    """With a feature that can run on the device: its edge model (an id of the edge catalog)."""
 
     @property
     def on_device(self) -> bool:

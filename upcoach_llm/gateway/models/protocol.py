@@ -13,9 +13,9 @@ class CatalogModel(BaseModel):
     id: str
     name: str
     size: int
-    available: bool = Field(description="a configured backend has it (pulled on Ollama, listed "
-                                        "by vLLM, its files packaged for the embedded engine); "
-                                        "/health says whether each service is up")
+    available: bool = Field(description="a healthy configured backend has it now (pulled on "
+                                        "Ollama, listed by vLLM, its files packaged for the "
+                                        "embedded engine)")
 
 
 class OpenAIModel(BaseModel):

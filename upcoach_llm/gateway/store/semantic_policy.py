@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from upcoach_llm.api import common_pb2
-from upcoach_llm.api.names import ROLE_VALUES
 from upcoach_llm.common.config import config_dir, load_config_file
 from upcoach_llm.common.errors import ConfigError
 from upcoach_llm.common.features import CoachingFile, FeaturesFile
@@ -23,8 +22,6 @@ FILE = "semantic_cache.yaml"
 # An impersonal message's characters per word at most: words are counted at blanks, and one
 # "word" of 200,000 characters would be stored and read back on every lookup of its bucket.
 CHARS_PER_WORD = 20
-_USER = ROLE_VALUES["user"]
-_SYSTEM = ROLE_VALUES["system"]
 
 
 class _Strict(BaseModel):
