@@ -155,13 +155,10 @@ class BackendPool:
         """``resolve``; when no backend is ready for the chain, once more after ``reprobe``."""
         try:
             return self.resolve(chain, pick=pick)
-        except NoHealthyBackend as refused:
+        except NoHealthyBackend:
             if not await self.reprobe(chain):
                 raise
-            try:
-                return self.resolve(chain, pick=pick)
-            except NoHealthyBackend:
-                raise refused from None
+        return self.resolve(chain, pick=pick)  # refused again: with what the probe found
 
     async def reprobe(self, chain: list[str]) -> bool:
         """Probes now the backends configured for ``chain`` that are not ready for it, for a
