@@ -62,7 +62,7 @@ from upcoach_llm.gateway.http.language import HEADER as ACCEPT_LANGUAGE
 from upcoach_llm.gateway.http.language import preferred_locales
 from upcoach_llm.gateway.relay import ChatRelay, StreamFailed
 from upcoach_llm.gateway.security.token_budget import UNCOUNTED, TokenSpend, estimate_prompt
-from upcoach_llm.gateway.store.cache import CachedReply, single_turn
+from upcoach_llm.gateway.store.cache import CachedReply
 from upcoach_llm.gateway.store.link import RedisDown
 
 log = get_logger(__name__)
@@ -232,7 +232,7 @@ class ChatPipeline:
         if not turn.sampling.logprobs and deps.cache.applies(temperature=turn.temperature,
                                                              seed=turn.seed):
             cache_key = deps.cache.key(turn.canonical, tenant=caller.tenant,
-                                       feature=turn.feature, single_turn=single_turn(turn.messages))
+                                       feature=turn.feature, messages=turn.messages)
             if not caller.no_cache:
                 hit = await self._lookup(cache_key)
                 if hit is not None:

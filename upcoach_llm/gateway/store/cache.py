@@ -88,10 +88,11 @@ class ResponseCache:
         return temperature == 0 or seed is not None
 
     def key(self, request: dict[str, Any], *, tenant: str | None, feature: str | None,
-            single_turn: bool) -> str:
-        """The Redis key of a canonical request asked by ``tenant`` (None: auth is off)."""
-        shared = single_turn and feature in self.shared_features
-        owner = "shared" if tenant is None or shared else tenant
+            messages: Sequence[common_pb2.ChatMessage]) -> str:
+        """The Redis key of a canonical request of ``messages`` asked by ``tenant`` (None: auth
+        is off)."""
+        shared = tenant is None or (feature in self.shared_features and single_turn(messages))
+        owner = "shared" if shared else tenant
         return f"{self._prefix}{owner}:{canonical_hash(request)}"
 
     async def get(self, key: str) -> CachedReply | None:

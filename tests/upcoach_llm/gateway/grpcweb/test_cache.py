@@ -36,7 +36,7 @@ async def stored(gw: RunningGateway, key: str | None) -> None:
     """The store runs after the reply went out: wait for it."""
     cache_key = gw.deps.cache.key(convert.canonical(GREEDY),
                                   tenant=key_identity(key) if key else None, feature="",
-                                  single_turn=True)
+                                  messages=GREEDY.messages)
     for _ in range(100):
         if await gw.deps.cache.get(cache_key) is not None:
             return
