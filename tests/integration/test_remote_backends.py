@@ -142,9 +142,12 @@ def test_a_model_not_pulled_says_how_to_pull_it(stack, router) -> None:
 def test_unreachable_backends_are_unavailable_and_503_naming_them(stack, router, ollama,
                                                                   vllm_url) -> None:
     ollama.stop()
+    # A probe in flight while the double shuts down sees a reset, not a refusal: wait for a
+    # probe that found the port closed.
     deadline = time.monotonic() + 10
-    while any(b.healthy for b in router.ListBackends(router_pb2.ListBackendsRequest()).backends):
-        assert time.monotonic() < deadline, "ollama was not marked down"
+    while not all(not b.healthy and "is unreachable" in b.detail
+                  for b in router.ListBackends(router_pb2.ListBackendsRequest()).backends):
+        assert time.monotonic() < deadline, "ollama was not marked unreachable"
         time.sleep(0.1)
     with pytest.raises(grpc.RpcError) as caught:
         list(router.ChatStream(router_pb2.ChatStreamRequest(model="mistral",

@@ -119,7 +119,7 @@ class RemoteHttp:
             return Unavailable(f"{self.where} did not answer within "
                                f"{self.settings.read_timeout:g}s ({type(exc).__name__})")
         if isinstance(exc, RemoteProtocolError):
-            return UpstreamError(f"{self.where} closed the connection mid-reply: {detail}")
+            return UpstreamError(f"{self.where}: {detail}")  # "server closed the connection ..."
         return UpstreamError(f"{self.where}: {type(exc).__name__}: {detail}")
 
     def status_error(self, status: int, body: str) -> ServiceError:
