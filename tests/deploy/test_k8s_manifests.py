@@ -291,9 +291,7 @@ def test_the_gateway_leaves_the_endpoints_before_it_drains_and_lives_when_full(
 
 def gateway_probe_paths(objects: list[Obj]) -> set[str]:
     _, _, container = stack(objects)[GATEWAY.name]
-    paths = {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")}
-    paths.add(pod_annotations(objects, GATEWAY)["prometheus.io/path"])
-    return paths
+    return {container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")}
 
 
 def pod_annotations(objects: list[Obj], service: Service) -> dict[str, str]:
@@ -302,16 +300,17 @@ def pod_annotations(objects: list[Obj], service: Service) -> dict[str, str]:
 
 
 @needs_kubectl
-async def test_the_gateway_serves_its_probe_and_metrics_paths_without_a_key(
+async def test_the_gateway_serves_its_probe_paths_without_a_key(
         rendered: dict[str, list[Obj]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real gateway app, keys on and nothing behind it: each path the kubelet or Prometheus
-    asks for exists and needs no key (/readyz may say 503: no router here)."""
+    """The real gateway app, keys on and nothing behind it: each path the kubelet asks for exists
+    and needs no key (/readyz may say 503: no router here); /metrics on the public port is
+    closed, so Prometheus scrapes the metrics port (the annotations' test)."""
     from upcoach_llm.gateway.app import create_app
     from upcoach_llm.gateway.deps import Dependencies
     from upcoach_llm.gateway.settings import GatewaySettings
 
     paths = set().union(*(gateway_probe_paths(objects) for objects in rendered.values()))
-    assert {"/livez", "/readyz", "/metrics"} <= paths
+    assert {"/livez", "/readyz"} <= paths
     nowhere = "127.0.0.1:1"
     for name, value in {"LLM_API_KEY": "k8s-test-key-0123456789", "INTERNAL_TOKEN": "t" * 24,
                         "REDIS_URL": "redis://127.0.0.1:1/0", "HEALTH_TIMEOUT_S": "0.2",
@@ -323,6 +322,7 @@ async def test_the_gateway_serves_its_probe_and_metrics_paths_without_a_key(
         transport = httpx.ASGITransport(app=create_app(deps))
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             assert (await client.get("/no-such-path")).status_code == 401  # the test can fail
+            assert (await client.get("/metrics")).status_code == 401
             for path in sorted(paths):
                 status = (await client.get(path)).status_code
                 assert status not in (401, 403, 404), f"GET {path}: {status}"
@@ -342,15 +342,13 @@ def test_metrics_annotations_match_the_metrics_ports(rendered: dict[str, list[Ob
         env = environment(objects, container)
         assert annotations["prometheus.io/scrape"] == "true", service.name
         assert annotations["prometheus.io/path"] == "/metrics", service.name
-        if service.grpc:
-            metrics = int(env[service.metrics_port_env])
-            assert metrics > 0, f"{service.metrics_port_env}: 0 serves no metrics"
-            assert metrics != service.port
-            assert port_number(container, "metrics") == metrics
-        else:  # the gateway: /metrics on its own port, over TLS when TLS_ENABLED
-            metrics = int(env[service.port_env])
+        metrics = int(env[service.metrics_port_env])
+        assert metrics > 0, f"{service.metrics_port_env}: 0 serves no metrics"
+        assert metrics != int(env[service.port_env])
+        assert port_number(container, "metrics") == metrics
+        assert annotations.get("prometheus.io/scheme", "http") == "http", service.name
+        if not service.grpc:  # the gateway's probes go over TLS when TLS_ENABLED
             tls = VARIABLES.value("TLS_ENABLED", environ={"TLS_ENABLED": env["TLS_ENABLED"]})
-            assert annotations.get("prometheus.io/scheme", "http") == ("https" if tls else "http")
             for probe in ("readinessProbe", "livenessProbe"):
                 scheme = container[probe]["httpGet"].get("scheme", "HTTP")
                 assert scheme == ("HTTPS" if tls else "HTTP"), f"{overlay}: {probe} scheme"
@@ -501,6 +499,9 @@ def test_network_policies_admit_exactly_the_callers_in_the_code(rendered: dict[s
     gateway = stack(objects)[GATEWAY.name][2]
     assert callers(allowed(objects, gateway_labels, GATEWAY.port, gateway))[3], (
         "the gateway is the public door")
+    metrics = port_number(gateway, "metrics")
+    assert allowed(objects, gateway_labels, metrics, gateway) == [
+        {"namespaceSelector": {"matchLabels": MONITORING}}], f"{overlay}: gateway:{metrics}"
 
 
 # --- scaling -----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from upcoach_llm.api import common_pb2, router_connect, router_pb2
 
 pytestmark = pytest.mark.integration
 PREFIX = f"upcoach:test:{uuid.uuid4().hex[:12]}:"
+ADMIN_KEY = "operator-key-for-metrics"
 KEYS = ("grpcweb-key-one", "grpcweb-key-two")
 GREEDY = common_pb2.SamplingParams(temperature=0, max_tokens=8)
 # A stop sequence ends the reply with "stop" (only finished replies are stored) in few tokens.
@@ -39,7 +40,8 @@ CRISIS = ["I've been really low lately", "I don't see the point of anything",
 @pytest.fixture(scope="module")
 def stack(stack_factory):
     return stack_factory(env={"REDIS_KEY_PREFIX": PREFIX, "RATE_LIMIT_RPM": "1000",
-                              "LLM_API_KEY": ",".join(KEYS), "ROUTER_HEALTH_INTERVAL_S": "0.5"})
+                              "LLM_API_KEY": ",".join(KEYS), "LLM_ADMIN_KEY": ADMIN_KEY,
+                              "ROUTER_HEALTH_INTERVAL_S": "0.5"})
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +192,7 @@ def test_another_api_key_never_sees_the_semantic_entry(url: str, affirmation: st
 
 def semantic_lookups(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=10,
-                     headers={"Authorization": f"Bearer {KEYS[0]}"}).text
+                     headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("gateway_semantic_cache_requests_total{"))
 

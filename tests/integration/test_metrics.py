@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.doubles.ollama_double import OllamaDouble
-from upcoach_llm.api.topology import GRPC_SERVICES
+from upcoach_llm.api.topology import SERVICES
 from upcoach_llm.dev.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -61,6 +61,9 @@ def scrape(url: str) -> Samples:
             for sample in family.samples}
 
 
+KEY = "metrics-test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
 @pytest.fixture(scope="module")
 def ollama() -> Iterator[OllamaDouble]:
     with OllamaDouble(installed=["mistral"]) as double:
@@ -69,21 +72,24 @@ def ollama() -> Iterator[OllamaDouble]:
 
 @pytest.fixture(scope="module")
 def scrapes(stack_factory, ollama) -> Scrapes:
-    ports = {service.name: free_port() for service in GRPC_SERVICES}
+    ports = {service.name: free_port() for service in SERVICES}
     stack = stack_factory(env={
         "OLLAMA_URL": ollama.url, "RATE_LIMIT_RPM": "1000", "ROUTER_HEALTH_INTERVAL_S": "0.5",
-        "REDIS_KEY_PREFIX": f"upcoach:test:{uuid.uuid4().hex[:12]}:",
-        **{service.metrics_port_env: str(ports[service.name]) for service in GRPC_SERVICES}})
+        "REDIS_KEY_PREFIX": f"upcoach:test:{uuid.uuid4().hex[:12]}:", "LLM_API_KEY": KEY,
+        **{service.metrics_port_env: str(ports[service.name]) for service in SERVICES}})
     gateway = f"http://{stack.spec('gateway').address}"
+    # Every process, the gateway too, on its own metrics port without a key; the gateway's
+    # public port keeps /metrics from API keys.
     urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()}
-    urls["gateway"] = f"{gateway}/metrics"
+    closed = httpx.get(f"{gateway}/metrics", headers=AUTH, timeout=10)
+    assert closed.status_code == 401, closed.text
     # The router probes every 0.5 s: ready processes may still be down in its last probe.
     deadline = time.monotonic() + 20
     while _total(scrape(urls["router"]), "upcoach_router_backend_up", {}) < 2:
         assert time.monotonic() < deadline, "the router never saw both backends up"
         time.sleep(0.2)
     before = {name: scrape(url) for name, url in urls.items()}
-    with httpx.Client(base_url=gateway, timeout=120) as client:
+    with httpx.Client(base_url=gateway, timeout=120, headers=AUTH) as client:
         streamed = client.post("/v1/chat/completions", json={
             "model": EMBEDDED, "messages": [{"role": "user", "content": "Give me a tip"}],
             "max_tokens": 8, "temperature": 0, "stream": True})

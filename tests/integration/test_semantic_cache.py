@@ -15,6 +15,7 @@ import redis
 
 pytestmark = pytest.mark.integration
 PREFIX = f"upcoach:test:{uuid.uuid4().hex[:12]}:"
+ADMIN_KEY = "operator-key-for-metrics"
 KEYS = ("semantic-key-one", "semantic-key-two")
 # A stop sequence ends the reply with "stop" (only finished replies are stored) in few tokens.
 SAMPLING = {"max_tokens": 40, "temperature": 0, "stop": ["."]}
@@ -27,7 +28,8 @@ CONTRAST = "Give me a tip to drink less water"
 @pytest.fixture(scope="module")
 def url(stack_factory) -> str:
     stack = stack_factory(env={"REDIS_KEY_PREFIX": PREFIX, "RATE_LIMIT_RPM": "1000",
-                               "LLM_API_KEY": ",".join(KEYS), "ROUTER_HEALTH_INTERVAL_S": "0.5"})
+                               "LLM_API_KEY": ",".join(KEYS), "LLM_ADMIN_KEY": ADMIN_KEY,
+                               "ROUTER_HEALTH_INTERVAL_S": "0.5"})
     return f"http://{stack.spec('gateway').address}"
 
 
@@ -107,7 +109,7 @@ def test_a_feature_that_is_not_cacheable_never_uses_it(url: str, stored: str) ->
 
 def semantic_lookups(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=10,
-                     headers={"Authorization": f"Bearer {KEYS[0]}"}).text
+                     headers={"Authorization": f"Bearer {ADMIN_KEY}"}).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("gateway_semantic_cache_requests_total{"))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 
 from upcoach_llm.api.topology import Service
 from upcoach_llm.common.variables import VARIABLES
@@ -68,7 +68,7 @@ def metrics_port(service: Service) -> int:
     return VARIABLES.int(service.metrics_port_env)
 
 
-def serve_metrics(host: str, port: int) -> None:
-    """Starts the /metrics HTTP server in a daemon thread (port 0: none)."""
+def serve_metrics(host: str, port: int, registry: CollectorRegistry = REGISTRY) -> None:
+    """Starts the /metrics HTTP server of ``registry`` in a daemon thread (port 0: none)."""
     if port:
-        start_http_server(port, addr=host)
+        start_http_server(port, addr=host, registry=registry)

@@ -30,7 +30,12 @@ def _process_variables(service: Service) -> list[Variable]:
     """<NAME>_PORT, <NAME>_ADDR and <NAME>_METRICS_PORT of one process (topology.py)."""
     if not service.grpc:
         return [Variable(service.port_env, "int", service.port, f"port {service.name} listens on",
-                         (service.name, "compose"), minimum=1, maximum=65535)]
+                         (service.name, "compose"), minimum=1, maximum=65535),
+                Variable(service.metrics_port_env, "int", 0,
+                         f"port of {service.name}'s Prometheus /metrics for the cluster's "
+                         f"scraper, without a key (0: none; /metrics on {service.port_env} needs "
+                         "LLM_ADMIN_KEY while LLM_API_KEY is set)", (service.name,),
+                         minimum=0, maximum=65535)]
     callers = ["gateway"]
     if service is GENERATION:
         callers.append("router")
@@ -212,7 +217,8 @@ DECLARED: list[Variable] = [
              "the key(s) clients send (16+ characters in production); none: auth off (logged)",
              (*GW, "compose")),
     Variable("LLM_ADMIN_KEY", "str", None,
-             "operator key (16+ characters in production): only it sees /health's details",
+             "operator key (16+ characters in production): only it sees /health's details, and "
+             "/metrics on GATEWAY_PORT while LLM_API_KEY is set",
              (*GW, "compose")),
     Variable("RATE_LIMIT_RPM", "int", 120, "requests per minute per API key and client IP, or "
              "per key alone with RATE_LIMIT_SCOPE=key (0: no limit)", (*GW, "compose"),

@@ -48,6 +48,7 @@ from upcoach_llm.gateway.openapi import install as install_openapi
 
 log = get_logger(__name__)
 
+# Not behind the API-key gate: probes, the docs, and /metrics (it asks for the operator's key).
 PUBLIC_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs",
                           "/redoc", "/docs/oauth2-redirect"})
 # Response headers a browser's script may read (REST and grpc-web alike).
@@ -61,8 +62,9 @@ DESCRIPTION = """\
 The UpCoach LLM gateway. REST: the guide's endpoints (/health, /api/models, /api/coaching/chat,
 /api/metrics), the app's on-device endpoints (/api/models/edge, /api/inference/decide),
 OpenAI-compatible chat completions, embeddings and models under /v1 and /api, and
-Prometheus metrics at /metrics, liveness at /livez and readiness at /readyz (503 while no chat
-can be served; /health too). Errors always have the shape
+Prometheus metrics at /metrics (the operator's key, LLM_ADMIN_KEY, while keys are on),
+liveness at /livez and readiness at /readyz (503 while no chat can be served; /health too).
+Errors always have the shape
 `{"error": {"message", "type", "param", "code"}}`, except on Ollama's API (/api/chat,
 /api/generate, /api/tags, /api/show, /api/ps, /api/embed, and /api/embeddings with Ollama's
 legacy body), which answers as Ollama does, errors as `{"error": "<message>"}`.
@@ -122,7 +124,8 @@ def create_app(deps: Dependencies) -> ASGIApp:
     rest.include_router(health_routes(deps))
     rest.include_router(ondevice_routes(deps))  # before /api/models/{model}: owns /edge
     rest.include_router(models_routes(deps))
-    rest.include_router(metrics_routes(deps.metrics))
+    rest.include_router(metrics_routes(deps.metrics, keys_on=deps.settings.auth_enabled,
+                                       admin_key=deps.settings.admin_key))
     install_openapi(rest, gated)
 
     chat_api_routes = [route for route in chat_router.routes if isinstance(route, APIRoute)]

@@ -4,7 +4,8 @@ The HTTP protocol is uvicorn's httptools one with header and body timeouts
 (``upcoach_llm.gateway.http.timeouts``); connections are capped at GATEWAY_MAX_CONNECTIONS;
 X-Forwarded-For is believed only from TRUSTED_PROXIES. On SIGTERM open requests get
 GATEWAY_GRACE_S; just before the grace runs out, streams still open are ended with a shutdown
-error event.
+error event. With GATEWAY_METRICS_PORT set, Prometheus text is also served on that port, without
+a key, from a thread (prometheus_client's server, as the gRPC services' own).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from upcoach_llm.common.logging import get_logger
+from upcoach_llm.common.metrics import serve_metrics
 from upcoach_llm.gateway.app import create_app
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.http.shutdown import StreamRegistry
@@ -80,12 +82,14 @@ def server_for(deps: Dependencies) -> GatewayServer:
     return GatewayServer(uvicorn_config(create_app(deps), deps.settings), deps.streams)
 
 
-def build_server(settings: GatewaySettings) -> GatewayServer:
-    """The whole gateway, ready to ``await server.serve()`` in the running event loop."""
-    return server_for(Dependencies.build(settings))
-
-
 async def serve(settings: GatewaySettings) -> None:
+    """Builds the whole gateway in the running event loop and serves until a signal ends it."""
+    deps = Dependencies.build(settings)
+    server = server_for(deps)
+    serve_metrics(settings.host, settings.metrics_port, deps.metrics.registry)
     scheme = "https" if settings.tls_enabled else "http"
-    log.info("listening", extra={"fields": {"url": f"{scheme}://{settings.host}:{settings.port}"}})
-    await build_server(settings).serve()
+    log.info("listening", extra={"fields": {
+        "url": f"{scheme}://{settings.host}:{settings.port}",
+        "metrics_url": (f"http://{settings.host}:{settings.metrics_port}/metrics"
+                        if settings.metrics_port else None)}})
+    await server.serve()

@@ -46,6 +46,7 @@ class GatewaySettings:
 
     host: str
     port: int
+    metrics_port: int  # GATEWAY_METRICS_PORT: /metrics without a key, for the cluster (0: none)
     environment: str
     api_keys: tuple[str, ...]
     rate_limit_rpm: int
@@ -100,6 +101,7 @@ class GatewaySettings:
         settings = cls(
             host=V.str("GATEWAY_HOST"),
             port=V.int(GATEWAY.port_env),
+            metrics_port=V.int(GATEWAY.metrics_port_env),
             environment=environment,
             api_keys=api_keys,
             rate_limit_rpm=V.int("RATE_LIMIT_RPM"),

@@ -41,14 +41,31 @@ async def test_keys_required_when_configured(gateway, caplog) -> None:
                                    headers={"Authorization": "Bearer secret-two"})
         header = await client.get("/api/models", headers={"X-API-Key": "secret-one"})
         health = await client.get("/health")
-        prometheus = await client.get("/metrics")
     assert missing.status_code == 401 and wrong.status_code == 401
     assert missing.json()["error"]["type"] == "authentication_error"
     assert missing.headers["www-authenticate"] == "Bearer"
     assert bearer.status_code == 200 and header.status_code == 200
-    assert health.status_code == 200 and prometheus.status_code == 200
+    assert health.status_code == 200
     assert "secret-one" not in caplog.text and "secret-two" not in caplog.text
     assert "nope" not in caplog.text
+
+
+async def test_metrics_need_the_operators_key_while_keys_are_on(gateway) -> None:
+    """Every tenant's traffic is counted there: a client's key is not enough."""
+    closed: RunningGateway = await gateway({"LLM_API_KEY": "secret-one"})
+    async with closed.client() as client:
+        nothing = await client.get("/metrics")
+        tenant = await client.get("/metrics", headers={"Authorization": "Bearer secret-one"})
+    assert nothing.status_code == 401 and tenant.status_code == 401
+    assert "GATEWAY_METRICS_PORT" in tenant.json()["error"]["message"]
+    gw: RunningGateway = await gateway({"LLM_API_KEY": "secret-one",
+                                        "LLM_ADMIN_KEY": "operator-key"})
+    async with gw.client() as client:
+        tenant = await client.get("/metrics", headers={"X-API-Key": "secret-one"})
+        operator = await client.get("/metrics", headers={"Authorization": "Bearer operator-key"})
+    assert tenant.status_code == 401 and tenant.headers["www-authenticate"] == "Bearer"
+    assert "LLM_ADMIN_KEY" in tenant.json()["error"]["message"]
+    assert operator.status_code == 200 and "gateway_requests_total" in operator.text
 
 
 async def test_auth_off_is_logged_loudly(gateway, caplog) -> None:

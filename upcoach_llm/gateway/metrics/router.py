@@ -1,13 +1,23 @@
-"""GET /metrics (Prometheus text format) and GET /api/metrics (the guide's JSON)."""
+"""GET /metrics (Prometheus text format) and GET /api/metrics (the guide's JSON).
+
+/metrics counts every tenant's traffic: while keys are on (LLM_API_KEY), it answers only the
+operator's key (LLM_ADMIN_KEY), with no rate-limit cost (a scraper calls every few seconds); a
+client's key gets 401. Without keys it is open, as everything is. The cluster's Prometheus
+scrapes GATEWAY_METRICS_PORT instead, which needs no key and is reachable only where the network
+allows it (the Kubernetes overlays: the monitoring namespace).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.requests import Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from upcoach_llm.gateway.errors import APIError
 from upcoach_llm.gateway.metrics.registry import GatewayMetrics
+from upcoach_llm.gateway.security.admin import AdminKey
 
 
 class MetricsSummary(BaseModel):
@@ -20,8 +30,14 @@ class MetricsSummary(BaseModel):
     active_connections: int
 
 
-def build_router(metrics: GatewayMetrics) -> APIRouter:
+def build_router(metrics: GatewayMetrics, *, keys_on: bool, admin_key: str | None
+                 ) -> APIRouter:
     router = APIRouter(tags=["metrics"])
+    admin = AdminKey(admin_key)
+    refusal = ("/metrics needs the operator's key (LLM_ADMIN_KEY) while API keys are on"
+               if admin_key else
+               "/metrics is closed while API keys are on and LLM_ADMIN_KEY is not set; "
+               "scrape GATEWAY_METRICS_PORT")
 
     @router.get("/api/metrics", response_model=MetricsSummary,
                 summary="Request, cache and error counts of this gateway process")
@@ -29,8 +45,12 @@ def build_router(metrics: GatewayMetrics) -> APIRouter:
         return MetricsSummary(**metrics.summary())
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-                responses={200: {"content": {"text/plain": {}}}})
-    async def prometheus() -> Response:
+                responses={200: {"content": {"text/plain": {}}},
+                           401: {"description": "keys are on and the operator's key is missing"}})
+    async def prometheus(request: Request) -> Response:
+        if keys_on and not admin.presented_by(request.headers):
+            raise APIError(401, refusal, code="invalid_api_key",
+                           headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
