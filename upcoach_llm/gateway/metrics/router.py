@@ -10,9 +10,9 @@ allows it (the Kubernetes overlays: the monitoring namespace).
 from __future__ import annotations
 
 from fastapi import APIRouter
-from starlette.requests import Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from starlette.requests import Request
 from starlette.responses import Response
 
 from upcoach_llm.gateway.errors import APIError
