@@ -78,3 +78,34 @@ async def test_a_feature_the_server_decided_server_only_never_falls_back_to_the_
     assert device.asked == 0
     tip = [c async for c in client.chat_stream([("user", "a tip")], feature="habit_tips")]
     assert device.asked == 1 and tip[0].text == "on-device reply"
+
+
+class GoingDown(ServerOnlyDecider):
+    """ServerOnlyDecider until ``down``; then every call is unreachable, decisions too."""
+
+    down = False
+
+    async def decide_inference(self, *args: Any, **kwargs: Any) -> Decision:
+        if self.down:
+            raise UpcoachError(grpc.StatusCode.UNAVAILABLE, "connection refused")
+        return await super().decide_inference(*args, **kwargs)
+
+
+async def test_a_feature_the_server_once_decided_server_only_stays_off_the_device_offline() -> None:
+    server, device = GoingDown(), ReadyDevice()
+    client = AsyncHybridClient(server, "auto", on_device=device)  # type: ignore[arg-type]
+    for feature in ("mood_analysis", "habit_tips"):
+        assert (await client.decide("a question", feature=feature)).target == "server"
+    server.down = True
+    offline = await client.decide("how is my mood?", feature="mood_analysis")
+    assert offline.target == "server" and "server only" in offline.reason
+    try:
+        [c async for c in client.chat_stream([("user", "how is my mood?")],
+                                             feature="mood_analysis")]
+    except UpcoachError as exc:
+        assert exc.unreachable
+    else:
+        raise AssertionError("a server-only feature ran on the device offline")
+    assert device.asked == 0
+    tip = [c async for c in client.chat_stream([("user", "a tip")], feature="habit_tips")]
+    assert device.asked == 1 and tip[0].text == "on-device reply"

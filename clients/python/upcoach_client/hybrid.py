@@ -7,9 +7,11 @@ policy (config/hybrid.yaml: prompt length, what counts as simple) live on the se
 the server cannot be reached (UNAVAILABLE or DEADLINE_EXCEEDED), the client applies the one rule
 it keeps, ``offline_decision``: serverOnly fails, onDeviceOnly and auto run on the device,
 onDevicePreferred and serverPreferred run on the device when its model is there and fail
-otherwise. A server chat that fails as unreachable before its first chunk is decided again
-offline. After such a failure the server counts as offline for ``offline_recheck_s`` seconds, so
-the next calls do not wait on it. Once a server reply has started, a failure is raised: a reply
+otherwise; and a ``feature`` the server once decided is server only (no edge model: mood
+analysis, voice coaching, ...) fails for the life of the client rather than run on the device.
+A server chat that fails as unreachable before its first chunk is decided again offline. After
+such a failure the server counts as offline for ``offline_recheck_s`` seconds, so the next calls
+do not wait on it. Once a server reply has started, a failure is raised: a reply
 never switches source midway. On the device, model, feature and coaching_context do not apply: it
 runs its one model on the messages as given.
 """
@@ -60,6 +62,7 @@ class AsyncHybridClient:
         self.offline_recheck_s = offline_recheck_s
         self.decide_timeout_s = decide_timeout_s
         self._offline_until = 0.0
+        self._server_only: set[str] = set()  # features the server decided have no edge model
 
     @property
     def server_available(self) -> bool:
@@ -77,7 +80,7 @@ class AsyncHybridClient:
         without it."""
         if self.server_available:
             try:
-                return await self.server.decide_inference(
+                decision = await self.server.decide_inference(
                     self.mode, prompt, messages=messages, locale=locale,
                     more_locales=more_locales, feature=feature,
                     on_device_available=self.on_device.available,
@@ -86,6 +89,16 @@ class AsyncHybridClient:
                 if not exc.unreachable:
                     raise
                 self._server_unreachable()
+            else:
+                if feature and decision.safety_category is None:  # a crisis names no model
+                    if decision.edge_model is None:
+                        self._server_only.add(feature)
+                    else:
+                        self._server_only.discard(feature)
+                return decision
+        if feature in self._server_only:
+            return Decision(_SERVER, f"{feature}: server only, and the server is unreachable",
+                            False)
         return offline_decision(self.mode, self.on_device.available)
 
     async def chat_stream(self, messages: Iterable[MessageLike], *, model: str = "",
