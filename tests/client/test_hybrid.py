@@ -141,10 +141,12 @@ def test_a_server_only_feature_stays_on_the_server_and_a_device_one_names_its_mo
     with HybridClient(online, "auto") as client:
         mood = client.decide(SHORT, feature="mood_analysis")
         tip = client.decide(SHORT, feature="habit_tips")
+        context = client.decide(SHORT, coaching_context="mood")  # implies mood_analysis
         chunks = list(client.chat_stream([("user", SHORT)], feature="mood_analysis",
                                          max_tokens=4, temperature=0))
     assert (mood.target, mood.edge_model) == ("server", None)
     assert (tip.target, tip.edge_model) == ("on_device", "smollm-360m")
+    assert (context.target, context.edge_model) == ("server", None)
     assert chunks[0].source == "server"
 
 

@@ -134,7 +134,7 @@ def test_rest_decide_reads_the_whole_conversation(url) -> None:
     assert blank.status_code == 400 and blank.json()["error"]["param"].startswith("messages[0]")
 
 
-def test_rest_decide_keeps_server_only_features_on_the_server(url) -> None:
+def test_rest_decide_keeps_server_only_features_and_contexts_on_the_server(url) -> None:
     body = {"mode": "auto", "on_device_available": True, "prompt": "Quick tip?"}
     mood = _post(url, "/api/inference/decide", {**body, "feature": "mood_analysis"}, None)
     assert mood.status_code == 200, mood.text
@@ -143,6 +143,11 @@ def test_rest_decide_keeps_server_only_features_on_the_server(url) -> None:
     assert (tips.json()["target"], tips.json()["edge_model"]) == ("on_device", "smollm-360m")
     unknown = _post(url, "/api/inference/decide", {**body, "feature": "astrology"}, None)
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "feature"
+    context = _post(url, "/api/inference/decide", {**body, "context_type": "mood"}, None)
+    assert (context.json()["target"], context.json()["edge_model"]) == ("server", None)
+    assert context.json()["reason"].startswith("coaching context mood → feature mood_analysis")
+    odd = _post(url, "/api/inference/decide", {**body, "context_type": "astrology"}, None)
+    assert odd.status_code == 400 and odd.json()["error"]["param"] == "context_type"
 
 
 def test_grpc_web_sets_the_locale_field(url) -> None:

@@ -39,7 +39,7 @@ from upcoach_llm.router.backend_pool import BackendPool
 from upcoach_llm.router.executor import ChatExecutor, Job, Served
 from upcoach_llm.router.hybrid import decide
 from upcoach_llm.router.policy import RouterPolicy
-from upcoach_llm.router.routing import choose_model, with_coaching_prompt
+from upcoach_llm.router.routing import choose_model, coaching_feature, with_coaching_prompt
 from upcoach_llm.router.safety import replies as crisis
 from upcoach_llm.router.safety.check import Flag, SafetyCheck
 from upcoach_llm.router.targets import Chat, Piece
@@ -190,8 +190,11 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if mode is None:
             raise InvalidArgument(f"unknown inference mode {request.mode}", field="mode")
         locales = check_locales(request.locale, request.more_locales)
-        feature = (self._policy.features.row(check_name("feature", request.feature))
-                   if request.feature else None)
+        implied = (coaching_feature(self._policy, check_name("coaching_context",
+                                                             request.coaching_context))
+                   if request.coaching_context else "")
+        name = check_name("feature", request.feature) or implied
+        feature = self._policy.features.row(name) if name else None
         prompt = _decided_prompt(request)
         limit = None
         if request.HasField("on_device_max_prompt_length"):
@@ -217,7 +220,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if feature is not None and feature.edge_model is None:  # the guide's "Server only"
             return router_pb2.DecideInferenceResponse(
                 target=router_pb2.INFERENCE_TARGET_SERVER,
-                reason=f"feature {request.feature}: server only (no edge model)",
+                reason=f"{_feature_source(request)}feature {name}: server only (no edge model)",
                 simple_query=decision.simple_query)
         return router_pb2.DecideInferenceResponse(
             target=target, reason=decision.reason, simple_query=decision.simple_query,
@@ -237,6 +240,13 @@ def _check_names(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest
                  | router_pb2.RouteRequest) -> None:
     for field in ("model", "feature", "coaching_context"):
         check_name(field, getattr(request, field))
+
+
+def _feature_source(request: router_pb2.DecideInferenceRequest) -> str:
+    """"coaching context mood → " when the context, not a feature, named the feature."""
+    if request.coaching_context and not request.feature:
+        return f"coaching context {request.coaching_context} → "
+    return ""
 
 
 def _decided_prompt(request: router_pb2.DecideInferenceRequest) -> str:

@@ -120,14 +120,16 @@ class AsyncUpcoachClient:
                                server_available: bool = True, on_device_available: bool = True,
                                max_prompt_length: int | None = None, locale: str = "",
                                more_locales: Sequence[str] = (), feature: str = "",
-                               timeout: float | None = None) -> Decision:
+                               coaching_context: str = "", timeout: float | None = None,
+                               ) -> Decision:
         """Where to run the prompt, or the last user message of ``messages`` (the crisis check
-        then reads the whole conversation); not both. With ``feature`` a server-only one is
-        always the server's, and the decision names the feature's edge model."""
+        then reads the whole conversation); not both. With ``feature`` (or without it, the one
+        ``coaching_context`` implies) a server-only one is always the server's, and the decision
+        names the feature's edge model."""
         request = convert.decide_request(
             mode, prompt, server_available, on_device_available, max_prompt_length,
             convert.as_messages(messages) if messages is not None else None, locale,
-            more_locales, feature)
+            more_locales, feature, coaching_context)
         return convert.decision(await self._unary(
             self._router.DecideInference(request, timeout=self._timeout(timeout))))
 

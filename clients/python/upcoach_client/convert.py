@@ -109,7 +109,8 @@ def chunk(proto: router_pb2.ChatStreamResponse) -> ChatChunk:
 def decide_request(mode: str, prompt: str, server_available: bool, on_device_available: bool,
                    max_prompt_length: int | None, messages: list[Message] | None = None,
                    locale: str = "", more_locales: Sequence[str] = (),
-                   feature: str = "") -> router_pb2.DecideInferenceRequest:
+                   feature: str = "", coaching_context: str = "",
+                   ) -> router_pb2.DecideInferenceRequest:
     """With messages (the conversation, read whole by the crisis check), prompt stays empty."""
     if mode not in INFERENCE_MODE_VALUES:
         raise ValueError(f"mode: {mode!r} is not one of {', '.join(INFERENCE_MODES)}")
@@ -118,7 +119,8 @@ def decide_request(mode: str, prompt: str, server_available: bool, on_device_ava
     request = router_pb2.DecideInferenceRequest(
         mode=INFERENCE_MODE_VALUES[mode], prompt=prompt, server_available=server_available,
         on_device_available=on_device_available, messages=messages_proto(messages or []),
-        locale=locale, more_locales=list(more_locales), feature=feature)
+        locale=locale, more_locales=list(more_locales), feature=feature,
+        coaching_context=coaching_context)
     if max_prompt_length is not None:
         request.on_device_max_prompt_length = max_prompt_length
     return request

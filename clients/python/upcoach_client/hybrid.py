@@ -74,30 +74,31 @@ class AsyncHybridClient:
 
     async def decide(self, prompt: str = "", *, messages: Iterable[MessageLike] | None = None,
                      locale: str = "", more_locales: Sequence[str] = (),
-                     feature: str = "") -> Decision:
+                     feature: str = "", coaching_context: str = "") -> Decision:
         """Where a prompt (or a conversation's last user message) runs now: the server's
-        decision (a server-only ``feature`` is always the server's), or the offline rule
-        without it."""
+        decision (a server-only ``feature``, or the one ``coaching_context`` implies, is always
+        the server's), or the offline rule without it."""
+        known_as = feature or (f"coaching context {coaching_context}" if coaching_context else "")
         if self.server_available:
             try:
                 decision = await self.server.decide_inference(
                     self.mode, prompt, messages=messages, locale=locale,
                     more_locales=more_locales, feature=feature,
-                    on_device_available=self.on_device.available,
+                    coaching_context=coaching_context, on_device_available=self.on_device.available,
                     max_prompt_length=self.max_prompt_length, timeout=self.decide_timeout_s)
             except UpcoachError as exc:
                 if not exc.unreachable:
                     raise
                 self._server_unreachable()
             else:
-                if feature and decision.safety_category is None:  # a crisis names no model
+                if known_as and decision.safety_category is None:  # a crisis names no model
                     if decision.edge_model is None:
-                        self._server_only.add(feature)
+                        self._server_only.add(known_as)
                     else:
-                        self._server_only.discard(feature)
+                        self._server_only.discard(known_as)
                 return decision
-        if feature in self._server_only:
-            return Decision(_SERVER, f"{feature}: server only, and the server is unreachable",
+        if known_as in self._server_only:
+            return Decision(_SERVER, f"{known_as}: server only, and the server is unreachable",
                             False)
         return offline_decision(self.mode, self.on_device.available)
 
@@ -107,10 +108,11 @@ class AsyncHybridClient:
                           **sampling: Any) -> AsyncIterator[ChatChunk]:
         """Streams the reply from where the mode sends it; the first chunk names the decision.
         ``locale``, then ``more_locales``, are the languages of a crisis response (the
-        server's); ``feature`` goes to the decision too (a server-only one stays there)."""
+        server's); ``feature`` and ``coaching_context`` go to the decision too (a server-only
+        feature stays there)."""
         turns = convert.as_messages(messages)
         choice = await self.decide(messages=turns, locale=locale, more_locales=more_locales,
-                                   feature=feature)
+                                   feature=feature, coaching_context=coaching_context)
         if not choice.on_device:
             sent = False
             try:
@@ -133,7 +135,7 @@ class AsyncHybridClient:
                                     finish_reason="content_filter",
                                     safety_category=choice.safety_category)
                     return
-                if feature and choice.edge_model is None:
+                if (feature or coaching_context) and choice.edge_model is None:
                     raise  # the server decided the feature is server only
                 choice = offline_decision(self.mode, self.on_device.available)
                 if not choice.on_device:

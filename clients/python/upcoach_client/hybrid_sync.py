@@ -44,11 +44,12 @@ class HybridClient:
 
     def decide(self, prompt: str = "", *, messages: Iterable[MessageLike] | None = None,
                locale: str = "", more_locales: Sequence[str] = (),
-               feature: str = "") -> Decision:
+               feature: str = "", coaching_context: str = "") -> Decision:
         """Where a prompt (or a conversation's last user message) runs now (asks the server
         while it is reachable)."""
         return self._thread.run(self._client.decide(prompt, messages=messages, locale=locale,
-                                                    more_locales=more_locales, feature=feature))
+                                                    more_locales=more_locales, feature=feature,
+                                                    coaching_context=coaching_context))
 
     def chat_stream(self, messages: Iterable[MessageLike], **options: Any) -> Iterator[ChatChunk]:
         return self._thread.iterate(self._client.chat_stream(messages, **options))

@@ -110,14 +110,16 @@ class UpcoachClient:
                          messages: Iterable[MessageLike] | None = None,
                          server_available: bool = True, on_device_available: bool = True,
                          max_prompt_length: int | None = None, locale: str = "",
-                         more_locales: Sequence[str] = (), feature: str = "") -> Decision:
+                         more_locales: Sequence[str] = (), feature: str = "",
+                         coaching_context: str = "") -> Decision:
         """Where to run the prompt, or the last user message of ``messages`` (the crisis check
-        then reads the whole conversation); not both. With ``feature`` a server-only one is
-        always the server's, and the decision names the feature's edge model."""
+        then reads the whole conversation); not both. With ``feature`` (or without it, the one
+        ``coaching_context`` implies) a server-only one is always the server's, and the decision
+        names the feature's edge model."""
         request = convert.decide_request(
             mode, prompt, server_available, on_device_available, max_prompt_length,
             convert.as_messages(messages) if messages is not None else None, locale,
-            more_locales, feature)
+            more_locales, feature, coaching_context)
         return convert.decision(self._call(self._router.DecideInference, request))
 
     def list_backends(self) -> list[BackendInfo]:

@@ -45,3 +45,24 @@ async def test_an_unknown_feature_is_refused_naming_it(policy, feature) -> None:
     with pytest.raises(InvalidArgument) as caught:
         await decide(policy, mode=AUTO, feature=feature)
     assert caught.value.field == "feature"
+
+
+async def test_a_coaching_context_decides_as_the_feature_it_implies(policy) -> None:
+    """As ChatStream reads it: mood -> mood_analysis (server only), habits -> habit_tips."""
+    mood = await decide(policy, mode=DEVICE_ONLY, coaching_context="mood")
+    assert (mood.target, mood.edge_model) == (SERVER, "")
+    assert mood.reason == ("coaching context mood → feature mood_analysis: server only "
+                           "(no edge model)")
+    habits = await decide(policy, mode=AUTO, coaching_context="habits")
+    assert (habits.target, habits.edge_model) == (DEVICE, "smollm-360m")
+    both = await decide(policy, mode=AUTO, coaching_context="mood", feature="habit_tips")
+    assert (both.target, both.edge_model) == (DEVICE, "smollm-360m"), "the feature wins"
+
+
+@pytest.mark.parametrize("fields", [{"coaching_context": "astrology"},
+                                    {"coaching_context": "astrology", "feature": "habit_tips"},
+                                    {"coaching_context": "x" * 201}])
+async def test_an_unknown_coaching_context_is_refused_naming_it(policy, fields) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        await decide(policy, mode=AUTO, **fields)
+    assert caught.value.field == "coaching_context"

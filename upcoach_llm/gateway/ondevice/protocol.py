@@ -92,6 +92,10 @@ class DecideRequest(BaseModel):
         default=None, description="the app feature the prompt is for (e.g. habit_tips): a "
                                   "server-only one (mood_analysis, voice_coaching, ...) is always "
                                   "the server's; unknown: 400")
+    context_type: Name | None = Field(
+        default=None, description="the coaching context of the chat (as /api/coaching/chat "
+                                  "takes it): without feature, the feature it implies decides "
+                                  "(mood: mood_analysis, server only); unknown: 400")
 
 
 class DecideResponse(BaseModel):

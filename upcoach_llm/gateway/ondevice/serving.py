@@ -13,6 +13,7 @@ from upcoach_llm.api.names import (
 from upcoach_llm.common.locales import locale_fields
 from upcoach_llm.gateway.deps import Dependencies
 from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.fields import CHAT
 from upcoach_llm.gateway.ondevice.protocol import (
     DecideRequest,
     DecideResponse,
@@ -57,11 +58,11 @@ async def decide(deps: Dependencies, body: DecideRequest,
         server_available=body.server_available, on_device_available=body.on_device_available,
         messages=[common_pb2.ChatMessage(role=ROLE_VALUES[m.role_name()], content=m.text())
                   for m in body.messages or ()], feature=body.feature or "",
-        **locale_fields(locales))
+        coaching_context=body.context_type or "", **locale_fields(locales))
     if body.on_device_max_prompt_length is not None:
         request.on_device_max_prompt_length = body.on_device_max_prompt_length
     reply = await call_unary(deps.upstream.router.DecideInference(
-        request, timeout=deps.settings.upstream_timeout_s))
+        request, timeout=deps.settings.upstream_timeout_s), CHAT)
     target = INFERENCE_TARGET_NAMES.get(reply.target, "server")
     return DecideResponse(target=target, use_on_device=target == "on_device",
                           reason=reply.reason, simple_query=reply.simple_query,
