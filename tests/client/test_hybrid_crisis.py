@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import pytest
 
 from upcoach_client import AsyncHybridClient, UpcoachError
 from upcoach_client.types import ChatChunk, Decision
@@ -64,20 +65,22 @@ class ServerOnlyDecider(FlaggingServer):
         return Decision("server", "auto: long prompt", False, edge_model=edge)
 
 
+async def mood_fails_and_tips_run_on_the_device(client: AsyncHybridClient,
+                                                 device: ReadyDevice) -> None:
+    """A mood-analysis chat fails as unreachable without the device; a habit tip runs there."""
+    with pytest.raises(UpcoachError) as caught:
+        [c async for c in client.chat_stream([("user", "how is my mood?")],
+                                             feature="mood_analysis")]
+    assert caught.value.unreachable and device.asked == 0
+    tip = [c async for c in client.chat_stream([("user", "a tip")], feature="habit_tips")]
+    assert device.asked == 1 and tip[0].text == "on-device reply"
+
+
 async def test_a_feature_the_server_decided_server_only_never_falls_back_to_the_device() -> None:
     device = ReadyDevice()
     client = AsyncHybridClient(ServerOnlyDecider(), "serverPreferred",  # type: ignore[arg-type]
                                on_device=device)
-    try:
-        [c async for c in client.chat_stream([("user", "how is my mood?")],
-                                             feature="mood_analysis")]
-    except UpcoachError as exc:
-        assert exc.unreachable
-    else:
-        raise AssertionError("a server-only feature was answered elsewhere")
-    assert device.asked == 0
-    tip = [c async for c in client.chat_stream([("user", "a tip")], feature="habit_tips")]
-    assert device.asked == 1 and tip[0].text == "on-device reply"
+    await mood_fails_and_tips_run_on_the_device(client, device)
 
 
 class GoingDown(ServerOnlyDecider):
@@ -99,13 +102,4 @@ async def test_a_feature_the_server_once_decided_server_only_stays_off_the_devic
     server.down = True
     offline = await client.decide("how is my mood?", feature="mood_analysis")
     assert offline.target == "server" and "server only" in offline.reason
-    try:
-        [c async for c in client.chat_stream([("user", "how is my mood?")],
-                                             feature="mood_analysis")]
-    except UpcoachError as exc:
-        assert exc.unreachable
-    else:
-        raise AssertionError("a server-only feature ran on the device offline")
-    assert device.asked == 0
-    tip = [c async for c in client.chat_stream([("user", "a tip")], feature="habit_tips")]
-    assert device.asked == 1 and tip[0].text == "on-device reply"
+    await mood_fails_and_tips_run_on_the_device(client, device)
