@@ -60,9 +60,21 @@ class ServerOnlyDecider(FlaggingServer):
     """Decides "server" for a feature with no edge model (edge_model None), or for a long prompt
     of a feature that has one, then is unreachable for the chat."""
 
-    async def decide_inference(self, *args: Any, feature: str = "", **kwargs: Any) -> Decision:
+    async def decide_inference(self, *args: Any, feature: str = "", coaching_context: str = "",
+                               **kwargs: Any) -> Decision:
+        feature = feature or {"mood": "mood_analysis", "habits": "habit_tips"}.get(
+            coaching_context, "")
         edge = None if feature == "mood_analysis" else "smollm-360m"
-        return Decision("server", "auto: long prompt", False, edge_model=edge)
+        return Decision("server", "auto: long prompt", False, edge_model=edge,
+                        feature=feature or None)
+
+
+class OldRouter(ServerOnlyDecider):
+    """A router from before coaching_context: it ignores the context and names no feature."""
+
+    async def decide_inference(self, *args: Any, feature: str = "", coaching_context: str = "",
+                               **kwargs: Any) -> Decision:
+        return await super().decide_inference(*args, feature=feature, **kwargs)
 
 
 async def mood_fails_and_tips_run_on_the_device(client: AsyncHybridClient,
@@ -99,7 +111,21 @@ async def test_a_feature_the_server_once_decided_server_only_stays_off_the_devic
     client = AsyncHybridClient(server, "auto", on_device=device)  # type: ignore[arg-type]
     for feature in ("mood_analysis", "habit_tips"):
         assert (await client.decide("a question", feature=feature)).target == "server"
+    assert (await client.decide("a question", coaching_context="mood")).feature == "mood_analysis"
     server.down = True
     offline = await client.decide("how is my mood?", feature="mood_analysis")
     assert offline.target == "server" and "server only" in offline.reason
+    by_context = await client.decide("how is my mood?", coaching_context="mood")
+    assert by_context.target == "server" and by_context.feature == "mood_analysis"
+    assert (await client.decide("a tip", coaching_context="habits")).on_device, "never seen"
     await mood_fails_and_tips_run_on_the_device(client, device)
+
+
+async def test_a_context_an_old_router_ignored_keeps_the_offline_rule() -> None:
+    """Without the decision's feature nothing is remembered, and the device is the fallback."""
+    device = ReadyDevice()
+    client = AsyncHybridClient(OldRouter(), "serverPreferred",  # type: ignore[arg-type]
+                               on_device=device)
+    reply = [c async for c in client.chat_stream([("user", "how is my mood?")],
+                                                 coaching_context="mood")]
+    assert device.asked == 1 and reply[0].text == "on-device reply"

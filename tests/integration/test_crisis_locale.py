@@ -145,6 +145,7 @@ def test_rest_decide_keeps_server_only_features_and_contexts_on_the_server(url) 
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "feature"
     context = _post(url, "/api/inference/decide", {**body, "context_type": "mood"}, None)
     assert (context.json()["target"], context.json()["edge_model"]) == ("server", None)
+    assert context.json()["feature"] == "mood_analysis"
     assert context.json()["reason"].startswith("coaching context mood → feature mood_analysis")
     odd = _post(url, "/api/inference/decide", {**body, "context_type": "astrology"}, None)
     assert odd.status_code == 400 and odd.json()["error"]["param"] == "context_type"

@@ -1,6 +1,8 @@
 """Prometheus metrics of a gRPC service, served as text on its own HTTP port.
 
     <NAME>_METRICS_PORT   port of /metrics (0, the default: no metrics server); binds GRPC_HOST
+                          (the gateway's, GATEWAY_METRICS_PORT, serves its own registry and
+                          binds GATEWAY_HOST: upcoach_llm/gateway/server.py)
 
 Every service counts its RPCs by method and status code and times them; services add their own
 gauges (the generation service: queue depth and busy contexts per model). Values computed from

@@ -32,9 +32,8 @@ def _process_variables(service: Service) -> list[Variable]:
         return [Variable(service.port_env, "int", service.port, f"port {service.name} listens on",
                          (service.name, "compose"), minimum=1, maximum=65535),
                 Variable(service.metrics_port_env, "int", 0,
-                         f"port of {service.name}'s Prometheus /metrics for the cluster's "
-                         f"scraper, without a key (0: none; /metrics on {service.port_env} needs "
-                         "LLM_ADMIN_KEY while LLM_API_KEY is set)", (service.name,),
+                         f"port of {service.name}'s Prometheus /metrics without a key, for the "
+                         "cluster's scraper (0: none)", (service.name,),
                          minimum=0, maximum=65535)]
     callers = ["gateway"]
     if service is GENERATION:

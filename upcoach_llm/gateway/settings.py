@@ -64,7 +64,7 @@ class GatewaySettings:
     tls_cert_file: str | None
     tls_key_file: str | None
     log_level: str
-    admin_key: str | None  # LLM_ADMIN_KEY: shows /health's details
+    admin_key: str | None  # LLM_ADMIN_KEY: /health's details, /metrics while keys are on
     cache_shared_features: frozenset[str]  # features whose cached replies all keys share
     semantic_cache_enabled: bool
     semantic_cache_max_entries: int
@@ -139,6 +139,9 @@ class GatewaySettings:
             upstream_timeout_s=V.float("UPSTREAM_TIMEOUT_S"),
             health_timeout_s=V.float("HEALTH_TIMEOUT_S"),
         )
+        if settings.metrics_port and settings.metrics_port == settings.port:
+            raise ConfigError(f"{GATEWAY.metrics_port_env}: must differ from {GATEWAY.port_env} "
+                              f"({settings.port}), which serves the API")
         return settings
 
 

@@ -26,7 +26,7 @@ def choose_model(policy: RouterPolicy, *, model: str, feature: str, coaching_con
     """Applies the rules in order; raises NotFound/InvalidArgument naming the bad field (a
     coaching context is checked even where a model or a feature decides)."""
     catalog = policy.catalog
-    implied = coaching_feature(policy, coaching_context) if coaching_context else ""
+    feature, source = feature_of(policy, feature, coaching_context)
     if model:
         entry = catalog.get(model)
         if entry is None:
@@ -37,7 +37,6 @@ def choose_model(policy: RouterPolicy, *, model: str, feature: str, coaching_con
             raise InvalidArgument(
                 f"{model} is an embedding model; use the embeddings API for it", field="model")
         return ModelChoice(model, "requested")
-    feature = feature or implied
     if feature:
         row = policy.features.row(feature)
         entry = catalog.get(row.server_model)
@@ -45,14 +44,23 @@ def choose_model(policy: RouterPolicy, *, model: str, feature: str, coaching_con
             raise InvalidArgument(f"{feature} is served by the embedding model "
                                   f"{row.server_model}; use the content search API for it",
                                   field="feature")
-        source = f"coaching context {coaching_context}" if coaching_context else "feature"
-        return ModelChoice(row.server_model, f"{source} → feature {feature}")
+        return ModelChoice(row.server_model, f"{source}feature {feature}")
     text = last_user_text(messages)
     for rule in catalog.routing.routes:
         entry = catalog.get(rule.model)
         if entry is not None and entry.kind == "chat" and rule.regex.search(text):
             return ModelChoice(rule.model, f"pattern {rule.pattern!r}")
     return ModelChoice(catalog.routing.default_model, "default_model")
+
+
+def feature_of(policy: RouterPolicy, feature: str, coaching_context: str) -> tuple[str, str]:
+    """The feature that decides: the one named, else the one the coaching context implies (a
+    context is checked either way), with how it was chosen for a reason text ("" or
+    "coaching context mood → ")."""
+    implied = coaching_feature(policy, coaching_context) if coaching_context else ""
+    if feature or not implied:
+        return feature, ""
+    return implied, f"coaching context {coaching_context} → "
 
 
 def coaching_feature(policy: RouterPolicy, context: str) -> str:

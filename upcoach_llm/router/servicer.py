@@ -39,7 +39,7 @@ from upcoach_llm.router.backend_pool import BackendPool
 from upcoach_llm.router.executor import ChatExecutor, Job, Served
 from upcoach_llm.router.hybrid import decide
 from upcoach_llm.router.policy import RouterPolicy
-from upcoach_llm.router.routing import choose_model, coaching_feature, with_coaching_prompt
+from upcoach_llm.router.routing import choose_model, feature_of, with_coaching_prompt
 from upcoach_llm.router.safety import replies as crisis
 from upcoach_llm.router.safety.check import Flag, SafetyCheck
 from upcoach_llm.router.targets import Chat, Piece
@@ -190,10 +190,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if mode is None:
             raise InvalidArgument(f"unknown inference mode {request.mode}", field="mode")
         locales = check_locales(request.locale, request.more_locales)
-        implied = (coaching_feature(self._policy, check_name("coaching_context",
-                                                             request.coaching_context))
-                   if request.coaching_context else "")
-        name = check_name("feature", request.feature) or implied
+        name, source = feature_of(self._policy, check_name("feature", request.feature),
+                                  check_name("coaching_context", request.coaching_context))
         feature = self._policy.features.row(name) if name else None
         prompt = _decided_prompt(request)
         limit = None
@@ -220,11 +218,11 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if feature is not None and feature.edge_model is None:  # the guide's "Server only"
             return router_pb2.DecideInferenceResponse(
                 target=router_pb2.INFERENCE_TARGET_SERVER,
-                reason=f"{_feature_source(request)}feature {name}: server only (no edge model)",
-                simple_query=decision.simple_query)
+                reason=f"{source}feature {name}: server only (no edge model)",
+                simple_query=decision.simple_query, feature=name)
         return router_pb2.DecideInferenceResponse(
             target=target, reason=decision.reason, simple_query=decision.simple_query,
-            edge_model=feature.edge_model if feature is not None else "")
+            edge_model=feature.edge_model if feature is not None else "", feature=name)
 
     async def ListBackends(self, request: router_pb2.ListBackendsRequest,
                            context: grpc.aio.ServicerContext) -> router_pb2.ListBackendsResponse:
@@ -240,13 +238,6 @@ def _check_names(request: router_pb2.ChatRequest | router_pb2.ChatStreamRequest
                  | router_pb2.RouteRequest) -> None:
     for field in ("model", "feature", "coaching_context"):
         check_name(field, getattr(request, field))
-
-
-def _feature_source(request: router_pb2.DecideInferenceRequest) -> str:
-    """"coaching context mood → " when the context, not a feature, named the feature."""
-    if request.coaching_context and not request.feature:
-        return f"coaching context {request.coaching_context} → "
-    return ""
 
 
 def _decided_prompt(request: router_pb2.DecideInferenceRequest) -> str:

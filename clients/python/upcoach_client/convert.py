@@ -131,7 +131,7 @@ def decision(proto: router_pb2.DecideInferenceResponse) -> Decision:
     return Decision(target=target, reason=proto.reason, simple_query=proto.simple_query,
                     safety_category=SAFETY_CATEGORY_NAMES.get(proto.safety_category),
                     crisis_response=proto.crisis_response or None,
-                    edge_model=proto.edge_model or None)
+                    edge_model=proto.edge_model or None, feature=proto.feature or None)
 
 
 def backend(proto: router_pb2.Backend) -> BackendInfo:

@@ -63,6 +63,7 @@ class AsyncHybridClient:
         self.decide_timeout_s = decide_timeout_s
         self._offline_until = 0.0
         self._server_only: set[str] = set()  # features the server decided have no edge model
+        self._context_features: dict[str, str] = {}  # coaching context -> the feature it implies
 
     @property
     def server_available(self) -> bool:
@@ -78,7 +79,8 @@ class AsyncHybridClient:
         """Where a prompt (or a conversation's last user message) runs now: the server's
         decision (a server-only ``feature``, or the one ``coaching_context`` implies, is always
         the server's), or the offline rule without it."""
-        known_as = feature or (f"coaching context {coaching_context}" if coaching_context else "")
+        named = feature or (self._context_features.get(coaching_context) if coaching_context
+                            else None)
         if self.server_available:
             try:
                 decision = await self.server.decide_inference(
@@ -91,15 +93,17 @@ class AsyncHybridClient:
                     raise
                 self._server_unreachable()
             else:
-                if known_as and decision.safety_category is None:  # a crisis names no model
+                if decision.feature and decision.safety_category is None:  # a crisis: no model
+                    if coaching_context and not feature:
+                        self._context_features[coaching_context] = decision.feature
                     if decision.edge_model is None:
-                        self._server_only.add(known_as)
+                        self._server_only.add(decision.feature)
                     else:
-                        self._server_only.discard(known_as)
+                        self._server_only.discard(decision.feature)
                 return decision
-        if known_as in self._server_only:
-            return Decision(_SERVER, f"{known_as}: server only, and the server is unreachable",
-                            False)
+        if named in self._server_only:
+            return Decision(_SERVER, f"{named}: server only, and the server is unreachable",
+                            False, feature=named)
         return offline_decision(self.mode, self.on_device.available)
 
     async def chat_stream(self, messages: Iterable[MessageLike], *, model: str = "",
@@ -135,7 +139,7 @@ class AsyncHybridClient:
                                     finish_reason="content_filter",
                                     safety_category=choice.safety_category)
                     return
-                if (feature or coaching_context) and choice.edge_model is None:
+                if choice.feature and choice.edge_model is None:
                     raise  # the server decided the feature is server only
                 choice = offline_decision(self.mode, self.on_device.available)
                 if not choice.on_device:

@@ -85,6 +85,8 @@ class Decision:
     """With safety_category: the crisis response, in the locale asked for."""
     edge_model: str | None = None
     """With a feature that can run on the device: its edge model (an id of the edge catalog)."""
+    feature: str | None = None
+    """The feature that decided: the one asked for, else the one the coaching context implies."""
 
     @property
     def on_device(self) -> bool:

@@ -13,7 +13,8 @@ from upcoach_llm.gateway.settings import CacheMode, GatewaySettings, is_dev_key
 
 _VARS = ("ENVIRONMENT", "APP_ENV", "LLM_API_KEY", "TLS_ENABLED", "TLS_CERT_FILE", "TLS_KEY_FILE",
          "RATE_LIMIT_RPM", "CACHE_TTL", "CACHE_MODE", "REDIS_URL", "REDIS_HOST", "REDIS_PORT",
-         "CORS_ORIGINS", "MAX_BODY_BYTES", "GATEWAY_PORT", "ROUTER_ADDR", "LOG_LEVEL")
+         "CORS_ORIGINS", "MAX_BODY_BYTES", "GATEWAY_PORT", "ROUTER_ADDR", "LOG_LEVEL",
+         "GATEWAY_METRICS_PORT")
 
 
 @pytest.fixture(autouse=True)
@@ -61,6 +62,15 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch, name: str
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=f"^{name}:"):
         GatewaySettings.from_env()
+
+
+def test_the_metrics_port_is_not_the_api_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert GatewaySettings.from_env().metrics_port == 0
+    monkeypatch.setenv("GATEWAY_METRICS_PORT", "3100")
+    with pytest.raises(ConfigError, match="^GATEWAY_METRICS_PORT: must differ from GATEWAY_PORT"):
+        GatewaySettings.from_env()
+    monkeypatch.setenv("GATEWAY_METRICS_PORT", "9464")
+    assert GatewaySettings.from_env().metrics_port == 9464
 
 
 def test_tls_needs_existing_files(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -50,13 +50,15 @@ async def test_an_unknown_feature_is_refused_naming_it(policy, feature) -> None:
 async def test_a_coaching_context_decides_as_the_feature_it_implies(policy) -> None:
     """As ChatStream reads it: mood -> mood_analysis (server only), habits -> habit_tips."""
     mood = await decide(policy, mode=DEVICE_ONLY, coaching_context="mood")
-    assert (mood.target, mood.edge_model) == (SERVER, "")
+    assert (mood.target, mood.edge_model, mood.feature) == (SERVER, "", "mood_analysis")
     assert mood.reason == ("coaching context mood → feature mood_analysis: server only "
                            "(no edge model)")
     habits = await decide(policy, mode=AUTO, coaching_context="habits")
-    assert (habits.target, habits.edge_model) == (DEVICE, "smollm-360m")
+    assert (habits.target, habits.edge_model, habits.feature) == (
+        DEVICE, "smollm-360m", "habit_tips")
     both = await decide(policy, mode=AUTO, coaching_context="mood", feature="habit_tips")
-    assert (both.target, both.edge_model) == (DEVICE, "smollm-360m"), "the feature wins"
+    assert (both.target, both.feature) == (DEVICE, "habit_tips"), "the feature wins"
+    assert (await decide(policy, mode=AUTO)).feature == "", "neither: no feature"
 
 
 @pytest.mark.parametrize("fields", [{"coaching_context": "astrology"},

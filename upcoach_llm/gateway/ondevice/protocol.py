@@ -114,3 +114,6 @@ class DecideResponse(BaseModel):
     edge_model: str | None = Field(
         default=None, description="with a feature that runs on the device: its edge model "
                                   "(an id of /api/models/edge)")
+    feature: str | None = Field(
+        default=None, description="the feature that decided: the request's, else the one its "
+                                  "context_type implies")

@@ -68,4 +68,4 @@ async def decide(deps: Dependencies, body: DecideRequest,
                           reason=reply.reason, simple_query=reply.simple_query,
                           safety_category=SAFETY_CATEGORY_NAMES.get(reply.safety_category),
                           crisis_response=reply.crisis_response or None,
-                          edge_model=reply.edge_model or None)
+                          edge_model=reply.edge_model or None, feature=reply.feature or None)
