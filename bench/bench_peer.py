@@ -58,7 +58,11 @@ up throughout, so an idle one's background work is part of every other's run).
 The stack's CPU per relayed token, in the paced scenario at ``--clients`` clients: utime+stime
 (/proc/<pid>/stat) of the gateway, router and generation processes from the moment the load
 starts to the moment the last reply ends, over the tokens relayed (chunks per reply x replies);
-LiteLLM's process gets the same measurement, as the baseline.
+LiteLLM's process gets the same measurement, as the baseline. Its second baseline is the floor
+of this design: in every round, right after the paced runs, bench/grpc_floor.py passes the same
+load over one bare gRPC hop (a server sending a message per token, ``--clients`` callers on one
+channel, nothing else), and its CPU per message at both ends is what the router-to-gateway hop
+alone costs per token.
 
 Everything shares the machine (2 cores here): the figures compare paths on the same machine in
 the same run, not absolute capacities.
@@ -86,6 +90,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench import grpc_floor
 from bench.fake_upstream import FakeUpstream, Settings
 from bench.report import Row, add_json_argument, format_table, write_rows
 from bench.support import start_stack
@@ -486,6 +491,7 @@ class Results:
     """Per scenario and client count: per target, one Load per round."""
 
     loads: dict[tuple[str, int, str], list[Load]] = field(default_factory=dict)
+    floors: list[grpc_floor.Floor] = field(default_factory=list)  # the paced scenario's
 
     def add(self, scenario: str, clients: int, target: str, run: Load) -> None:
         self.loads.setdefault((scenario, clients, target), []).append(run)
@@ -532,6 +538,13 @@ async def measure(targets: list[Target], scenarios: list[Scenario], chunks: int,
                              + _describe(target, run, level))
                     if run.errors:
                         progress(f"  warning: {run.errors} errors, the first: {run.first_error}")
+                if scenario.delay_ms and level == clients:
+                    floor = await asyncio.to_thread(grpc_floor.measure, level, chunks,
+                                                    scenario.delay_ms, duration)
+                    results.floors.append(floor)
+                    progress(f"round {index + 1}/{rounds}  {scenario.label:<32} one bare gRPC "
+                             f"hop c={level:<3} {floor.cpu_ms_per_message or 0:.3f} ms CPU per "
+                             f"message ({floor.messages} messages)")
     return results
 
 
@@ -595,6 +608,11 @@ def rows_for(results: Results, scenarios: list[Scenario], clients: int, chunks: 
             row(f"{s.label}, {clients} clients: stack CPU per relayed token",
                 cpu_per_token(k, "stack"), "ms CPU", cpu_per_token(k, "litellm"),
                 "LiteLLM's CPU per token, same run", "<= 0.15 ms")
+            row(f"{s.label}, {clients} clients: stack CPU per relayed token vs one gRPC hop",
+                cpu_per_token(k, "stack"), "ms CPU",
+                _median([f.cpu_ms_per_message for f in results.floors
+                         if f.cpu_ms_per_message is not None]),
+                "one bare gRPC hop's CPU per message (bench/grpc_floor.py), same run")
     return rows
 
 
