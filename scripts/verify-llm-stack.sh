@@ -9,6 +9,7 @@
 #   2. model loading         GET /api/models: the catalog lists models
 #   3. API functionality     POST /api/chat/completions, POST /api/coaching/chat,
 #                            POST /api/embeddings, GET /api/metrics answer with their shapes
+#                            (metrics: with the admin key, skipped without one while keys are on)
 #   4. response quality      the chat reply is words, not noise; related sentences embed closer
 #                            than unrelated ones
 #   5. latency benchmark     RUNS short completions: p50 and p95 against --max-latency-ms
@@ -27,7 +28,8 @@ Options:
   --url URL              gateway base URL (default: $VERIFY_URL, else
                          http://localhost:$GATEWAY_PORT, port 3100)
   --api-key KEY          API key sent as "Authorization: Bearer KEY" (default: $LLM_API_KEY)
-  --admin-key KEY        sent instead on /health, whose rows then say why a part is unhealthy
+  --admin-key KEY        sent instead on /health, whose rows then say why a part is unhealthy,
+                         and on /api/metrics, which needs it while the gateway's keys are on
                          (default: $LLM_ADMIN_KEY)
   --model NAME           chat model to ask (default: none, the router picks)
   --runs N               completions timed by the latency benchmark (default: 5)
@@ -178,8 +180,12 @@ else
   check "api: embeddings" embeddings /api/embeddings
   EMBED_OUT=$OUT
 
-  request GET /api/metrics
-  check "api: metrics" metrics /api/metrics
+  REQUEST_KEY=$ADMIN_KEY request GET /api/metrics
+  if [[ $CODE == 401 && -z $ADMIN_KEY ]]; then
+    record "api: metrics" SKIP "keys are on: /api/metrics needs --admin-key (LLM_ADMIN_KEY)" "$MS"
+  else
+    check "api: metrics" metrics /api/metrics
+  fi
 
   # -- 4. response quality sanity ------------------------------------------------------------------
   judge_file "quality: chat reply" chat-quality "$CHAT_OUT"

@@ -217,7 +217,7 @@ DECLARED: list[Variable] = [
              (*GW, "compose")),
     Variable("LLM_ADMIN_KEY", "str", None,
              "operator key (16+ characters in production): only it sees /health's details, and "
-             "/metrics on GATEWAY_PORT while LLM_API_KEY is set",
+             "/metrics and /api/metrics on GATEWAY_PORT while LLM_API_KEY is set",
              (*GW, "compose")),
     Variable("RATE_LIMIT_RPM", "int", 120, "requests per minute per API key and client IP, or "
              "per key alone with RATE_LIMIT_SCOPE=key (0: no limit)", (*GW, "compose"),

@@ -48,9 +48,9 @@ from upcoach_llm.gateway.openapi import install as install_openapi
 
 log = get_logger(__name__)
 
-# Not behind the API-key gate: probes, the docs, and /metrics (it asks for the operator's key).
-PUBLIC_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs",
-                          "/redoc", "/docs/oauth2-redirect"})
+# Not behind the API-key gate: probes, the docs, and the metrics (they ask for the operator's key).
+PUBLIC_PATHS = frozenset({"/health", "/livez", "/readyz", "/metrics", "/api/metrics",
+                          "/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"})
 # Response headers a browser's script may read (REST and grpc-web alike).
 EXPOSED_HEADERS = ["X-Cache", "X-Cache-Similarity", "X-Request-ID", "Server-Timing",
                    "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset",
@@ -62,7 +62,8 @@ DESCRIPTION = """\
 The UpCoach LLM gateway. REST: the guide's endpoints (/health, /api/models, /api/coaching/chat,
 /api/metrics), the app's on-device endpoints (/api/models/edge, /api/inference/decide),
 OpenAI-compatible chat completions, embeddings and models under /v1 and /api, and
-Prometheus metrics at /metrics (the operator's key, LLM_ADMIN_KEY, while keys are on),
+Prometheus metrics at /metrics (both metrics endpoints: the operator's key, LLM_ADMIN_KEY,
+while keys are on),
 liveness at /livez and readiness at /readyz (503 while no chat can be served; /health too).
 Errors always have the shape
 `{"error": {"message", "type", "param", "code"}}`, except on Ollama's API (/api/chat,

@@ -50,22 +50,33 @@ async def test_keys_required_when_configured(gateway, caplog) -> None:
     assert "nope" not in caplog.text
 
 
-async def test_metrics_need_the_operators_key_while_keys_are_on(gateway) -> None:
+@pytest.mark.parametrize("path", ["/metrics", "/api/metrics"])
+async def test_metrics_need_the_operators_key_while_keys_are_on(gateway, path: str) -> None:
     """Every tenant's traffic is counted there: a client's key is not enough."""
     closed: RunningGateway = await gateway({"LLM_API_KEY": "secret-one"})
     async with closed.client() as client:
-        nothing = await client.get("/metrics")
-        tenant = await client.get("/metrics", headers={"Authorization": "Bearer secret-one"})
+        nothing = await client.get(path)
+        tenant = await client.get(path, headers={"Authorization": "Bearer secret-one"})
     assert nothing.status_code == 401 and tenant.status_code == 401
-    assert "GATEWAY_METRICS_PORT" in tenant.json()["error"]["message"]
-    gw: RunningGateway = await gateway({"LLM_API_KEY": "secret-one",
+    message = tenant.json()["error"]["message"]
+    assert message.startswith(path) and "LLM_ADMIN_KEY is not set" in message
+    gw: RunningGateway = await gateway({"LLM_API_KEY": "secret-one", "RATE_LIMIT_RPM": "1",
                                         "LLM_ADMIN_KEY": "operator-key"})
     async with gw.client() as client:
-        tenant = await client.get("/metrics", headers={"X-API-Key": "secret-one"})
-        operator = await client.get("/metrics", headers={"Authorization": "Bearer operator-key"})
+        tenant = await client.get(path, headers={"X-API-Key": "secret-one"})
+        operator = [await client.get(path, headers={"Authorization": "Bearer operator-key"})
+                    for _ in range(3)]  # a scrape spends no rate-limit budget
+        chat = await client.post("/v1/chat/completions", json=HELLO,
+                                 headers={"X-API-Key": "secret-one"})
     assert tenant.status_code == 401 and tenant.headers["www-authenticate"] == "Bearer"
     assert "LLM_ADMIN_KEY" in tenant.json()["error"]["message"]
-    assert operator.status_code == 200 and "gateway_requests_total" in operator.text
+    assert [r.status_code for r in operator] == [200, 200, 200]
+    assert chat.status_code == 200  # the tenant's one request a minute is still there
+    if path == "/metrics":
+        assert "gateway_requests_total" in operator[0].text
+    else:
+        assert set(operator[0].json()) == {"requests_total", "cache_hits", "cache_misses",
+                                           "errors_total", "active_connections"}
 
 
 async def test_auth_off_is_logged_loudly(gateway, caplog) -> None:
