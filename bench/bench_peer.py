@@ -491,7 +491,7 @@ class Results:
     """Per scenario and client count: per target, one Load per round."""
 
     loads: dict[tuple[str, int, str], list[Load]] = field(default_factory=dict)
-    floors: list[grpc_floor.Floor] = field(default_factory=list)  # the paced scenario's
+    floors: dict[str, list[grpc_floor.Floor]] = field(default_factory=dict)  # per scenario
 
     def add(self, scenario: str, clients: int, target: str, run: Load) -> None:
         self.loads.setdefault((scenario, clients, target), []).append(run)
@@ -539,9 +539,13 @@ async def measure(targets: list[Target], scenarios: list[Scenario], chunks: int,
                     if run.errors:
                         progress(f"  warning: {run.errors} errors, the first: {run.first_error}")
                 if scenario.delay_ms and level == clients:
-                    floor = await asyncio.to_thread(grpc_floor.measure, level, chunks,
-                                                    scenario.delay_ms, duration)
-                    results.floors.append(floor)
+                    try:
+                        floor = await asyncio.to_thread(grpc_floor.measure, level, chunks,
+                                                        scenario.delay_ms, duration)
+                    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                        progress(f"  warning: the bare gRPC hop failed this round: {exc}")
+                        continue
+                    results.floors.setdefault(scenario.key, []).append(floor)
                     progress(f"round {index + 1}/{rounds}  {scenario.label:<32} one bare gRPC "
                              f"hop c={level:<3} {floor.cpu_ms_per_message or 0:.3f} ms CPU per "
                              f"message ({floor.messages} messages)")
@@ -610,7 +614,7 @@ def rows_for(results: Results, scenarios: list[Scenario], clients: int, chunks: 
                 "LiteLLM's CPU per token, same run", "<= 0.15 ms")
             row(f"{s.label}, {clients} clients: stack CPU per relayed token vs one gRPC hop",
                 cpu_per_token(k, "stack"), "ms CPU",
-                _median([f.cpu_ms_per_message for f in results.floors
+                _median([f.cpu_ms_per_message for f in results.floors.get(k, [])
                          if f.cpu_ms_per_message is not None]),
                 "one bare gRPC hop's CPU per message (bench/grpc_floor.py), same run")
     return rows

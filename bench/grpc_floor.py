@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import selectors
 import subprocess
 import sys
 import time
@@ -45,6 +46,7 @@ class Floor:
     """What one run of the bare hop saw."""
 
     messages: int  # text messages read by the clients
+    calls: int  # calls that ended with their finish message
     server_cpu_s: float
     client_cpu_s: float
 
@@ -89,22 +91,24 @@ async def _load(address: str, clients: int, duration: float, server_pid: int) ->
     request = router_pb2.ChatStreamRequest(model="floor")
     async for _ in stub.ChatStream(request):  # connected and warm before counting
         pass
-    counted = 0
+    counted = calls = 0
     deadline = time.monotonic() + duration
 
     async def caller() -> None:
-        nonlocal counted
+        nonlocal counted, calls
         while time.monotonic() < deadline:
             async for message in stub.ChatStream(request):
                 if message.text:
                     counted += 1
+                elif message.finish_reason:
+                    calls += 1
 
     server_before, client_before = process_cpu_s(server_pid), process_cpu_s(os.getpid())
     await asyncio.gather(*(caller() for _ in range(clients)))
     server_cpu = process_cpu_s(server_pid) - server_before
     client_cpu = process_cpu_s(os.getpid()) - client_before
     await channel.close()
-    print(f"{counted} {server_cpu:.3f} {client_cpu:.3f}", flush=True)
+    print(f"{counted} {calls} {server_cpu:.3f} {client_cpu:.3f}", flush=True)
 
 
 def measure(clients: int, chunks: int, delay_ms: float, duration: float) -> Floor:
@@ -116,7 +120,10 @@ def measure(clients: int, chunks: int, delay_ms: float, duration: float) -> Floo
                               stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
-        if "listening" not in server.stdout.readline():
+        with selectors.DefaultSelector() as selector:
+            selector.register(server.stdout, selectors.EVENT_READ)
+            started = selector.select(timeout=60) and "listening" in server.stdout.readline()
+        if not started:
             raise RuntimeError(f"the gRPC floor server did not start (exit {server.poll()})")
         client = subprocess.run(
             [*command, "--load", f"127.0.0.1:{port}", "--server-pid", str(server.pid),
@@ -124,11 +131,17 @@ def measure(clients: int, chunks: int, delay_ms: float, duration: float) -> Floo
             cwd=ROOT, capture_output=True, text=True, timeout=duration + 120, check=False)
         if client.returncode != 0:
             raise RuntimeError(f"the gRPC floor client failed: {client.stderr.strip()[-500:]}")
-        messages, server_cpu, client_cpu = client.stdout.split()
-        return Floor(int(messages), float(server_cpu), float(client_cpu))
+        messages, calls, server_cpu, client_cpu = client.stdout.split()
+        return Floor(int(messages), int(calls), float(server_cpu), float(client_cpu))
     finally:
         server.terminate()
-        server.wait(10)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def main() -> None:

@@ -45,15 +45,16 @@ def rows(stdout: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def stack(stack_factory) -> Stack:
-    return stack_factory()
+    """One stack for the module (the red test stops a part of it last), keys on."""
+    return stack_factory(env={"LLM_API_KEY": API_KEY, "LLM_ADMIN_KEY": ADMIN_KEY})
 
 
 def gateway_url(stack: Stack) -> str:
     return f"http://{stack.spec('gateway').address}"
 
 
-def test_green_against_the_running_stack(stack_factory) -> None:
-    url = gateway_url(stack_factory(env={"LLM_API_KEY": API_KEY, "LLM_ADMIN_KEY": ADMIN_KEY}))
+def test_green_against_the_running_stack(stack: Stack) -> None:
+    url = gateway_url(stack)
     result = verify(url, "--runs", "3", "--api-key", API_KEY, "--admin-key", ADMIN_KEY)
     assert result.returncode == 0, result.stdout + result.stderr
     assert rows(result.stdout) == dict.fromkeys(CHECKS, "PASS")
@@ -66,7 +67,7 @@ def test_green_against_the_running_stack(stack_factory) -> None:
 
 def test_red_and_naming_the_service_when_one_is_stopped(stack: Stack) -> None:
     stack.stop(["embedding"])
-    result = verify(gateway_url(stack), "--runs", "1")
+    result = verify(gateway_url(stack), "--runs", "1", "--api-key", API_KEY)
     assert result.returncode == 1
     assert rows(result.stdout)["availability: embedding"] == "FAIL"
     last = result.stdout.strip().splitlines()[-1]
