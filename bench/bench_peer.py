@@ -92,6 +92,7 @@ from typing import Any, TypeVar
 
 from bench import grpc_floor
 from bench.fake_upstream import FakeUpstream, Settings
+from bench.proc_cpu import cpu_seconds, process_tree
 from bench.report import Row, add_json_argument, format_table, write_rows
 from bench.support import start_stack
 from upcoach_llm.dev.ports import free_port
@@ -103,7 +104,6 @@ LITELLM_VENV = ROOT / "build" / "peer" / "litellm-venv"
 UPSTREAM_MODEL = "fake-model"
 CATALOG_MODEL = "mistral"
 PROMPT = "Give me one short tip for a better morning routine."
-CLOCK_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 _CONTENT = re.compile(rb'"content": ?"[^"]')  # a delta with text (not the role chunk's "")
 _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 _CHUNKED = re.compile(rb"\r\ntransfer-encoding:[ \t]*chunked", re.IGNORECASE)
@@ -320,42 +320,6 @@ async def load(target: Target, scenario: Scenario, chunks: int, clients: int,
     cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return Load(within / span if within and span > 0 else 0.0, run.latencies, run.replies,
                 run.errors, run.content_events, cpu, run.first_error)
-
-
-# --- CPU time from /proc ----------------------------------------------------------------------
-
-def process_tree(roots: list[int]) -> list[int]:
-    """The processes and every descendant of theirs."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_bytes()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    found, pending = [], list(roots)
-    while pending:
-        pid = pending.pop()
-        found.append(pid)
-        pending += children.get(pid, [])
-    return found
-
-
-def cpu_seconds(pids: list[int]) -> float | None:
-    """utime + stime of the processes, in seconds (None when there are none)."""
-    if not pids:
-        return None
-    ticks = 0
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks * CLOCK_TICK_S
 
 
 # --- the three paths --------------------------------------------------------------------------

@@ -43,11 +43,11 @@ from bench.bench_peer import (
     Target,
     check_reply,
     load,
-    process_tree,
     progress,
     run_loop,
 )
 from bench.fake_upstream import FakeUpstream
+from bench.proc_cpu import process_tree
 from bench.report import Row, add_json_argument, format_table, write_rows
 from bench.support import start_stack
 from upcoach_llm.dev.ports import free_port

@@ -31,12 +31,12 @@ from pathlib import Path
 import grpc
 import uvloop
 
+from bench.proc_cpu import cpu_seconds
 from upcoach_llm.api import common_pb2, router_pb2, router_pb2_grpc
 from upcoach_llm.common.channels import CHANNEL_OPTIONS
 from upcoach_llm.dev.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CLOCK_TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 _TEXT = "habit "  # a token's worth of text
 _STOP = router_pb2.ChatStreamResponse(finish_reason=common_pb2.FINISH_REASON_STOP)
 
@@ -56,12 +56,6 @@ class Floor:
         if not self.messages:
             return None
         return (self.server_cpu_s + self.client_cpu_s) * 1000 / self.messages
-
-
-def process_cpu_s(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_bytes()
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) * CLOCK_TICK_S
 
 
 class _Paced(router_pb2_grpc.RouterServiceServicer):
@@ -103,10 +97,11 @@ async def _load(address: str, clients: int, duration: float, server_pid: int) ->
                 elif message.finish_reason:
                     calls += 1
 
-    server_before, client_before = process_cpu_s(server_pid), process_cpu_s(os.getpid())
+    server, client = [server_pid], [os.getpid()]
+    server_before, client_before = cpu_seconds(server) or 0.0, cpu_seconds(client) or 0.0
     await asyncio.gather(*(caller() for _ in range(clients)))
-    server_cpu = process_cpu_s(server_pid) - server_before
-    client_cpu = process_cpu_s(os.getpid()) - client_before
+    server_cpu = (cpu_seconds(server) or 0.0) - server_before
+    client_cpu = (cpu_seconds(client) or 0.0) - client_before
     await channel.close()
     print(f"{counted} {calls} {server_cpu:.3f} {client_cpu:.3f}", flush=True)
 
