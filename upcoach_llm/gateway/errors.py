@@ -164,6 +164,8 @@ def from_validation(exc: RequestValidationError) -> APIError:
     if first.get("type") == "json_invalid":
         detail = first.get("ctx", {}).get("error", "")
         return APIError(400, f"malformed JSON body: {detail}".rstrip(": "), code="invalid_json")
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+        return APIError(400, "missing request body: send a JSON object", code="invalid_json")
     param = param_of(tuple(first.get("loc", ())), key_last=first.get("type") == "extra_forbidden")
     message = _printable(str(first.get("msg", "invalid value")))
     if first.get("type") == "missing":
@@ -206,12 +208,14 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        path = request.scope["path"]
         content_type = request.headers.get("content-type", "application/json")
-        if "json" not in content_type and any(e.get("loc") == ("body",) for e in exc.errors()):
+        if ("json" not in content_type and not speaks_ollama(path)  # Ollama's read any type
+                and any(e.get("loc") == ("body",) for e in exc.errors())):
             return APIError(415, f"the body must be JSON, sent as Content-Type: application/json "
                                  f"(got {content_type})", code="unsupported_media_type",
-                            ).to_response(request.scope["path"])
-        return from_validation(exc).to_response(request.scope["path"])
+                            ).to_response(path)
+        return from_validation(exc).to_response(path)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

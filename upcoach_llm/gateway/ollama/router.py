@@ -4,13 +4,19 @@ GET /api/tags, /api/ps, /api/version, behind the same gate (API key, rate limits
 
 Errors on these paths are ``{"error": "<message naming the field>"}`` with the HTTP status
 (paths.py; errors.py renders them), validation errors included (400, as everywhere).
+
+Bodies are read as JSON whatever their Content-Type, as Ollama's server reads them (gin's
+``ShouldBindJSON``): its documentation's examples are ``curl .../api/chat -d '{...}'``, which
+sends ``application/x-www-form-urlencoded``, and FastAPI parses only a JSON Content-Type.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
@@ -41,6 +47,22 @@ from upcoach_llm.gateway.ollama.render import NDJSON
 from upcoach_llm.gateway.ollama.serving import OllamaChat
 from upcoach_llm.gateway.openapi import COMPONENTS, OllamaErrorResponse, errors
 
+_JSON = (b"content-type", b"application/json")
+
+
+class AnyContentTypeRoute(APIRoute):
+    """A route that parses its body as JSON whatever Content-Type the request names."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def as_json(request: Request) -> Response:
+            headers = [h for h in request.scope["headers"] if h[0] != b"content-type"]
+            scope = {**request.scope, "headers": [*headers, _JSON]}
+            return await handler(Request(scope, request.receive))
+
+        return as_json
+
 
 def one_of(*models: type[BaseModel]) -> dict[str, Any]:
     """A schema that is one of the models (their schemas ride along as ``$defs``)."""
@@ -64,7 +86,7 @@ def _json(body: dict[str, Any]) -> Response:
 
 
 def build_router(deps: Dependencies) -> APIRouter:
-    router = APIRouter(tags=["ollama"])
+    router = APIRouter(tags=["ollama"], route_class=AnyContentTypeRoute)
     chat = OllamaChat(deps)
     catalog = Catalog(deps)
 

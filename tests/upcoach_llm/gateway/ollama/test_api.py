@@ -174,6 +174,31 @@ async def test_gate_and_upstream_errors_in_ollamas_shape(gw: RunningGateway) -> 
         assert malformed.status_code == 400 and set(malformed.json()) == {"error"}
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded",
+                                          "text/plain"])
+async def test_bodies_are_json_whatever_their_content_type(gw: RunningGateway,
+                                                           content_type: str | None) -> None:
+    """As Ollama reads them: its docs' ``curl .../api/chat -d '{...}'`` sends a form type."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    chat = json.dumps({"model": "mistral", "messages": HI, "stream": False}).encode()
+    async with gw.client(headers=headers) as http:
+        reply = await http.post("/api/chat", content=chat)
+        assert reply.status_code == 200
+        assert reply.json()["message"]["content"] == "echo: hello there"
+        shown = await http.post("/api/show", content=b'{"model": "mistral"}')
+        assert shown.status_code == 200 and "model_info" in shown.json()
+        bad = await http.post("/api/generate", content=b'{"model": "mistral", "prompt": 5}')
+        assert bad.status_code == 400 and bad.json()["error"].startswith("prompt: ")
+        empty = await http.post("/api/embed", content=b"")
+        assert empty.status_code == 400
+        assert empty.json() == {"error": "missing request body: send a JSON object"}
+        # The OpenAI-shaped paths still ask for JSON by its Content-Type.
+        openai = await http.post("/v1/chat/completions", content=chat)
+    assert openai.status_code == (200 if content_type is None else 415)
+
+
 async def test_an_error_after_the_stream_started_is_one_error_line(gw: RunningGateway) -> None:
     async with gw.client(headers={"Authorization": f"Bearer {KEY}"}) as http:
         reply = await http.post("/api/chat", json={
