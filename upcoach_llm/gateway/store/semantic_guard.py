@@ -7,9 +7,12 @@ one only when both also agree on what embeddings blur:
 - negation: both negated or neither ("not", "no", "never", "n't", "without", ...);
 - opposite words: for each antonym group, the sides each text uses must be equal
   ("more" vs "less", "start" vs "stop", "morning" vs "night", "confident" vs "insecure");
-- numbers: the same numbers ("a 5 minute routine" is not "a 30 minute routine").
+- numbers: the same numbers, in digits or words, wherever they are written ("a 5 minute
+  routine" is not "a 30 minute routine", "at 7am" is not "at 9pm", "ten minutes" is not
+  "thirty minutes").
 
-Words are compared lower-cased with a crude plural/-ing/-ed strip, so "habits" meets "habit".
+Words are compared lower-cased with a crude plural/-ing/-ed strip, so "habits" meets "habit";
+typographic apostrophes (a phone keyboard's "don’t") read as "'", and "dont" as "don't".
 The lists are measured on tests/upcoach_llm/gateway/store/semantic_set.yaml.
 """
 
@@ -18,9 +21,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+from upcoach_llm.gateway.store.semantic_text import plain_apostrophes
+
+# Letters and digits apart: "7am" is "7" and "am", "5mins" is "5" and "mins".
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+(?:[.:]\d+)?")
 _NEGATIONS = frozenset({"not", "no", "never", "nothing", "none", "nobody", "nowhere", "neither",
-                        "nor", "without", "cannot", "unable"})
+                        "nor", "without", "cannot", "unable",
+                        # n't without its apostrophe, as people type it
+                        "dont", "doesnt", "didnt", "isnt", "arent", "wasnt", "werent", "cant",
+                        "couldnt", "wont", "wouldnt", "shouldnt", "havent", "hasnt", "hadnt",
+                        "mustnt", "neednt", "aint"})
+# Number words as digits ("one" is left out: "one tip" is "a tip").
+_UNITS = ("zero", "", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+          "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+          "eighteen", "nineteen", "twenty")
+_NUMBER_WORDS = {word: str(value) for value, word in enumerate(_UNITS) if word} | {
+    "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70",
+    "eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000", "half": "0.5",
+    "dozen": "12"}
 # Words that turn an action around when present on one side only ("check my email" /
 # "stop checking my email", "sleep more" / "sleep less").
 _REVERSALS = frozenset({"stop", "quit", "skip", "avoid", "less", "fewer", "reduce", "decrease",
@@ -93,7 +111,7 @@ class Polarity:
 
     @classmethod
     def of(cls, text: str) -> Polarity:
-        raw = _WORD.findall(text.lower())
+        raw = _WORD.findall(plain_apostrophes(text.lower()))
         stems = _stems(raw)
         sides = tuple((1 if stems & a else 0) | (2 if stems & b else 0)
                       for a, b in _OPPOSITE_STEMS)
@@ -101,7 +119,9 @@ class Polarity:
                              if w.startswith(p) and len(w) > len(p) + 3)
         return cls(negated=bool(stems & _NEGATION_STEMS),
                    reversed=bool(stems & _REVERSAL_STEMS), sides=sides,
-                   numbers=frozenset(w for w in raw if w.isdigit()), prefixed=prefixed,
+                   numbers=frozenset(_NUMBER_WORDS.get(w, w) for w in raw
+                                     if w[0].isdigit() or w in _NUMBER_WORDS),
+                   prefixed=prefixed,
                    stems=stems)
 
 

@@ -23,11 +23,17 @@ _FRAME = re.compile(r"""
     \s*(?:(?:about|for|to|on|of|that|so)\s+)?
     """, re.VERBOSE)
 _PUNCTUATION = re.compile(r"[^\w' -]+")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+def plain_apostrophes(text: str) -> str:
+    """The text with a phone keyboard's typographic apostrophes ("don’t") as "'"."""
+    return text.translate(_APOSTROPHES)
 
 
 def subject(text: str) -> str:
     """The text lower-cased, without punctuation and its leading frame ('' never: a text that is
     all frame, like "Give me an affirmation", stays whole)."""
-    plain = " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
+    plain = " ".join(_PUNCTUATION.sub(" ", plain_apostrophes(text.lower())).split())
     rest = _FRAME.sub("", plain, count=1).strip()
     return rest or plain

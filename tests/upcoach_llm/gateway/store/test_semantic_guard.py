@@ -25,6 +25,13 @@ def agrees(a: str, b: str) -> bool:
     ("a 5 minute workout", "a 30 minute workout"),
     ("call my mom", "call my dad"),
     ("forgive others", "forgive myself"),
+    ("remind me to take my pills at 7am", "remind me to take my pills at 9pm"),
+    ("remind me to stretch at 7:30", "remind me to stretch at 7:45"),
+    ("a walk in 5mins", "a walk in 50mins"),
+    ("drink 2L of water", "drink 3L of water"),
+    ("a ten minute walk", "a thirty minute walk"),
+    ("an affirmation about feeling anxious", "an affirmation about I don\u2019t feel anxious"),
+    ("a tip to procrastinate", "a tip so I dont procrastinate"),
 ])
 def test_opposites_disagree(a: str, b: str) -> None:
     assert not agrees(a, b)
@@ -38,6 +45,9 @@ def test_opposites_disagree(a: str, b: str) -> None:
     ("Reminder to take a break", "Remind me to take a short break"),
     ("Daily affirmation about self-love", "Give me a daily affirmation about loving myself"),
     ("Tip to stretch every morning", "How do I stretch in the mornings?"),
+    ("Give me one tip to stay focused", "A tip to stay focused"),
+    ("Remind me to take a 10-minute walk", "Reminder to take a ten minute walk"),
+    ("I don\u2019t want to skip breakfast", "I don't want to skip breakfast"),
 ])
 def test_paraphrases_agree(a: str, b: str) -> None:
     assert agrees(a, b)
@@ -52,6 +62,7 @@ def test_paraphrases_agree(a: str, b: str) -> None:
     ("Habit tip for eating more vegetables", "eating more vegetables"),
     ("Please give me a tip on positive thinking", "positive thinking"),
     ("Give me an affirmation", "give me an affirmation"),
+    ("I\u2019d like a tip on positive thinking", "positive thinking"),
 ])
 def test_subject_drops_the_frame(text: str, expected: str) -> None:
     assert subject(text) == expected
