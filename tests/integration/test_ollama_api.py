@@ -49,7 +49,7 @@ def test_list_show_and_ps(client: ollama.Client) -> None:
 
 
 def test_version_answers_with_a_key_only(url: str) -> None:
-    assert httpx.get(f"{url}/api/version", headers=AUTH).json() == {"version": "0.12.0"}
+    assert httpx.get(f"{url}/api/version", headers=AUTH).json() == {"version": "0.12.11"}
     refused = httpx.get(f"{url}/api/version")
     assert refused.status_code == 401 and set(refused.json()) == {"error"}
 

@@ -2,7 +2,8 @@
 
 The pipeline (chat/pipeline.py) does the cache and the router call; this module turns its reply
 into a ``chat.completion`` body or an SSE stream of ``chat.completion.chunk`` events ending with
-``[DONE]``. A failure after the stream started is one error event before ``[DONE]``.
+``[DONE]``. A failure after the stream started is one error event before ``[DONE]``, a bug's
+(logged with its traceback) included.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from upcoach_llm.gateway.chat import convert, render
 from upcoach_llm.gateway.chat.pipeline import ChatPipeline, LiveStream, WholeReply
 from upcoach_llm.gateway.chat.protocol import ChatCompletionRequest
 from upcoach_llm.gateway.deps import Dependencies
+from upcoach_llm.gateway.errors import APIError, log_bug
 from upcoach_llm.gateway.relay import StreamFailed
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -81,6 +83,11 @@ async def _events(live: LiveStream, cid: str, include_usage: bool, *,
         yield render.DONE
     except StreamFailed as failure:
         yield render.event(failure.rest().body())
+        yield render.DONE
+    except Exception as exc:  # noqa: BLE001 - a bug: still an error event, not a cut stream
+        log_bug("chat stream", exc)
+        yield render.event(APIError(500, f"internal error: {type(exc).__name__}",
+                                    code="internal").body())
         yield render.DONE
     finally:
         live.done()

@@ -37,7 +37,7 @@ def chat_messages(request: OllamaChatRequest) -> list[tuple[str, str]]:
 
 
 def generate_messages(request: OllamaGenerateRequest) -> list[tuple[str, str]]:
-    pairs = [("system", request.system)] if request.system else []
+    pairs = [("system", request.system)] if request.system and request.system.strip() else []
     return [*pairs, ("user", request.prompt or "")]
 
 

@@ -1,10 +1,12 @@
 """/api/embed and the shared /api/embeddings, through the embedding service.
 
-``/api/embed`` answers Ollama's ``{"model", "embeddings": [[...]], ...}``. ``/api/embeddings``
-was already OpenAI's embeddings under /api; a body with ``prompt`` (and no ``input``) is Ollama's
-legacy request and gets ``{"embedding": [...]}``, with its errors in Ollama's shape; any other
-body is the OpenAI request, answered as /v1/embeddings answers it. The model in a reply is the
-model actually served (``nomic-embed-text`` may be answered by ``all-minilm-l6-v2``).
+``/api/embed`` answers Ollama's ``{"model", "embeddings": [[...]], ...}``; a smaller
+``dimensions`` keeps each vector's first values, normalised again, as Ollama does.
+``/api/embeddings`` was already OpenAI's embeddings under /api; a body with ``prompt`` (and no
+``input``) is Ollama's legacy request and gets ``{"embedding": [...]}``, with its errors in
+Ollama's shape; any other body is the OpenAI request, answered as /v1/embeddings answers it. The
+model in a reply is the model actually served (``nomic-embed-text`` may be answered by
+``all-minilm-l6-v2``).
 """
 
 from __future__ import annotations
@@ -37,14 +39,24 @@ def _vectors(reply: embedding_pb2.EmbedResponse) -> list[np.ndarray]:
 async def embed(deps: Dependencies, request: Request, body: OllamaEmbedRequest) -> Response:
     started = time.perf_counter()
     reply, headers = await openai_embeddings.rest_embed(deps, request, body.model, body.texts())
-    if body.dimensions is not None and body.dimensions != reply.dimensions:
-        raise APIError(400, f"dimensions: {reply.model} produces {reply.dimensions} dimensions "
-                            f"and cannot shorten them to {body.dimensions}", param="dimensions",
+    vectors = _vectors(reply)
+    if body.dimensions is not None and body.dimensions > reply.dimensions:
+        raise APIError(400, f"dimensions: {reply.model} produces {reply.dimensions} dimensions, "
+                            f"fewer than {body.dimensions}", param="dimensions",
                        code="invalid_value")
-    return Response(dumps({"model": reply.model, "embeddings": _vectors(reply),
+    if body.dimensions is not None and body.dimensions < reply.dimensions:
+        vectors = [_shortened(vector, body.dimensions) for vector in vectors]
+    return Response(dumps({"model": reply.model, "embeddings": vectors,
                            "total_duration": int((time.perf_counter() - started) * 1e9),
                            "load_duration": 0, "prompt_eval_count": reply.prompt_tokens}),
                     media_type="application/json", headers=headers)
+
+
+def _shortened(vector: np.ndarray, dimensions: int) -> np.ndarray:
+    """The vector's first ``dimensions`` values, L2-normalised again, as Ollama shortens one."""
+    head = vector[:dimensions]
+    norm = float(np.linalg.norm(head))
+    return head / norm if norm else head
 
 
 async def shared(deps: Dependencies, request: Request) -> Response:

@@ -17,8 +17,8 @@ EMBEDDINGS = "/api/embeddings"
 VERSION = "/api/version"
 
 # The Ollama API release whose shapes these paths follow (structured `format`, /api/embed,
-# logprobs); tools that probe /api/version read it to choose features.
-API_VERSION = "0.12.0"
+# logprobs, which came in 0.12.11); tools that probe /api/version read it to choose features.
+API_VERSION = "0.12.11"
 
 OLLAMA_PATHS = frozenset({CHAT, GENERATE, TAGS, SHOW, PS, EMBED, VERSION})
 

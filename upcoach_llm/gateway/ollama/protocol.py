@@ -61,8 +61,21 @@ Prompt = text(MAX_PROMPT_CHARS)
 Content = text(MAX_PROMPT_CHARS, blank=False)
 StopSequence = text(MAX_STOP_LENGTH, min_length=1)
 InputText = described(MAX_TEXT_CHARS, blank=False)
-ModelName = Annotated[Name, AfterValidator(lambda name: name.removesuffix(LATEST))]
+
+
+def _untagged(name: str) -> str:
+    untagged = name.removesuffix(LATEST)
+    if not untagged:
+        raise refuse(f"a model name, not only the tag {LATEST!r}")
+    return untagged
+
+
+ModelName = Annotated[Name, AfterValidator(_untagged)]
 """A catalog model; Ollama's default tag is dropped (``mistral:latest`` is ``mistral``)."""
+
+
+def _seed(seed: int | None) -> int | None:
+    return None if seed is None or seed < 0 else seed
 _DURATION = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+")
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
@@ -112,7 +125,9 @@ class OllamaOptions(BaseModel):
                                     description="max tokens; -1 or -2: the service's default")
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
+    seed: Annotated[int | None, AfterValidator(_seed)] = Field(
+        default=None, ge=INT64_MIN, le=INT64_MAX,
+        description="a fixed seed; a negative one (Ollama's default, -1) draws at random")
     stop: Annotated[list[StopSequence], Schema(maxItems=MAX_STOP_SEQUENCES)] | None = None
     frequency_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)
     presence_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)

@@ -5,8 +5,9 @@ A stream is one JSON object per line: a line per piece of text with ``done: fals
 line with ``done: true``, the ``done_reason`` (stop, length, content_filter) and the metrics.
 Durations are nanoseconds: ``total_duration`` is the gateway's own time for the request,
 ``load_duration`` is 0 (the served models are loaded at start-up), ``prompt_eval_duration`` is
-the engine's time to the first token and ``eval_duration`` the rest of its generation (both 0
-for a reply from the cache, which has no engine timings).
+the engine's time to the first token and ``eval_duration`` the rest of its generation. A reply
+from the cache has no engine timings: its ``eval_duration`` is the gateway's time and its
+``prompt_eval_duration`` 1 ns, since clients divide the counts by them (Ollama never sends 0).
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ def metrics(usage: common_pb2.Usage, started: float) -> dict[str, int]:
     """Ollama's counts and durations (ns) from the router's usage and the request's start."""
     first = max(0.0, usage.time_to_first_token_ms)
     rest = max(0.0, usage.generation_ms - first)
-    return {"total_duration": int((time.perf_counter() - started) * 1e9),
+    total = max(1, int((time.perf_counter() - started) * 1e9))
+    prompt_ns = int(first * _NS_PER_MS)
+    eval_ns = int(rest * _NS_PER_MS)
+    return {"total_duration": total,
             "load_duration": 0,
             "prompt_eval_count": usage.prompt_tokens,
-            "prompt_eval_duration": int(first * _NS_PER_MS),
+            "prompt_eval_duration": prompt_ns or (1 if usage.prompt_tokens else 0),
             "eval_count": usage.completion_tokens,
-            "eval_duration": int(rest * _NS_PER_MS)}
+            "eval_duration": eval_ns or (total if usage.completion_tokens else 0)}
 
 
 def logprobs(tokens: Iterable[common_pb2.TokenLogprob]) -> list[dict[str, Any]]:

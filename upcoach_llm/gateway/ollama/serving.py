@@ -23,7 +23,7 @@ from upcoach_llm.api.names import FINISH_REASON_NAMES
 from upcoach_llm.gateway.chat.pipeline import ChatPipeline, LiveStream, WholeReply
 from upcoach_llm.gateway.chat.render import server_timing
 from upcoach_llm.gateway.deps import Dependencies
-from upcoach_llm.gateway.errors import APIError
+from upcoach_llm.gateway.errors import APIError, log_bug
 from upcoach_llm.gateway.fields import MODELS
 from upcoach_llm.gateway.http.jsonbody import dumps
 from upcoach_llm.gateway.ollama import convert, render
@@ -64,8 +64,9 @@ class OllamaChat:
         except APIError as error:
             raise convert.ollama_error(error, generate=kind == render.GENERATE) from None
         if isinstance(answer, WholeReply):
-            return _whole(answer, render.Writer(kind, answer.reply.route.model, started))
-        writer = render.Writer(kind, answer.model, started)
+            model = answer.reply.route.model or body.model  # "": a crisis reply, model unknown
+            return _whole(answer, render.Writer(kind, model, started))
+        writer = render.Writer(kind, answer.model or body.model, started)
         return StreamingResponse(_lines(answer, writer), media_type=render.NDJSON,
                                  headers={**answer.headers, **STREAM_HEADERS})
 
@@ -102,14 +103,16 @@ async def _lines(live: LiveStream, writer: render.Writer) -> AsyncIterator[bytes
             async for message in messages:
                 if message.finish_reason:
                     reason = FINISH_REASON_NAMES.get(message.finish_reason, "stop")
-                    if message.text:
-                        yield writer.piece(message.text)
-                    yield render.line(writer.final(reason, message.usage,
-                                                   tokens=message.logprobs))
+                    if message.text or message.logprobs:
+                        yield writer.piece(message.text, message.logprobs)
+                    yield render.line(writer.final(reason, message.usage))
                 elif message.text or message.logprobs:
                     yield writer.piece(message.text, message.logprobs)
     except StreamFailed as failure:
         error = convert.ollama_error(failure.rest(), generate=writer.kind == render.GENERATE)
         yield render.line({"error": error.message})
+    except Exception as exc:  # noqa: BLE001 - a bug: still an error line, not a cut stream
+        log_bug(f"/api/{writer.kind}", exc)
+        yield render.line({"error": f"internal error: {type(exc).__name__}"})
     finally:
         live.done()

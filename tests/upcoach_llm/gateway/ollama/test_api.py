@@ -106,6 +106,11 @@ async def test_embed_and_both_shapes_of_api_embeddings(gw: RunningGateway) -> No
     reply = await client(gw).embed(model="nomic-embed-text", input=["ab", "abcd"])
     assert reply.embeddings == [[2.0, 0.5, -0.25, 1.0], [4.0, 0.5, -0.25, 1.0]]
     assert reply.model == "all-minilm-l6-v2" and reply.prompt_eval_count == 2
+    short = await client(gw).embed(model="nomic-embed-text", input="ab", dimensions=2)
+    assert short.embeddings == [pytest.approx([2.0 / 2.0615528, 0.5 / 2.0615528])]
+    with pytest.raises(ollama.ResponseError, match="dimensions: ") as wide:
+        await client(gw).embed(model="nomic-embed-text", input="ab", dimensions=5)
+    assert wide.value.status_code == 400
     legacy = await client(gw).embeddings(model="nomic-embed-text", prompt="abc")
     assert legacy.embedding == [3.0, 0.5, -0.25, 1.0]
     async with gw.client(headers={"Authorization": f"Bearer {KEY}"}) as http:

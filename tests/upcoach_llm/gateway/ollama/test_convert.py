@@ -95,3 +95,22 @@ def test_ollamas_default_tag_names_the_catalog_model() -> None:
     body = OllamaChatRequest.model_validate({"model": "mistral:latest", "messages": HI})
     assert convert.turn(body, convert.chat_messages(body)).model == "mistral"
     assert OllamaChatRequest.model_validate({"model": "llama3.2:3b"}).model == "llama3.2:3b"
+
+
+def test_a_tag_alone_is_no_model_name() -> None:
+    with pytest.raises(ValidationError, match="not only the tag"):
+        OllamaChatRequest.model_validate({"model": ":latest", "messages": HI})
+
+
+def test_a_negative_seed_draws_at_random_as_in_ollama() -> None:
+    """-1 is Ollama's default seed: no fixed seed, and so no cached reply."""
+    for seed in (-1, -7):
+        turn = chat_turn(options={"seed": seed})
+        assert not turn.sampling.HasField("seed") and turn.seed is None
+    assert chat_turn(options={"seed": 0}).sampling.seed == 0
+
+
+def test_a_blank_system_prompt_is_left_out() -> None:
+    body = OllamaGenerateRequest.model_validate({"model": "mistral", "prompt": "hi",
+                                                 "system": "  "})
+    assert convert.generate_messages(body) == [("user", "hi")]

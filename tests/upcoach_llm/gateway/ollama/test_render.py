@@ -46,10 +46,14 @@ def test_every_line_and_the_whole_reply(kind: str) -> None:
     assert loaded["done_reason"] == "load" and text(loaded) == ""
 
 
-def test_a_cached_reply_has_no_engine_timings() -> None:
+def test_a_cached_reply_never_has_a_zero_duration_beside_a_count() -> None:
+    """Clients compute tokens per second as eval_count / eval_duration (Ollama's docs)."""
     usage = common_pb2.Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5)
-    body = render.Writer(render.CHAT, "m", time.perf_counter()).final("stop", usage, "ok")
-    assert (body["prompt_eval_duration"], body["eval_duration"]) == (0, 0)
+    body = render.Writer(render.CHAT, "m", time.perf_counter() - 0.01).final("stop", usage, "ok")
+    assert body["prompt_eval_duration"] == 1
+    assert body["eval_duration"] == body["total_duration"] >= 10_000_000
+    empty = render.Writer(render.CHAT, "m", time.perf_counter()).final("stop", common_pb2.Usage())
+    assert (empty["prompt_eval_duration"], empty["eval_duration"]) == (0, 0)
 
 
 def test_lines_are_one_json_object_each() -> None:
