@@ -213,3 +213,26 @@ async def test_embeddings_spend_their_tokens_on_every_path(gateway) -> None:
     assert legacy.status_code == 429 and set(legacy.json()) == {"error"}, "Ollama's shape"
     assert len(gw.double.calls.embed) == 5, "a refused call never reaches the service"
     assert await charged(gw) == 11
+
+
+async def test_a_chat_the_router_refuses_before_any_work_spends_nothing(gateway) -> None:
+    """Busy (429) and unknown models are refused before an engine runs: the reservation is
+    given back, whole or streamed, REST or grpc-web; a failure after the stream started keeps
+    what was relayed."""
+    gw: RunningGateway = await gateway({"RATE_LIMIT_TPM": "1000", "CACHE_MODE": "off"})
+    async with gw.client() as client:
+        busy = await client.post("/v1/chat/completions", json=rest_chat("BUSY"))
+        busy_stream = await client.post("/v1/chat/completions",
+                                        json=rest_chat("BUSY", stream=True))
+    assert (busy.status_code, busy_stream.status_code) == (429, 429)
+    rpc = router_connect.RouterServiceClient(gw.url)
+    with pytest.raises(ConnectError) as refused:
+        await rpc.chat(router_pb2.ChatRequest(messages=[common_pb2.ChatMessage(
+            role=common_pb2.ROLE_USER, content="BUSY")]))
+    assert refused.value.code == Code.RESOURCE_EXHAUSTED
+    assert await charged(gw) == 0
+    async with gw.client() as client:
+        cut = await client.post("/v1/chat/completions", json=rest_chat("FAIL_AFTER 2",
+                                                                       stream=True))
+    assert cut.status_code == 200 and "error" in cut.text
+    assert await charged(gw) > 0

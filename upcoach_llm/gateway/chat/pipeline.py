@@ -67,6 +67,19 @@ from upcoach_llm.gateway.store.link import RedisDown
 
 log = get_logger(__name__)
 _CACHEABLE_FINISH = frozenset({"stop", "length"})
+# Statuses with which the router refuses a chat before any engine evaluates it: the request's
+# token reservation is given back, so a client retrying after "every backend is busy" (429) or a
+# mistake of its own spends nothing for work never done.
+_REFUSED_BEFORE_WORK = frozenset({
+    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.UNIMPLEMENTED,
+    grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED})
+
+
+async def _refund_if_refused(spend: TokenSpend, failure: StreamFailed) -> None:
+    if failure.upstream is not None and failure.upstream.code() in _REFUSED_BEFORE_WORK:
+        await spend.settle(0, 0)
 
 
 @dataclass(frozen=True)
@@ -266,7 +279,9 @@ class ChatPipeline:
             reply = await deps.upstream.router.Chat(router_pb2.ChatRequest(**fields),
                                                     timeout=timeout)
         except grpc.aio.AioRpcError as exc:
-            raise StreamFailed(upstream=exc) from None
+            failure = StreamFailed(upstream=exc)
+            await _refund_if_refused(spend, failure)
+            raise failure from None
         await spend.finish(reply.usage if reply.HasField("usage") else None)
         model = reply.route.model
         state[MODEL_KEY] = model
@@ -295,7 +310,11 @@ class ChatPipeline:
         deps = self._deps
         relay = ChatRelay(deps, router_pb2.ChatStreamRequest(**fields), timeout=timeout,
                           started=started, model=turn.model)
-        first = await relay.first()
+        try:
+            first = await relay.first()
+        except StreamFailed as failure:
+            await _refund_if_refused(spend, failure)
+            raise
         caller.state[MODEL_KEY] = relay.model
         _safety_header(headers, first.safety_category)
         live = LiveStream(relay.model, headers, relay.messages(first), _spend=spend)

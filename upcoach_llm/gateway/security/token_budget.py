@@ -18,7 +18,9 @@ One request's spend (``TokenSpend``) goes through three steps:
 - ``settle``: the router's usage replaces everything charged so far (one write of the difference).
   A stream that ends without usage (cancelled by the client, failed, cut by the shutdown) keeps
   its prompt estimate and the estimate of the text relayed (``close``); a whole-reply call that
-  fails keeps its prompt estimate (the prompt may have been evaluated before the failure).
+  fails keeps its prompt estimate (the prompt may have been evaluated before the failure), unless
+  the router refused it before any engine ran (busy, an unknown model, an invalid field: the
+  pipeline settles it at 0).
 
 Estimates (``estimate_prompt``, ``estimate_text``): characters / 4 rounded up (BPE tokenizers
 average about four characters per English token) plus ``MESSAGE_OVERHEAD`` tokens per message for
