@@ -24,6 +24,7 @@ named (a fallback's reply does not belong to the scope of the model that failed)
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -90,16 +91,19 @@ class SemanticCache:
         text = self.policy.impersonal_text(turn.messages) if threshold is not None else None
         if threshold is None or text is None or turn.sampling.logprobs:
             return None
+        # One budget for both calls: the chat that follows gets what the lookup left.
         timeout = PROBE_TIMEOUT_S if deadline_s is None else min(PROBE_TIMEOUT_S, deadline_s)
+        ends = time.monotonic() + timeout
         try:
             route = await upstream.router.Route(router_pb2.RouteRequest(
                 model=turn.model, feature=turn.feature, coaching_context=turn.coaching_context,
                 messages=turn.messages), timeout=timeout)
-            if route.safety_category:
+            left = ends - time.monotonic()
+            if route.safety_category or left <= 0:
                 return None
             embedded = await upstream.embedding.Embed(embedding_pb2.EmbedRequest(
                 request_id=request_id, model=self.policy.embedding_model,
-                texts=[subject(text)]), timeout=timeout)
+                texts=[subject(text)]), timeout=left)
         except grpc.aio.AioRpcError:
             return None  # the router call that follows reports a real failure
         if embedded.model != self.policy.embedding_model or not embedded.embeddings:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ class Script:
     embedding_model: str = "all-minilm-l6-v2"
     vector: np.ndarray = field(default_factory=lambda: WATER)
     route_fails: bool = False
+    route_delay_s: float = 0.0
     routed: list[Any] = field(default_factory=list)
     embedded: list[Any] = field(default_factory=list)
     timeouts: list[float] = field(default_factory=list)
@@ -49,6 +51,7 @@ class Script:
     async def Route(self, request: router_pb2.RouteRequest, timeout: float):
         self.routed.append(request)
         self.timeouts.append(timeout)
+        await asyncio.sleep(self.route_delay_s)
         if self.route_fails:
             raise Failed()
         return router_pb2.RouteResponse(route=router_pb2.RouteDecision(model=self.model),
@@ -195,7 +198,22 @@ async def test_the_lookup_is_bounded_by_its_own_timeout_and_the_callers(
     await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r")
     await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r", deadline_s=0.5)
     await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r", deadline_s=30)
-    assert upstream.script.timeouts == [PROBE_TIMEOUT_S] * 2 + [0.5] * 2 + [PROBE_TIMEOUT_S] * 2
+    expected = [PROBE_TIMEOUT_S] * 2 + [0.5] * 2 + [PROBE_TIMEOUT_S] * 2
+    assert upstream.script.timeouts == pytest.approx(expected, abs=0.05)
+    seen = upstream.script.timeouts
+    assert all(embed <= route for route, embed in zip(seen[::2], seen[1::2], strict=True))
+
+
+async def test_the_embedding_gets_what_the_route_call_left(cache: SemanticCache) -> None:
+    """One budget for the whole lookup, so the chat after it keeps the rest of the deadline."""
+    upstream = Upstream(Script(route_delay_s=0.3))
+    await cache.probe(upstream, turn("Tip to drink water"), "key:a", "r", deadline_s=0.5)
+    route, embed = upstream.script.timeouts
+    assert route == 0.5 and embed <= 0.2 + 0.01
+    slow = Upstream(Script(route_delay_s=0.6))
+    assert await cache.probe(slow, turn("Tip to drink water"), "key:a", "r",
+                             deadline_s=0.5) is None
+    assert slow.script.embedded == []
 
 
 @pytest.mark.parametrize(("env", "on"), [
