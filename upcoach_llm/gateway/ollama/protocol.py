@@ -75,7 +75,10 @@ ModelName = Annotated[Name, AfterValidator(_untagged)]
 
 
 def _seed(seed: int | None) -> int | None:
+    """Ollama's seed: a negative one (its default, -1) means a random draw, as no seed does."""
     return None if seed is None or seed < 0 else seed
+
+
 _DURATION = re.compile(r"[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+")
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
