@@ -64,7 +64,9 @@ TEXT = ResponseFormat()
 class Sampling:
     """Sampling parameters with every default filled in. Frequency and presence penalties are
     OpenAI's, in [-2, 2] (0 is off); ``repeat_penalty`` is llama.cpp's, from the server's
-    configuration (1.0 is off); ``top_logprobs`` is only ever set with ``logprobs``."""
+    configuration (1.0 is off); ``top_logprobs`` is only ever set with ``logprobs``.
+    ``max_tokens_defaulted``: the caller set no max_tokens, so an engine that knows its context
+    shortens the server's default to the room the prompt leaves instead of refusing."""
 
     max_tokens: int
     temperature: float
@@ -77,6 +79,7 @@ class Sampling:
     logprobs: bool = False
     top_logprobs: int = 0
     repeat_penalty: float = 1.0
+    max_tokens_defaulted: bool = False
 
     @property
     def reproducible(self) -> bool:
@@ -127,7 +130,8 @@ def messages_from_proto(messages: Any) -> list[Message]:
             raise InvalidArgument(
                 f"unknown role {message.role}; use ROLE_SYSTEM, ROLE_USER or ROLE_ASSISTANT",
                 field=f"messages[{index}].role")
-        if not message.content.strip():
+        if not message.content.strip() and role != "assistant":
+            # An assistant's may be: a reply of no text goes back as history as it came.
             raise InvalidArgument("must not be empty", field=f"messages[{index}].content")
         total += len(message.content)
         result.append(Message(role=role, content=message.content))
@@ -180,7 +184,8 @@ def sampling_from_proto(params: common_pb2.SamplingParams,
                     presence_penalty=_penalty(params, "presence_penalty"),
                     response_format=_response_format(params.response_format),
                     logprobs=params.logprobs, top_logprobs=top_logprobs,
-                    repeat_penalty=defaults.repeat_penalty)
+                    repeat_penalty=defaults.repeat_penalty,
+                    max_tokens_defaulted=not params.HasField("max_tokens"))
 
 
 def _penalty(params: common_pb2.SamplingParams, name: str) -> float:

@@ -84,7 +84,7 @@ from upcoach_llm.engines.llama_loader import open_llama
 from upcoach_llm.engines.llama_prompt import (
     PooledLlamaStatus,
     chat_formatter,
-    check_fits,
+    fitted,
     prompt_tokens,
     tokenize,
 )
@@ -598,7 +598,7 @@ class BatchedLlamaEngine(PooledLlamaStatus, ChatEngine):
         started = time.perf_counter()
         assert self._formatter is not None and self._tokenizer is not None
         prompt = await prompt_tokens(self._formatter, self._tokenizer, messages)
-        self._check_fits(len(prompt), sampling.max_tokens)
+        sampling = self._fitted(len(prompt), sampling)
         grammar = await grammar_for(sampling.response_format)
 
         slot = await pool.acquire()
@@ -631,10 +631,11 @@ class BatchedLlamaEngine(PooledLlamaStatus, ChatEngine):
                 "completion_tokens": seq.generated,
                 "ms": round((time.perf_counter() - seq.started) * 1000, 1)}})
 
-    def _check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
+    def _fitted(self, prompt_tokens: int, sampling: Sampling) -> Sampling:
         """Each sequence may use ``n_ctx`` cells (LLAMA_N_CTX), whatever the others use."""
         assert self._scheduler is not None
-        check_fits(prompt_tokens, max_tokens, min(self.settings.n_ctx, self._scheduler.n_ctx_seq))
+        return fitted(prompt_tokens, sampling, min(self.settings.n_ctx,
+                                                   self._scheduler.n_ctx_seq))
 
     async def close(self) -> None:
         for seq in list(self._jobs):

@@ -48,7 +48,7 @@ from upcoach_llm.engines.llama_loader import open_llama
 from upcoach_llm.engines.llama_prompt import (
     PooledLlamaStatus,
     chat_formatter,
-    check_fits,
+    fitted,
     prompt_tokens,
     tokenize,
 )
@@ -146,7 +146,7 @@ class LlamaCppEngine(PooledLlamaStatus, ChatEngine):
         started = time.perf_counter()
         assert self._formatter is not None
         prompt = await prompt_tokens(self._formatter, pool.items[0].llama, messages)
-        check_fits(len(prompt), sampling.max_tokens, self._n_ctx)
+        sampling = fitted(len(prompt), sampling, self._n_ctx)
 
         slot = await pool.acquire()
         loop = asyncio.get_running_loop()

@@ -4,11 +4,12 @@ event loop for long prompts), the fit in the context window, and their pool's st
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import llama_cpp
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from upcoach_llm.common.chat import Message
+from upcoach_llm.common.chat import Message, Sampling
 from upcoach_llm.common.errors import ConfigError, OutOfRange
 from upcoach_llm.engines.base import EngineHealth
 from upcoach_llm.engines.context_pool import ContextPool
@@ -49,17 +50,24 @@ async def prompt_tokens(formatter: Jinja2ChatFormatter, tokenizer: llama_cpp.Lla
     return tokenize(formatter, tokenizer, messages)
 
 
-def check_fits(prompt_tokens: int, max_tokens: int, n_ctx: int) -> None:
-    """OutOfRange naming ``messages`` or ``sampling.max_tokens`` when they do not fit n_ctx."""
+def fitted(prompt_tokens: int, sampling: Sampling, n_ctx: int) -> Sampling:
+    """The sampling with which the prompt and the reply fit n_ctx: a default max_tokens
+    shortened to the room left (as OpenAI's and Ollama's servers do); OutOfRange naming
+    ``messages`` when the prompt leaves no room, or ``sampling.max_tokens`` when the caller's
+    own value does not fit."""
     if prompt_tokens >= n_ctx:
         raise OutOfRange(
             f"the prompt is {prompt_tokens} tokens after the chat template, "
             f"which does not fit the model's context of {n_ctx} tokens", field="messages")
-    if prompt_tokens + max_tokens > n_ctx:
-        raise OutOfRange(
-            f"{max_tokens} tokens do not fit after a prompt of "
-            f"{prompt_tokens} tokens in the model's context of {n_ctx}; "
-            f"at most {n_ctx - prompt_tokens}", field="sampling.max_tokens")
+    room = n_ctx - prompt_tokens
+    if sampling.max_tokens <= room:
+        return sampling
+    if sampling.max_tokens_defaulted:
+        return replace(sampling, max_tokens=room)
+    raise OutOfRange(
+        f"{sampling.max_tokens} tokens do not fit after a prompt of "
+        f"{prompt_tokens} tokens in the model's context of {n_ctx}; "
+        f"at most {room}", field="sampling.max_tokens")
 
 
 class PooledLlamaStatus:

@@ -31,9 +31,20 @@ def test_bad_messages_name_the_field(messages: list, field: str) -> None:
         messages_from_proto(messages)
 
 
+def test_an_assistant_message_may_be_blank() -> None:
+    messages = messages_from_proto([
+        common_pb2.ChatMessage(role=USER, content="Count to 3"),
+        common_pb2.ChatMessage(role=common_pb2.ROLE_ASSISTANT, content=""),
+        common_pb2.ChatMessage(role=USER, content="Again")])
+    assert messages[1].content == ""
+
+
 def test_sampling_defaults_and_reproducibility() -> None:
     sampling = sampling_from_proto(common_pb2.SamplingParams(), SamplingDefaults())
     assert (sampling.max_tokens, sampling.temperature, sampling.top_p) == (256, 0.7, 0.95)
+    assert sampling.max_tokens_defaulted
+    assert not sampling_from_proto(common_pb2.SamplingParams(max_tokens=256), SamplingDefaults()
+                                   ).max_tokens_defaulted
     assert not sampling.reproducible
     assert sampling_from_proto(common_pb2.SamplingParams(temperature=0), SamplingDefaults()
                                ).reproducible

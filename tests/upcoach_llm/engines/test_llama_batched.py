@@ -37,6 +37,10 @@ PROMPTS = [
 ]
 # The system prompt of PROMPTS[3] with another question: a prefix to share, not the whole prompt.
 SAME_SYSTEM = [Message("system", LONG_SYSTEM), Message("user", "How do I keep running in winter?")]
+# About 370 tokens of a sequence's N_CTX, and a reply that goes on repeating itself.
+NEARLY_FULL = [
+    *STORY, Message("assistant", "Once upon a time " + "there was a runner. " * 60),
+    Message("user", "Go on, make it longer.")]
 BAD = "this request carries a token the model does not have"
 # A sequence that shares its batches may part from its solo reply at a near tie (see the module
 # docstring of llama_batched: how llama.cpp cuts a batch into sub-batches changes the logits in
@@ -365,6 +369,14 @@ async def test_max_tokens_past_a_sequence_context_is_out_of_range(
     with pytest.raises(OutOfRange, match="^sampling.max_tokens:"):
         await collect(engine, STORY, greedy(N_CTX))
     assert engine.pool is not None and engine.pool.free == PARALLEL
+
+
+async def test_a_default_max_tokens_is_shortened_to_the_room_the_prompt_leaves(
+        engine: BatchedLlamaEngine) -> None:
+    defaulted = dataclasses.replace(greedy(N_CTX), max_tokens_defaulted=True)
+    _, finished = await collect(engine, NEARLY_FULL, defaulted)
+    assert finished.reason == "length" and finished.prompt_tokens + finished.completion_tokens \
+        == N_CTX, "a story that repeats itself goes on until the context is full"
 
 
 async def test_a_model_it_does_not_serve_is_not_found(engine: BatchedLlamaEngine) -> None:

@@ -4,6 +4,7 @@ between concurrent requests, and a worker that stops when its stream is closed."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -191,6 +192,17 @@ async def test_max_tokens_past_the_context_is_out_of_range(engine: LlamaCppEngin
     with pytest.raises(OutOfRange, match="^sampling.max_tokens:"):
         await collect(engine, STORY, greedy(N_CTX))
     assert engine.pool is not None and engine.pool.free == 1, "it failed before taking a context"
+
+
+async def test_a_default_max_tokens_is_shortened_to_the_room_the_prompt_leaves(
+        engine: LlamaCppEngine) -> None:
+    nearly_full = [
+        *STORY, Message("assistant", "Once upon a time " + "there was a runner. " * 60),
+        Message("user", "Go on, make it longer.")]
+    defaulted = dataclasses.replace(greedy(N_CTX), max_tokens_defaulted=True)
+    _, finished = await collect(engine, nearly_full, defaulted)
+    assert finished.reason == "length" and finished.prompt_tokens + finished.completion_tokens \
+        == N_CTX, "a story that repeats itself goes on until the context is full"
 
 
 async def test_a_model_it_does_not_serve_is_not_found(engine: LlamaCppEngine) -> None:
