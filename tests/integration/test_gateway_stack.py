@@ -182,6 +182,29 @@ def test_greedy_reply_is_cached_and_replayed(url: str) -> None:
     assert text == first.json()["choices"][0]["message"]["content"]
 
 
+def test_a_reply_of_no_text_goes_back_as_history(client: openai.OpenAI) -> None:
+    count = [{"role": "user", "content": "Count from 1 to 10 separated by commas"}]
+    empty = client.chat.completions.create(model="mistral", messages=count, max_tokens=8,
+                                           temperature=0, stop=["1"])
+    message = empty.choices[0].message
+    assert message.content == "", "the stop sequence comes first: the reply has no text"
+    history = [*count, message.model_dump(exclude_none=True),
+               {"role": "user", "content": "Name one habit."}]
+    reply = client.chat.completions.create(model="mistral", messages=history, max_tokens=4,
+                                           temperature=0)  # a 400 before: content was blank
+    assert reply.choices[0].finish_reason in ("stop", "length")
+
+
+def test_a_long_conversation_without_max_tokens_gets_the_room_left(url: str) -> None:
+    long = [{"role": "user", "content": "Say hello. " + "hello " * 1820}]
+    reply = httpx.post(f"{url}/v1/chat/completions", timeout=120,
+                       json={"messages": long, "temperature": 0})
+    assert reply.status_code == 200, reply.text
+    usage = reply.json()["usage"]
+    assert usage["prompt_tokens"] > 2048 - 256, "the default max_tokens would not fit"
+    assert usage["total_tokens"] <= 2048
+
+
 def test_disconnect_mid_stream_cancels_generation(stack, url: str) -> None:
     backends = stack.stub("router", router_pb2_grpc.RouterServiceStub).ListBackends
 

@@ -45,7 +45,7 @@ from upcoach_llm.gateway.http.text import (
 
 RoleName = Literal["system", "developer", "user", "assistant"]
 PartText = described(MAX_PROMPT_CHARS)
-Content = described(MAX_PROMPT_CHARS, blank=False)
+Content = described(MAX_PROMPT_CHARS)
 StopSequence = described(MAX_STOP_LENGTH, min_length=1)
 SchemaName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$",
                                   description="letters, digits, _ and -, at most 64")]
@@ -61,18 +61,26 @@ class TextPart(BaseModel):
     text: PartText
 
 
-Parts = Annotated[list[TextPart], Schema(
-    minItems=1, contains={"type": "object", "properties": {"text": {"pattern": NOT_BLANK}}})]
+Parts = Annotated[list[TextPart], Schema(minItems=1)]
+# Blank content is refused but for an assistant's: a reply of no text (a stop sequence that came
+# first) goes back as history as it came.
+_NOT_BLANK_CONTENT = {"anyOf": [
+    {"type": "string", "pattern": NOT_BLANK},
+    {"type": "array",
+     "contains": {"type": "object", "properties": {"text": {"pattern": NOT_BLANK}}}},
+]}
 
 
 class ChatMessageIn(BaseModel):
     """One message of the conversation; ``developer`` is treated as ``system``."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={
+        "if": {"properties": {"role": {"not": {"const": "assistant"}}}},
+        "then": {"properties": {"content": _NOT_BLANK_CONTENT}}})
 
     role: RoleName
     content: Content | Parts = Field(
-        description="the text, or text parts joined in order; not blank")
+        description="the text, or text parts joined in order; not blank but for an assistant's")
     name: Name | None = Field(default=None, description="not supported: null or absent")
 
     @field_validator("name")
@@ -85,11 +93,13 @@ class ChatMessageIn(BaseModel):
 
     @field_validator("content")
     @classmethod
-    def _content(cls, value: str | list[TextPart]) -> str | list[TextPart]:
+    def _content(cls, value: str | list[TextPart], info: ValidationInfo,
+                 ) -> str | list[TextPart]:
         if isinstance(value, list) and not value:
             raise refuse("must have at least one text part")
         joined = value if isinstance(value, str) else "".join(part.text for part in value)
-        reason = problem(joined, max_length=MAX_PROMPT_CHARS, blank=False)
+        reason = problem(joined, max_length=MAX_PROMPT_CHARS,
+                         blank=info.data.get("role") == "assistant")
         if reason:
             raise refuse(reason)
         return value

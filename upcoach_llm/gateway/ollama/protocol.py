@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from upcoach_llm.common.limits import (
     INT32_MAX,
@@ -54,11 +54,11 @@ from upcoach_llm.common.limits import (
 )
 from upcoach_llm.gateway.chat.protocol import schema_text
 from upcoach_llm.gateway.embeddings.protocol import as_texts, checked_texts, no_token_arrays
-from upcoach_llm.gateway.http.text import Name, Schema, described, refuse, text
+from upcoach_llm.gateway.http.text import NOT_BLANK, Name, Schema, described, refuse, text
 
 LATEST = ":latest"
 Prompt = text(MAX_PROMPT_CHARS)
-Content = text(MAX_PROMPT_CHARS, blank=False)
+Content = text(MAX_PROMPT_CHARS)
 StopSequence = text(MAX_STOP_LENGTH, min_length=1)
 InputText = described(MAX_TEXT_CHARS, blank=False)
 
@@ -229,10 +229,14 @@ class OllamaStreamed(BaseModel):
 class OllamaMessageIn(BaseModel):
     """One message of an Ollama chat."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "if": {"properties": {"role": {"not": {"const": "assistant"}}}},
+        "then": {"required": ["content"], "properties": {"content": {"pattern": NOT_BLANK}}}})
 
     role: Literal["system", "user", "assistant", "tool"]
-    content: Content
+    content: Content = Field(default="", validate_default=True, description=(
+        "not blank but for an assistant's, which may be empty or absent (Ollama's client leaves "
+        "an empty one out)"))
     thinking: str | None = Field(default=None, description="accepted, not sent to the model")
     images: list[Any] | None = Field(default=None, max_length=0, description="not supported")
     tool_calls: list[Any] | None = Field(default=None, max_length=0, description="not supported")
@@ -244,6 +248,13 @@ class OllamaMessageIn(BaseModel):
     def _role(cls, value: str) -> str:
         if value == "tool":
             raise refuse(UNSUPPORTED.format("tool calling"))
+        return value
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip() and info.data.get("role") != "assistant":
+            raise refuse("must not be blank")
         return value
 
     @field_validator("images", "tool_calls", mode="before")

@@ -43,6 +43,22 @@ async def test_chat_whole_and_streamed(gw: RunningGateway) -> None:
     assert parts[-1].done_reason == "stop" and parts[-1].eval_count == 3
 
 
+async def test_an_assistant_message_of_no_text_is_history_as_it_came(gw: RunningGateway) -> None:
+    history = [*HI, {"role": "assistant", "content": ""}, {"role": "user", "content": "again"}]
+    reply = await client(gw).chat(model="mistral", messages=history)
+    assert reply.message.content == "echo: again"
+    sent = gw.double.calls.chat[-1]
+    assert [(m.role, m.content) for m in sent.messages] == [
+        (2, "hello there"), (3, ""), (2, "again")]
+    # Ollama's server reads a message without content as empty.
+    del history[1]["content"]
+    async with gw.client(headers={"Authorization": f"Bearer {KEY}"}) as http:
+        reply = await http.post("/api/chat", json={"model": "mistral", "messages": history,
+                                                   "stream": False})
+    assert reply.status_code == 200, reply.text
+    assert [m.content for m in gw.double.calls.chat[-1].messages] == ["hello there", "", "again"]
+
+
 async def test_generate_is_a_chat_of_system_and_prompt(gw: RunningGateway) -> None:
     reply = await client(gw).generate(model="mistral", prompt="say hi", system="be brief",
                                       format="json", options={"stop": ["\n"]})
@@ -136,6 +152,8 @@ async def test_embed_and_both_shapes_of_api_embeddings(gw: RunningGateway) -> No
     ({"model": "mistral", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]},
      "messages[0].images"),
     ({"model": "mistral", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
+    ({"model": "mistral", "messages": [{"role": "user"}]}, "messages[0].content"),
+    ({"model": "mistral", "messages": [{"role": "user", "content": " "}]}, "messages[0].content"),
     ({"messages": HI}, "model"),
     ({"model": "mistral", "messages": HI, "stream": False, "options": {"num_predict": 5000}},
      "options.num_predict"),
