@@ -10,6 +10,7 @@ of Ollama's API (upcoach_llm/gateway/ollama/paths.py), where the same error is O
 
 from __future__ import annotations
 
+import email.message
 import math
 import re
 from collections.abc import Mapping
@@ -199,6 +200,16 @@ def bug_response(path: str, exc: Exception) -> Response:
 _FASTAPI_PARSE_ERROR = "There was an error parsing the body"
 
 
+def is_json_media_type(content_type: str) -> bool:
+    """Whether FastAPI reads a body of this Content-Type as JSON: application/json or
+    application/*+json, parameters aside (``application/jsonx`` is not)."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json"))
+
+
 def install_handlers(app: FastAPI) -> None:
     """Renders APIError, validation errors, HTTP errors and bugs in the one shape."""
 
@@ -210,7 +221,7 @@ def install_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         path = request.scope["path"]
         content_type = request.headers.get("content-type", "application/json")
-        if ("json" not in content_type and not speaks_ollama(path)  # Ollama's read any type
+        if (not is_json_media_type(content_type) and not speaks_ollama(path)  # any type there
                 and any(e.get("loc") == ("body",) for e in exc.errors())):
             return APIError(415, f"the body must be JSON, sent as Content-Type: application/json "
                                  f"(got {content_type})", code="unsupported_media_type",

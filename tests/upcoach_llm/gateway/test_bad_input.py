@@ -78,6 +78,7 @@ CASES = [
     ("/api/search", {"query": "x" * (MAX_QUERY_CHARS + 1)}, "query"),
     ("/api/search", {"query": "focus", "top_k": 2**40}, "top_k"),
     ("/api/search", {"query": "focus", "category": LONE}, "category"),
+    ("/api/search", {"query": "focus", "topk": 1}, "topk"),
     ("/api/search", {"query": "focus", "category": HUGE}, "category"),
     ("/api/inference/decide", {"prompt": "hi", "on_device_max_prompt_length": 2**40},
      "on_device_max_prompt_length"),
@@ -189,3 +190,27 @@ async def test_a_body_json_cannot_read_is_400(gateway, raw: bytes) -> None:
         if raw.startswith(b"["):  # json.loads' own limit: the same answer as malformed JSON
             assert error["code"] == "invalid_json", error
         await assert_connection_serves(client, reply)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "multipart/form-data; boundary=x",
+                                          "application/jsonx", "application/x-json",
+                                          "text/json"])
+@pytest.mark.parametrize("path", [CHAT, "/v1/embeddings"])
+async def test_a_body_not_sent_as_json_is_a_415_naming_its_type(gateway, path: str,
+                                                                content_type: str) -> None:
+    gw: RunningGateway = await gateway({"RATE_LIMIT_RPM": "0"})
+    async with keepalive_client(gw) as client:
+        refused = await client.post(path, content=json.dumps(HELLO).encode(),
+                                    headers={"Content-Type": content_type})
+        assert refused.status_code == 415, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "unsupported_media_type" and content_type in error["message"]
+        await assert_connection_serves(client, refused)
+
+
+async def test_a_json_subtype_is_read_as_json(gateway) -> None:
+    gw: RunningGateway = await gateway({"RATE_LIMIT_RPM": "0"})
+    async with gw.client() as client:
+        reply = await client.post(CHAT, content=json.dumps(HELLO).encode(),
+                                  headers={"Content-Type": "application/merge-patch+json"})
+    assert reply.status_code == 200, reply.text

@@ -241,14 +241,17 @@ class ChatPipeline:
             tracing.set_attributes(tracing.chat_request_attributes(
                 turn.model, turn.max_tokens, turn.temperature))
         cache_key = None
+        looked = False
         # The cache keeps text, not logprobs: a reply asked with logprobs is never cached.
         if not turn.sampling.logprobs and deps.cache.applies(temperature=turn.temperature,
                                                              seed=turn.seed):
             cache_key = deps.cache.key(turn.canonical, tenant=caller.tenant,
                                        feature=turn.feature, messages=turn.messages)
             if not caller.no_cache:
+                looked = True
                 hit = await self._lookup(cache_key)
                 if hit is not None:
+                    deps.metrics.answered(from_cache=True)
                     state[MODEL_KEY] = hit.model
                     headers["X-Cache"] = "HIT"
                     if tracing.ENABLED:
@@ -257,6 +260,7 @@ class ChatPipeline:
                     return _from_cache(hit, headers, stream=stream)
         probe = await self._semantic_probe(caller, turn)
         if probe is not None and probe.match is not None:
+            deps.metrics.answered(from_cache=True)
             state[MODEL_KEY] = probe.match.reply.model
             headers["X-Cache"] = "HIT"
             headers["X-Cache-Similarity"] = f"{probe.match.similarity:.4f}"
@@ -264,6 +268,8 @@ class ChatPipeline:
                 tracing.set_attributes({tracing.GEN_AI_RESPONSE_MODEL: probe.match.reply.model,
                                         "upcoach.cache": "semantic"})
             return _from_cache(probe.match.reply, headers, stream=stream)
+        if looked or probe is not None:
+            deps.metrics.answered(from_cache=False)
         pending = probe.pending if probe is not None else None
         spend = UNCOUNTED if not deps.tokens.enabled else await deps.tokens.reserve(
             caller.client, estimate_prompt(m.content for m in turn.messages))
@@ -360,10 +366,7 @@ class ChatPipeline:
             hit = await self._deps.cache.get(key)
         except RedisDown:
             return None
-        if hit is None:
-            self._deps.metrics.cache_miss()
-        else:
-            self._deps.metrics.cache_hit()
+        self._deps.metrics.exact_cache(hit is not None)
         return hit
 
     async def _store(self, key: str, reply: CachedReply) -> None:

@@ -98,7 +98,7 @@ class EmbeddingResponse(BaseModel):
 class SearchRequest(BaseModel):
     """POST /api/search: coaching content closest in meaning to the query."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"query": "morning routine", "top_k": 3, "category": "habits"}]})
 
     query: QueryText

@@ -99,13 +99,16 @@ class GatewayMetrics:
         self.errors_total += 1
         self._errors.inc()
 
-    def cache_hit(self) -> None:
-        self.cache_hits += 1
-        self._hit.inc()
+    def exact_cache(self, hit: bool) -> None:
+        (self._hit if hit else self._miss).inc()
 
-    def cache_miss(self) -> None:
-        self.cache_misses += 1
-        self._miss.inc()
+    def answered(self, from_cache: bool) -> None:
+        """A chat that looked in a cache (exact, semantic or both), for the guide's JSON: a hit
+        when either answered it, else a miss (the model ran)."""
+        if from_cache:
+            self.cache_hits += 1
+        else:
+            self.cache_misses += 1
 
     def semantic_cache(self, hit: bool) -> None:
         self._semantic.labels("hit" if hit else "miss").inc()

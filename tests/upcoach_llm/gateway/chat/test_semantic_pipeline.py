@@ -24,6 +24,7 @@ async def test_a_paraphrase_is_answered_whole_and_streamed(gateway) -> None:
         streamed = await client.post("/v1/chat/completions",
                                      json=ask("How can I drink more water?", stream=True))
         metrics = (await client.get("/metrics")).text
+        summary = (await client.get("/api/metrics")).json()
     assert first.headers["x-cache"] == "MISS" and "x-cache-similarity" not in first.headers
     assert whole.headers["x-cache"] == "HIT"
     assert whole.headers["x-cache-similarity"] == "1.0000"
@@ -37,6 +38,9 @@ async def test_a_paraphrase_is_answered_whole_and_streamed(gateway) -> None:
     assert [r.texts for r in gw.double.calls.embed] == [["drink more water"]] * 3
     assert 'gateway_semantic_cache_requests_total{result="hit"} 2.0' in metrics
     assert 'gateway_semantic_cache_requests_total{result="miss"} 1.0' in metrics
+    # The guide's summary counts chats answered from either cache (temperature 0.7: no exact
+    # lookup was made).
+    assert (summary["cache_hits"], summary["cache_misses"]) == (2, 1)
 
 
 async def test_an_opposite_at_the_same_vector_goes_to_the_model(gateway) -> None:
