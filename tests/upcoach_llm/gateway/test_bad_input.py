@@ -214,3 +214,14 @@ async def test_a_json_subtype_is_read_as_json(gateway) -> None:
         reply = await client.post(CHAT, content=json.dumps(HELLO).encode(),
                                   headers={"Content-Type": "application/merge-patch+json"})
     assert reply.status_code == 200, reply.text
+
+
+@pytest.mark.parametrize("field", ["temperature", "top_p", "frequency_penalty",
+                                   "presence_penalty"])
+async def test_nan_is_refused_as_not_a_finite_number(gateway, field: str) -> None:
+    gw: RunningGateway = await gateway({"RATE_LIMIT_RPM": "0"})
+    raw = json.dumps({**HELLO, field: float("nan")}).encode()  # Python's json writes NaN
+    async with gw.client() as client:
+        reply = await client.post(CHAT, content=raw, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["message"] == f"{field}: Input should be a finite number"

@@ -134,6 +134,10 @@ def test_the_prompt_length_limit_can_be_set_per_request(http) -> None:
     ({"mode": "auto", "prompt": "hi", "on_device_max_prompt_length": 0},
      "on_device_max_prompt_length"),
     ({"mode": "auto", "prompt": "hi", "connected": True}, "connected"),
+    ({"mode": "auto", "prompt": "hi", "server_available": "no"}, "server_available"),
+    ({"mode": "auto", "prompt": "hi", "on_device_available": 0}, "on_device_available"),
+    ({"mode": "auto", "prompt": "hi", "on_device_max_prompt_length": "5"},
+     "on_device_max_prompt_length"),
 ])
 def test_a_bad_decision_request_is_400_naming_the_field(http, body, param) -> None:
     reply = http.post("/api/inference/decide", json=body)

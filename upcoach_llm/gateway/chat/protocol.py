@@ -231,11 +231,13 @@ class ChatCompletionRequest(BaseModel):
         description="the service's own limit (GENERATION_MAX_TOKENS_LIMIT) may be lower")
     max_completion_tokens: int | None = Field(
         default=None, ge=1, le=INT32_MAX, description="takes precedence over max_tokens")
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1,
+    temperature: float | None = Field(default=None, allow_inf_nan=False, ge=0, le=2)
+    top_p: float | None = Field(default=None, allow_inf_nan=False, ge=0, le=1,
                                 description="0: only the likeliest token")
-    frequency_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)
-    presence_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)
+    frequency_penalty: float | None = Field(default=None, allow_inf_nan=False,
+                                            ge=-MAX_PENALTY, le=MAX_PENALTY)
+    presence_penalty: float | None = Field(default=None, allow_inf_nan=False,
+                                           ge=-MAX_PENALTY, le=MAX_PENALTY)
     stop: StopSequence | Annotated[
         list[StopSequence], Schema(maxItems=MAX_STOP_SEQUENCES)] | None = None
     seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)

@@ -126,14 +126,16 @@ class OllamaOptions(BaseModel):
 
     num_predict: int | None = Field(default=None, ge=-2, le=INT32_MAX,
                                     description="max tokens; -1 or -2: the service's default")
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
+    temperature: float | None = Field(default=None, allow_inf_nan=False, ge=0, le=2)
+    top_p: float | None = Field(default=None, allow_inf_nan=False, gt=0, le=1)
     seed: Annotated[int | None, AfterValidator(_seed)] = Field(
         default=None, ge=INT64_MIN, le=INT64_MAX,
         description="a fixed seed; a negative one (Ollama's default, -1) draws at random")
     stop: Annotated[list[StopSequence], Schema(maxItems=MAX_STOP_SEQUENCES)] | None = None
-    frequency_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)
-    presence_penalty: float | None = Field(default=None, ge=-MAX_PENALTY, le=MAX_PENALTY)
+    frequency_penalty: float | None = Field(default=None, allow_inf_nan=False,
+                                            ge=-MAX_PENALTY, le=MAX_PENALTY)
+    presence_penalty: float | None = Field(default=None, allow_inf_nan=False,
+                                           ge=-MAX_PENALTY, le=MAX_PENALTY)
 
     num_ctx: int | None = None
     num_batch: int | None = None

@@ -64,7 +64,7 @@ class DecideRequest(BaseModel):
     """What the app knows: its mode, the prompt or the conversation, its connectivity and its
     on-device model. ``Accept-Language`` picks the language of ``crisis_response``."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"oneOf": [
         {"required": ["prompt"]}, {"required": ["messages"]}], "examples": [
         {"mode": "auto", "prompt": "Quick tip for focus?", "on_device_available": True},
         {"mode": "auto", "on_device_available": True, "messages": [
