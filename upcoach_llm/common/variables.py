@@ -169,8 +169,9 @@ DECLARED: list[Variable] = [
              "llama.cpp's AMX/repack buffers (crash on VMs that hide AMX)", ENGINE),
     Variable("GENERATION_MAX_TOKENS_LIMIT", "int", 4096, "largest max_tokens a request may ask",
              SAMPLING, unit="tokens", minimum=1),
-    Variable("GENERATION_DEFAULT_MAX_TOKENS", "int", 256, "max_tokens when a request has none",
-             SAMPLING, unit="tokens", minimum=1),
+    Variable("GENERATION_DEFAULT_MAX_TOKENS", "int", 256,
+             "max_tokens when a request has none (the embedded engine shortens it to the room "
+             "the prompt leaves in its context)", SAMPLING, unit="tokens", minimum=1),
     Variable("GENERATION_DEFAULT_TEMPERATURE", "float", 0.7,
              "temperature when a request has none", SAMPLING, minimum=0.0, maximum=2.0),
     Variable("GENERATION_DEFAULT_TOP_P", "float", 0.95, "top_p when a request has none, in (0, 1]",
