@@ -87,6 +87,20 @@ async def test_upstream_unavailable_is_503(gateway, stream: bool) -> None:
     assert reply.json()["error"]["type"] == "service_unavailable_error"
 
 
+@pytest.mark.parametrize("empty", ["", [{"type": "text", "text": ""}]])
+async def test_an_assistant_message_may_be_empty_but_no_other(gateway, empty: object) -> None:
+    gw: RunningGateway = await gateway()
+    history = [{"role": "user", "content": "Count to 3"}, {"role": "assistant", "content": empty},
+               {"role": "user", "content": "Again"}]
+    async with gw.client() as client:
+        taken = await client.post("/v1/chat/completions", json={"messages": history})
+        history[0]["content"] = empty
+        refused = await client.post("/v1/chat/completions", json={"messages": history})
+    assert taken.status_code == 200, taken.text
+    assert [m.content for m in gw.double.calls.chat[-1].messages] == ["Count to 3", "", "Again"]
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "messages[0].content"
+
+
 async def test_router_validation_error_keeps_its_field(gateway) -> None:
     gw: RunningGateway = await gateway()
     async with gw.client() as client:

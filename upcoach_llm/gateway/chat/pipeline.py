@@ -248,8 +248,7 @@ class ChatPipeline:
             cache_key = deps.cache.key(turn.canonical, tenant=caller.tenant,
                                        feature=turn.feature, messages=turn.messages)
             if not caller.no_cache:
-                looked = True
-                hit = await self._lookup(cache_key)
+                looked, hit = await self._lookup(cache_key)
                 if hit is not None:
                     deps.metrics.answered(from_cache=True)
                     state[MODEL_KEY] = hit.model
@@ -361,13 +360,14 @@ class ChatPipeline:
                 live.model, live.text, FINISH_REASON_NAMES.get(last.finish_reason, ""),
                 last.usage.prompt_tokens, last.usage.completion_tokens))
 
-    async def _lookup(self, key: str) -> CachedReply | None:
+    async def _lookup(self, key: str) -> tuple[bool, CachedReply | None]:
+        """Whether the exact cache could be read, and its reply if it has one."""
         try:
             hit = await self._deps.cache.get(key)
         except RedisDown:
-            return None
+            return False, None
         self._deps.metrics.exact_cache(hit is not None)
-        return hit
+        return True, hit
 
     async def _store(self, key: str, reply: CachedReply) -> None:
         with contextlib.suppress(RedisDown):

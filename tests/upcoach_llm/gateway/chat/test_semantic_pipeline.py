@@ -72,5 +72,10 @@ async def test_redis_down_is_a_miss(gateway) -> None:
     async with gw.client() as client:
         replies = [await client.post("/v1/chat/completions", json=ask("Tip: drink more water"))
                    for _ in range(2)]
-    assert [r.status_code for r in replies] == [200, 200]
+        greedy = await client.post("/v1/chat/completions",
+                                   json=ask("Tip: drink more water", temperature=0))
+        summary = (await client.get("/api/metrics")).json()
+    assert [r.status_code for r in replies] == [200, 200] and greedy.status_code == 200
     assert [r.headers["x-cache"] for r in replies] == ["MISS", "MISS"]
+    # Neither cache could be read: no lookup, neither a hit nor a miss.
+    assert (summary["cache_hits"], summary["cache_misses"]) == (0, 0)
