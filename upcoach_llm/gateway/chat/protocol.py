@@ -34,6 +34,7 @@ from upcoach_llm.common.limits import (
     MAX_TOP_LOGPROBS,
 )
 from upcoach_llm.gateway.http.text import (
+    BLANK_CONTENT_ROLE,
     NOT_BLANK,
     Name,
     Schema,
@@ -41,6 +42,7 @@ from upcoach_llm.gateway.http.text import (
     problem,
     refuse,
     text,
+    unless_blank_role,
 )
 
 RoleName = Literal["system", "developer", "user", "assistant"]
@@ -62,8 +64,6 @@ class TextPart(BaseModel):
 
 
 Parts = Annotated[list[TextPart], Schema(minItems=1)]
-# Blank content is refused but for an assistant's: a reply of no text (a stop sequence that came
-# first) goes back as history as it came.
 _NOT_BLANK_CONTENT = {"anyOf": [
     {"type": "string", "pattern": NOT_BLANK},
     {"type": "array",
@@ -74,9 +74,8 @@ _NOT_BLANK_CONTENT = {"anyOf": [
 class ChatMessageIn(BaseModel):
     """One message of the conversation; ``developer`` is treated as ``system``."""
 
-    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra={
-        "if": {"properties": {"role": {"not": {"const": "assistant"}}}},
-        "then": {"properties": {"content": _NOT_BLANK_CONTENT}}})
+    model_config = ConfigDict(extra="ignore", strict=True, json_schema_extra=unless_blank_role(
+        {"properties": {"content": _NOT_BLANK_CONTENT}}))
 
     role: RoleName
     content: Content | Parts = Field(
@@ -99,7 +98,7 @@ class ChatMessageIn(BaseModel):
             raise refuse("must have at least one text part")
         joined = value if isinstance(value, str) else "".join(part.text for part in value)
         reason = problem(joined, max_length=MAX_PROMPT_CHARS,
-                         blank=info.data.get("role") == "assistant")
+                         blank=info.data.get("role") == BLANK_CONTENT_ROLE)
         if reason:
             raise refuse(reason)
         return value

@@ -19,6 +19,14 @@ from pydantic_core import CoreSchema, PydanticCustomError
 from upcoach_llm.common.limits import MAX_NAME_CHARS
 
 NOT_BLANK = r"[^\t-\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# The one role whose message content may be blank: a reply of no text (a stop sequence that came
+# first) goes back as history as it came.
+BLANK_CONTENT_ROLE = "assistant"
+
+
+def unless_blank_role(then: dict[str, Any]) -> dict[str, Any]:
+    """JSON Schema keywords of a message: ``then`` holds unless its role is BLANK_CONTENT_ROLE."""
+    return {"if": {"properties": {"role": {"not": {"const": BLANK_CONTENT_ROLE}}}}, "then": then}
 
 
 class Schema:

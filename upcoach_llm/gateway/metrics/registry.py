@@ -103,8 +103,8 @@ class GatewayMetrics:
         (self._hit if hit else self._miss).inc()
 
     def answered(self, from_cache: bool) -> None:
-        """A chat that looked in a cache (exact, semantic or both), for the guide's JSON: a hit
-        when either answered it, else a miss (the model ran)."""
+        """A chat that read a cache (exact, semantic or both), for the guide's JSON: a hit when
+        either answered it, else a miss."""
         if from_cache:
             self.cache_hits += 1
         else:

@@ -54,7 +54,16 @@ from upcoach_llm.common.limits import (
 )
 from upcoach_llm.gateway.chat.protocol import schema_text
 from upcoach_llm.gateway.embeddings.protocol import as_texts, checked_texts, no_token_arrays
-from upcoach_llm.gateway.http.text import NOT_BLANK, Name, Schema, described, refuse, text
+from upcoach_llm.gateway.http.text import (
+    BLANK_CONTENT_ROLE,
+    NOT_BLANK,
+    Name,
+    Schema,
+    described,
+    refuse,
+    text,
+    unless_blank_role,
+)
 
 LATEST = ":latest"
 Prompt = text(MAX_PROMPT_CHARS)
@@ -231,14 +240,13 @@ class OllamaStreamed(BaseModel):
 class OllamaMessageIn(BaseModel):
     """One message of an Ollama chat."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
-        "if": {"properties": {"role": {"not": {"const": "assistant"}}}},
-        "then": {"required": ["content"], "properties": {"content": {"pattern": NOT_BLANK}}}})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=unless_blank_role(
+        {"required": ["content"], "properties": {"content": {"pattern": NOT_BLANK}}}))
 
     role: Literal["system", "user", "assistant", "tool"]
     content: Content = Field(default="", validate_default=True, description=(
-        "not blank but for an assistant's, which may be empty or absent (Ollama's client leaves "
-        "an empty one out)"))
+        "not blank but for an assistant's, which may be empty or absent (absent reads as empty, "
+        "as Ollama's server reads it)"))
     thinking: str | None = Field(default=None, description="accepted, not sent to the model")
     images: list[Any] | None = Field(default=None, max_length=0, description="not supported")
     tool_calls: list[Any] | None = Field(default=None, max_length=0, description="not supported")
@@ -255,7 +263,7 @@ class OllamaMessageIn(BaseModel):
     @field_validator("content")
     @classmethod
     def _content(cls, value: str, info: ValidationInfo) -> str:
-        if not value.strip() and info.data.get("role") != "assistant":
+        if not value.strip() and info.data.get("role") != BLANK_CONTENT_ROLE:
             raise refuse("must not be blank")
         return value
 
